@@ -1,0 +1,18 @@
+-- An agent accepts its offer: the conversation becomes assigned to it (capacity stays held).
+-- ARGV: prefix, offer_id, agent_id, now_ms
+-- Returns {'ok', conversation_id, channel, customer_id} or {reason}.
+local p, offer, agent, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ok = p .. ':offer:' .. offer
+local o = redis.call('HMGET', ok, 'conversation_id', 'agent_id', 'channel', 'expires_at', 'customer_id')
+if not o[1] then return {'offer_not_found'} end
+if o[2] ~= agent then return {'offer_not_yours'} end
+if tonumber(o[4]) < now then return {'offer_expired'} end
+local ck = p .. ':conv:' .. o[1]
+redis.call('DEL', ok)
+redis.call('ZREM', p .. ':offers:expiry', offer)
+redis.call('SREM', p .. ':agent:' .. agent .. ':offers', offer)
+redis.call('HSET', ck, 'state', 'assigned', 'agent_id', agent, 'last_agent', agent,
+  'assigned_at', now, 'assigned_channel', o[3])
+redis.call('HDEL', ck, 'offer_id', 'offer_agent', 'queue', 'enqueued_at')
+redis.call('SADD', p .. ':agent:' .. agent .. ':convs', o[1])
+return {'ok', o[1], o[3], o[5] or ''}

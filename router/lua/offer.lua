@@ -1,0 +1,41 @@
+-- Reserve one unit of an agent's capacity on a channel and offer it a conversation.
+-- The single place where a conversation can become "offered": it checks, in one atomic step,
+-- that the conversation is still unplaced, that the agent is available, has room on that
+-- channel and has not recently declined it. So no conversation is ever offered to two agents
+-- and no agent ever holds more than its capacity, however many workers race.
+-- ARGV: prefix, conversation_id, agent_id, channel, offer_id, expires_at_ms, now_ms, customer_id,
+--       job_json (what routing knows of the conversation, kept for re-routing), queue,
+--       head_start_ms (so a released offer goes back to its queue at the right place)
+-- Returns {'ok'} or {reason, detail}.
+local p, conv, agent, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local offer, expires, now, cust = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local job, queue, head = ARGV[9], ARGV[10], ARGV[11]
+local ck = p .. ':conv:' .. conv
+local ak = p .. ':agent:' .. agent
+
+local state = redis.call('HGET', ck, 'state')
+if state ~= 'open' and state ~= 'waiting' then return {'conversation_not_routable', state or 'missing'} end
+if redis.call('HGET', ak, 'status') ~= 'available' then return {'agent_unavailable', agent} end
+local cap = tonumber(redis.call('HGET', ak .. ':cap', channel) or '0')
+local load = tonumber(redis.call('HGET', ak .. ':load', channel) or '0')
+if load >= cap then return {'agent_full', agent} end
+-- An agent on a call takes no new chat when configured so (phone excludes chat).
+if channel ~= 'phone' and redis.call('HGET', ak, 'phone_excludes_chat') == '1'
+   and tonumber(redis.call('HGET', ak .. ':load', 'phone') or '0') > 0 then
+  return {'agent_on_call', agent}
+end
+local until_ms = redis.call('ZSCORE', ck .. ':declined', agent)
+if until_ms and tonumber(until_ms) > now then return {'agent_declined', agent} end
+
+redis.call('HINCRBY', ak .. ':load', channel, 1)
+local q = redis.call('HGET', ck, 'queue')
+if q then redis.call('ZREM', p .. ':queue:' .. q, conv) end
+if not redis.call('HGET', ck, 'enqueued_at') then redis.call('HSET', ck, 'enqueued_at', now) end
+redis.call('HSET', ck, 'state', 'offered', 'offer_id', offer, 'offer_agent', agent, 'job', job,
+  'queue', queue, 'head_start', head)
+redis.call('HSET', p .. ':offer:' .. offer, 'conversation_id', conv, 'agent_id', agent,
+  'channel', channel, 'expires_at', expires, 'created_at', now, 'customer_id', cust)
+redis.call('ZADD', p .. ':offers:expiry', expires, offer)
+redis.call('SADD', ak .. ':offers', offer)
+redis.call('HSET', ak, 'last_offer_at', now)
+return {'ok', offer}

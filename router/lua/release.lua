@@ -1,0 +1,38 @@
+-- Take an offer back (rejected, expired, or its agent went offline) and free its capacity.
+-- Only one caller can win for a given offer: the hash is deleted in the same step. The
+-- conversation goes straight back to its queue at its old place, so it is never left
+-- unplaced even if the caller dies before it routes again.
+-- ARGV: prefix, offer_id, required_agent ('' for any), only_if_expired ('1'|'0'), now_ms,
+--       decline_ms (how long this agent is not offered the conversation again; 0 for none)
+-- Returns {'ok', conversation_id, agent_id, channel, customer_id} or {reason}.
+local p, offer, need, only_expired = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, decline = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ok = p .. ':offer:' .. offer
+local o = redis.call('HMGET', ok, 'conversation_id', 'agent_id', 'channel', 'expires_at', 'customer_id')
+if not o[1] then
+  redis.call('ZREM', p .. ':offers:expiry', offer)
+  return {'offer_not_found'}
+end
+if need ~= '' and o[2] ~= need then return {'offer_not_yours'} end
+if only_expired == '1' and tonumber(o[4]) > now then return {'offer_not_expired'} end
+local ak = p .. ':agent:' .. o[2]
+redis.call('DEL', ok)
+redis.call('ZREM', p .. ':offers:expiry', offer)
+redis.call('SREM', ak .. ':offers', offer)
+if tonumber(redis.call('HINCRBY', ak .. ':load', o[3], -1)) < 0 then
+  redis.call('HSET', ak .. ':load', o[3], 0)
+end
+local ck = p .. ':conv:' .. o[1]
+local c = redis.call('HMGET', ck, 'offer_id', 'queue', 'enqueued_at', 'head_start')
+if c[1] == offer then
+  local q = c[2] or 'unclear'
+  redis.call('ZADD', p .. ':queue:' .. q, tonumber(c[3] or now) - tonumber(c[4] or '0'), o[1])
+  redis.call('SADD', p .. ':queues', q)
+  redis.call('HSET', ck, 'state', 'waiting', 'queue', q)
+  redis.call('HDEL', ck, 'offer_id', 'offer_agent')
+end
+if decline > 0 then
+  redis.call('ZADD', ck .. ':declined', now + decline, o[2])
+  redis.call('EXPIRE', ck .. ':declined', math.ceil(decline / 1000) + 60)
+end
+return {'ok', o[1], o[2], o[3], o[5] or ''}

@@ -1,0 +1,118 @@
+"""Every Redis key of omnirouter, in one place, with the structure behind it.
+
+All keys start with ``or:v1:``; a change of layout bumps the version segment so old and new
+code never read each other's data by mistake. Lua scripts build the same names from the
+prefix they are passed (see session/lua and router/lua), so this single-node layout is the
+contract; for Redis Cluster the conversation and agent keys would need hash tags.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "or:v1"
+
+
+def dedupe(channel: str, channel_message_id: str) -> str:
+    """STRING event_id (or ``pending:<event_id>`` while the broker has not acknowledged)."""
+    return f"{PREFIX}:dedupe:{channel}:{channel_message_id}"
+
+
+def identity(kind: str, value: str) -> str:
+    """STRING customer id that a verified contact (phone, email, app user, visitor) links to."""
+    return f"{PREFIX}:ident:{kind}:{value}"
+
+
+def customer(customer_id: str) -> str:
+    """HASH directory record: name, segment, risk_tolerance, advisor, verified (JSON)."""
+    return f"{PREFIX}:customer:{customer_id}"
+
+
+def customer_current(customer_id: str) -> str:
+    """STRING id of the customer's current (open, or resolved and reopenable) conversation."""
+    return f"{PREFIX}:cust:{customer_id}:open"
+
+
+def customer_conversations(customer_id: str) -> str:
+    """ZSET conversation ids scored by creation time (ms)."""
+    return f"{PREFIX}:cust:{customer_id}:convs"
+
+
+def conversation(conversation_id: str) -> str:
+    """HASH id, customer_id, state, channel, category, priority, queue, agent_id, offer_id, …"""
+    return f"{PREFIX}:conv:{conversation_id}"
+
+
+def timeline(conversation_id: str) -> str:
+    """LIST of JSON entries: customer, bot and agent messages, channel switches, notes."""
+    return f"{PREFIX}:conv:{conversation_id}:timeline"
+
+
+def seen(conversation_id: str) -> str:
+    """SET of event ids already applied to the conversation (idempotent redelivery)."""
+    return f"{PREFIX}:conv:{conversation_id}:seen"
+
+
+def declined(conversation_id: str) -> str:
+    """ZSET agent id -> ms until which that agent is not offered this conversation again."""
+    return f"{PREFIX}:conv:{conversation_id}:declined"
+
+
+def agents() -> str:
+    """SET of every registered agent id."""
+    return f"{PREFIX}:agents"
+
+
+def agents_available() -> str:
+    """SET of agent ids whose status is available."""
+    return f"{PREFIX}:agents:available"
+
+
+def agent(agent_id: str) -> str:
+    """HASH profile: name, skills (JSON), languages (JSON), advisor_for (JSON), status, …"""
+    return f"{PREFIX}:agent:{agent_id}"
+
+
+def agent_capacity(agent_id: str) -> str:
+    """HASH channel -> how many conversations of that channel the agent may hold."""
+    return f"{PREFIX}:agent:{agent_id}:cap"
+
+
+def agent_load(agent_id: str) -> str:
+    """HASH channel -> conversations held (offered or assigned) on that channel."""
+    return f"{PREFIX}:agent:{agent_id}:load"
+
+
+def agent_offers(agent_id: str) -> str:
+    """SET of the agent's pending offer ids."""
+    return f"{PREFIX}:agent:{agent_id}:offers"
+
+
+def agent_conversations(agent_id: str) -> str:
+    """SET of conversation ids assigned to the agent."""
+    return f"{PREFIX}:agent:{agent_id}:convs"
+
+
+def offer(offer_id: str) -> str:
+    """HASH conversation_id, agent_id, channel, expires_at, created_at, customer_id."""
+    return f"{PREFIX}:offer:{offer_id}"
+
+
+def offers_by_expiry() -> str:
+    """ZSET offer id -> expiry time (ms), scanned by the workers' expiry timer."""
+    return f"{PREFIX}:offers:expiry"
+
+
+def queue(name: str) -> str:
+    """ZSET conversation id -> score (enqueue ms minus priority head start): lowest first."""
+    return f"{PREFIX}:queue:{name}"
+
+
+def queues() -> str:
+    """SET of queue names that have ever held a conversation."""
+    return f"{PREFIX}:queues"
+
+
+def worker_ready(worker_id: str) -> str:
+    """STRING set with a TTL while a worker holds partitions (readiness for tests and ops)."""
+    return f"{PREFIX}:worker:{worker_id}:ready"

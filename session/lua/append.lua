@@ -1,0 +1,11 @@
+-- Append an entry (agent reply, bot answer, system note) to a conversation's timeline once.
+-- ARGV: prefix, conversation_id, event_id, entry_json, history_cap, now_ms
+-- Returns 1 when appended, 0 when the event was already applied, -1 when no such conversation.
+local p, conv, eid, entry, cap, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local ck = p .. ':conv:' .. conv
+if redis.call('EXISTS', ck) == 0 then return -1 end
+if redis.call('SADD', ck .. ':seen', eid) == 0 then return 0 end
+redis.call('RPUSH', ck .. ':timeline', entry)
+redis.call('LTRIM', ck .. ':timeline', -cap, -1)
+redis.call('HSET', ck, 'updated_at', now)
+return 1

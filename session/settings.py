@@ -1,0 +1,33 @@
+"""Session-store configuration from environment variables with documented defaults.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| OMNIROUTER_REOPEN_WINDOW_H | 24 | a message within this many hours of resolve reopens the conversation |
+| OMNIROUTER_HISTORY_CAP | 1000 | timeline entries kept per conversation (oldest dropped) |
+| OMNIROUTER_CONVERSATION_TTL_D | 90 | days a conversation is kept after its last activity |
+| OMNIROUTER_DEDUPE_TTL_H | 168 | hours a (channel, channel_message_id) is remembered for retries |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _num(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    reopen_window_ms: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000))
+    history_cap: int = field(default_factory=lambda: int(_num("OMNIROUTER_HISTORY_CAP", 1000)))
+    conversation_ttl_s: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400))
+    dedupe_ttl_s: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600))

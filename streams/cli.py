@@ -1,0 +1,60 @@
+"""The `omnirouter` command: dev, worker, gateway, train, eval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _worker(_: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker()
+
+
+def _gateway(_: argparse.Namespace) -> int:
+    from channels.serve import run_gateway
+
+    return run_gateway()
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from streams.dev import run_dev
+
+    return run_dev(workers=args.workers)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from streams.nlu.cli import train_main
+
+    return train_main(args.rest)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from streams.nlu.cli import eval_main
+
+    return eval_main(args.rest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="omnirouter", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="broker, Redis, gateway and workers on this machine")
+    dev.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    dev.set_defaults(func=_dev)
+    sub.add_parser("worker", help="one stream worker against KAFKA_BOOTSTRAP and REDIS_URL"
+                   ).set_defaults(func=_worker)
+    sub.add_parser("gateway", help="the HTTP gateway against KAFKA_BOOTSTRAP and REDIS_URL"
+                   ).set_defaults(func=_gateway)
+    for name, func, help_ in (("train", _train, "train the message-understanding model"),
+                              ("eval", _eval, "evaluate it on a JSONL file")):
+        p = sub.add_parser(name, help=help_, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

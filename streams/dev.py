@@ -1,0 +1,168 @@
+"""`omnirouter dev`: the whole system on this machine, from one command.
+
+Starts the embedded broker and Redis (or uses KAFKA_BOOTSTRAP / REDIS_URL), the gateway and
+the workers as child processes, loads the sample agents and customers, prints where things
+are, and on Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from channels.settings import GatewaySettings
+from session import keys
+from streams import embedded
+from streams.settings import Settings
+
+
+class Children:
+    """The gateway and worker processes, stopped together."""
+
+    def __init__(self, env: dict[str, str], logdir: Path):
+        self.env = env
+        self.logdir = logdir
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], env=env,
+                                stdin=subprocess.DEVNULL, preexec_fn=embedded._die_with_parent)
+        self.procs.append((name, proc))
+
+    def check(self) -> None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with code {proc.returncode}")
+
+    def stop(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def http(method: str, url: str, body: Any | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_ready(base: str, redis_url: str, workers: int, children: Children,
+               timeout: float = 60) -> None:
+    r = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    gateway_ok = False
+    while time.monotonic() < deadline:
+        children.check()
+        if not gateway_ok:
+            try:
+                gateway_ok = http("GET", f"{base}/readyz")[0] == 200
+            except OSError:
+                pass
+        ready_workers = len(list(r.scan_iter(f"{keys.PREFIX}:worker:*:ready")))
+        if gateway_ok and ready_workers >= min(workers, 1):
+            return
+        time.sleep(0.2)
+    raise SystemExit("the system did not become ready within "
+                     f"{timeout:.0f}s; see the logs above")
+
+
+def load_sample_data(base: str) -> tuple[int, int]:
+    agents = json.loads(resources.files("streams").joinpath("dev_data/agents.json").read_text())
+    customers = json.loads(
+        resources.files("streams").joinpath("dev_data/customers.json").read_text())
+    for c in customers:
+        cid = c.pop("id")
+        status, body = http("PUT", f"{base}/v1/customers/{cid}", c)
+        if status != 200:
+            raise SystemExit(f"loading customer {cid} failed: {status} {body}")
+    for a in agents:
+        aid = a.pop("id")
+        status, body = http("PUT", f"{base}/v1/agents/{aid}", a)
+        if status != 200:
+            raise SystemExit(f"loading agent {aid} failed: {status} {body}")
+        http("POST", f"{base}/v1/agents/{aid}/status", {"status": "available"})
+    return len(agents), len(customers)
+
+
+BANNER = """
+omnirouter is running.
+
+  gateway        {base}
+  readiness      {base}/readyz      metrics  {base}/metrics
+  queues         {base}/v1/queues
+  kafka          {bootstrap}
+  redis          {redis_url}
+  sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …)
+
+Watch agent a2's stream (offers arrive here):
+  .venv/bin/python -m channels.watch {ws}/v1/agents/a2/stream
+
+Send a customer message:
+  curl -s -X POST {base}/v1/inbound/chat -H 'Content-Type: application/json' \\
+    -d '{{"channel_message_id": "m-1", "from": {{"visitor_id": "v-9"}}, "text": "融通领先成长混合A今天净值多少？"}}'
+
+Ctrl-C stops everything.
+"""
+
+
+def run_dev(workers: int = 1) -> int:
+    from streams import logs
+
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    gw = GatewaySettings()
+    data_dir = Path(settings.data_dir).resolve()
+    infra = embedded.start(partitions=settings.partitions, workdir=data_dir / "infra",
+                           bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url)
+    children = Children(infra.env(), data_dir)
+    stop = False
+
+    def on_signal(signum: int, _: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        children.spawn("gateway", "gateway")
+        for i in range(workers):
+            children.spawn(f"worker-{i + 1}", "worker",
+                           extra_env={"OMNIROUTER_WORKER_ID": f"dev-worker-{i + 1}"})
+        base = f"http://{gw.host}:{gw.port}"
+        wait_ready(base, infra.redis_url, workers, children)
+        n_agents, n_customers = load_sample_data(base)
+        print(BANNER.format(base=base, ws=base.replace("http", "ws", 1),
+                            bootstrap=infra.bootstrap, redis_url=infra.redis_url,
+                            n_agents=n_agents, n_customers=n_customers), flush=True)
+        while not stop:
+            children.check()
+            time.sleep(0.3)
+    finally:
+        print("stopping …", flush=True)
+        children.stop()
+        infra.stop()
+    return 0

@@ -1,0 +1,134 @@
+"""The trained linear model as a compact, numpy-only artefact.
+
+Files in streams/nlu/model/:
+- ``nlu.npz``: ``idf`` (F,) float32, ``W`` (F, K) float16 stacked weights of every head,
+  ``b`` (K,) float32;
+- ``nlu.json``: vocabulary (feature string per row of W), heads (name, kind, column range,
+  labels, temperature), thresholds, training metadata.
+
+One TF-IDF representation feeds every head (category, intent, negative, anger, anxiety), so a
+message is featurised once and scored with a single gather-and-sum over W.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.nlu.features import analyze
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    kind: str  # "softmax" | "sigmoid"
+    start: int
+    end: int
+    labels: tuple[str, ...]
+    temperature: float
+
+
+class LinearBundle:
+    def __init__(
+        self,
+        vocab: list[str],
+        idf: np.ndarray,
+        W: np.ndarray,
+        b: np.ndarray,
+        heads: list[Head],
+        meta: dict[str, Any],
+    ) -> None:
+        self.vocab = {t: i for i, t in enumerate(vocab)}
+        self.vocab_list = vocab
+        self.idf = idf.astype(np.float32)
+        self.W = W.astype(np.float32)
+        self.b = b.astype(np.float32)
+        self.heads = {h.name: h for h in heads}
+        self.meta = meta
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: Path = MODEL_DIR) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            directory / "nlu.npz", idf=self.idf, W=self.W.astype(np.float16), b=self.b
+        )
+        doc = {
+            "format": 1,
+            "heads": [h.__dict__ | {"labels": list(h.labels)} for h in self.heads.values()],
+            "meta": self.meta,
+            "vocab": self.vocab_list,
+        }
+        (directory / "nlu.json").write_text(
+            json.dumps(doc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, directory: Path = MODEL_DIR) -> LinearBundle:
+        doc = json.loads((directory / "nlu.json").read_text(encoding="utf-8"))
+        with np.load(directory / "nlu.npz") as z:
+            idf, W, b = z["idf"], z["W"], z["b"]
+        heads = [
+            Head(h["name"], h["kind"], h["start"], h["end"], tuple(h["labels"]), h["temperature"])
+            for h in doc["heads"]
+        ]
+        return cls(doc["vocab"], idf, W, b, heads, doc["meta"])
+
+    # -- inference ---------------------------------------------------------------------
+    def _vector(self, text: str) -> tuple[list[int], np.ndarray]:
+        counts: dict[int, int] = {}
+        get = self.vocab.get
+        for tok in analyze(text):
+            j = get(tok)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return [], np.zeros(0, dtype=np.float32)
+        idx = list(counts)
+        tf = np.fromiter((1.0 + math.log(counts[j]) for j in idx), dtype=np.float32, count=len(idx))
+        vals = tf * self.idf[idx]
+        norm = float(np.sqrt(vals @ vals))
+        if norm > 0:
+            vals /= norm
+        return idx, vals
+
+    def logits_batch(self, texts: list[str]) -> np.ndarray:
+        """Raw scores (N, K) for every head's columns."""
+        rows_idx: list[int] = []
+        rows_val: list[np.ndarray] = []
+        starts: list[int] = []
+        lengths: list[int] = []
+        pos = 0
+        for t in texts:
+            idx, vals = self._vector(t)
+            starts.append(pos)
+            lengths.append(len(idx))
+            rows_idx.extend(idx)
+            rows_val.append(vals)
+            pos += len(idx)
+        out = np.tile(self.b, (len(texts), 1))
+        if pos == 0:
+            return out
+        all_idx = np.asarray(rows_idx, dtype=np.int64)
+        all_val = np.concatenate(rows_val)
+        contrib = self.W[all_idx] * all_val[:, None]
+        nonempty = [i for i, n in enumerate(lengths) if n]
+        sums = np.add.reduceat(contrib, [starts[i] for i in nonempty], axis=0)
+        out[nonempty] += sums
+        return out
+
+    def probs(self, logits: np.ndarray, head: str) -> np.ndarray:
+        """Calibrated probabilities of one head: (N, n_labels) softmax or (N,) sigmoid."""
+        h = self.heads[head]
+        z = logits[:, h.start : h.end] / h.temperature
+        if h.kind == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-z[:, 0])))
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
