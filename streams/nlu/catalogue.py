@@ -59,7 +59,7 @@ class Catalogue:
         )
 
     def by_code(self, code: str) -> Fund | None:
-        return self._by_code.get(code)  # type: ignore[attr-defined,no-any-return]
+        return self._by_code.get(code)  # type: ignore[attr-defined]
 
     def match_names(self, text: str) -> list[tuple[int, int, list[Fund]]]:
         """Non-overlapping longest matches of fund names/aliases: (start, end, candidates)."""

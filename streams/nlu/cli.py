@@ -16,7 +16,7 @@ def train_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="omnirouter train", description="train the NLU model")
     p.add_argument("--data", type=Path, default=DATA_DIR, help="folder with corpus_*.jsonl")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="artefact folder")
-    p.add_argument("--C", type=float, default=10.0, help="inverse regularisation strength")
+    p.add_argument("--C", type=float, default=5.0, help="inverse regularisation strength")
     p.add_argument("--aug", type=int, default=N_AUG, help="augmented variants per message")
     a = p.parse_args(argv)
     train(a.data, a.out, C=a.C, n_aug=a.aug, log=lambda m: print(m, file=sys.stderr))

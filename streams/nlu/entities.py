@@ -87,14 +87,14 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
         code = m.group(1)
         if code not in codes:
             codes.append(code)
-        f = cat.by_code(code)
-        if f is not None:
-            add(f)
+        known = cat.by_code(code)
+        if known is not None:
+            add(known)
 
     if len(funds) == 1 and funds[0]["share_class"] == "A":
-        m = _CLASS_ALONE.search(low)
-        if m:
-            cls = m.group(1).upper()
+        alone = _CLASS_ALONE.search(low)
+        if alone:
+            cls = alone.group(1).upper()
             base = cat.by_code(funds[0]["code"])
             sib = [g for g in cat.funds if base and g.base_name == base.base_name and g.share_class == cls]
             if sib:

@@ -119,6 +119,7 @@ def _words(norm: str) -> list[str]:
 
 
 CHAR_NGRAMS = (1, 3)
+USE_WORDS = True
 
 
 def analyze(text: str) -> list[str]:
@@ -134,7 +135,8 @@ def analyze(text: str) -> list[str]:
             g = s[i : i + k]
             if g != " " and g != "^" and g != "$":
                 feats.append(g)
-    feats.extend("w:" + w for w in _words(norm))
+    if USE_WORDS:
+        feats.extend("w:" + w for w in _words(norm))
     feats.extend(cue_tokens(low))
     return feats
 

@@ -13,7 +13,7 @@ message is featurised once and scored with a single gather-and-sum over W.
 from __future__ import annotations
 
 import json
-import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,46 +81,32 @@ class LinearBundle:
         return cls(doc["vocab"], idf, W, b, heads, doc["meta"])
 
     # -- inference ---------------------------------------------------------------------
-    def _vector(self, text: str) -> tuple[list[int], np.ndarray]:
-        counts: dict[int, int] = {}
-        get = self.vocab.get
-        for tok in analyze(text):
-            j = get(tok)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if not counts:
-            return [], np.zeros(0, dtype=np.float32)
-        idx = list(counts)
-        tf = np.fromiter((1.0 + math.log(counts[j]) for j in idx), dtype=np.float32, count=len(idx))
-        vals = tf * self.idf[idx]
-        norm = float(np.sqrt(vals @ vals))
-        if norm > 0:
-            vals /= norm
-        return idx, vals
-
     def logits_batch(self, texts: list[str]) -> np.ndarray:
-        """Raw scores (N, K) for every head's columns."""
-        rows_idx: list[int] = []
-        rows_val: list[np.ndarray] = []
-        starts: list[int] = []
+        """Raw scores (N, K) for every head's columns (TF-IDF, sublinear tf, L2, then W)."""
+        get = self.vocab.get
+        idx: list[int] = []
+        tf: list[int] = []
         lengths: list[int] = []
-        pos = 0
         for t in texts:
-            idx, vals = self._vector(t)
-            starts.append(pos)
-            lengths.append(len(idx))
-            rows_idx.extend(idx)
-            rows_val.append(vals)
-            pos += len(idx)
+            n0 = len(idx)
+            for tok, c in Counter(analyze(t)).items():
+                j = get(tok)
+                if j is not None:
+                    idx.append(j)
+                    tf.append(c)
+            lengths.append(len(idx) - n0)
         out = np.tile(self.b, (len(texts), 1))
-        if pos == 0:
+        if not idx:
             return out
-        all_idx = np.asarray(rows_idx, dtype=np.int64)
-        all_val = np.concatenate(rows_val)
-        contrib = self.W[all_idx] * all_val[:, None]
-        nonempty = [i for i, n in enumerate(lengths) if n]
-        sums = np.add.reduceat(contrib, [starts[i] for i in nonempty], axis=0)
-        out[nonempty] += sums
+        all_idx = np.asarray(idx, dtype=np.int64)
+        vals = (1.0 + np.log(np.asarray(tf, dtype=np.float32))) * self.idf[all_idx]
+        lens = np.asarray(lengths)
+        nonempty = np.flatnonzero(lens)
+        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))[nonempty]
+        norms = np.sqrt(np.add.reduceat(vals * vals, starts))
+        vals /= np.repeat(norms, lens[nonempty])
+        contrib = self.W[all_idx] * vals[:, None]
+        out[nonempty] += np.add.reduceat(contrib, starts, axis=0)
         return out
 
     def probs(self, logits: np.ndarray, head: str) -> np.ndarray:

@@ -8,6 +8,7 @@ which the corpus barely labels.
 from __future__ import annotations
 
 import math
+import re
 
 NEGATIVE = (
     "垃圾", "坑", "骗", "亏", "失望", "差劲", "太差", "很差", "烂", "生气", "气死", "烦", "恶心",
@@ -38,11 +39,20 @@ POSITIVE = (
 )
 
 
+def _rx(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)))
+
+
+_LEXICON_RX = (
+    ("neg", _rx(NEGATIVE)), ("anger", _rx(ANGER)), ("anx", _rx(ANXIETY)), ("pos", _rx(POSITIVE)),
+)
+
+
 def cue_tokens(norm: str) -> list[str]:
     """Lexicon cue features for a simplified, lower-case text."""
     out: list[str] = []
-    for name, words in (("neg", NEGATIVE), ("anger", ANGER), ("anx", ANXIETY), ("pos", POSITIVE)):
-        hits = sum(1 for w in words if w in norm)
+    for name, rx in _LEXICON_RX:
+        hits = len(rx.findall(norm))
         if hits:
             out.append(f"L:{name}")
             if hits >= 2:
@@ -53,7 +63,7 @@ def cue_tokens(norm: str) -> list[str]:
 
 
 def positive_strength(norm: str) -> float:
-    hits = sum(1 for w in POSITIVE if w in norm)
+    hits = len(_LEXICON_RX[3][1].findall(norm))
     return min(1.0, 0.5 * hits)
 
 

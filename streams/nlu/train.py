@@ -157,7 +157,7 @@ def _logits(clf: Any, X: Any) -> np.ndarray:
 def train(
     data_dir: Path = DATA_DIR,
     model_dir: Path = MODEL_DIR,
-    C: float = 10.0,
+    C: float = 5.0,
     n_aug: int = N_AUG,
     folds: int = 5,
     log: Any = print,
@@ -256,7 +256,7 @@ def train(
         coef = np.asarray(clf.coef_, dtype=np.float32)
         icpt = np.asarray(clf.intercept_, dtype=np.float32)
         kind = "sigmoid" if coef.shape[0] == 1 and name != "category" else "softmax"
-        labels = (
+        labels: tuple[str, ...] = (
             CATEGORIES if name == "category" else INTENTS if name == "intent" else (name,)
         )
         labels = tuple(labels[i] for i in clf.classes_) if kind == "softmax" else labels

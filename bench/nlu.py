@@ -1,0 +1,81 @@
+"""Throughput of the NLU fast path on one core: batch and one-by-one.
+
+    .venv/bin/python bench/nlu.py [--n 20000]
+
+Pins itself to one CPU when the OS allows it, loads the committed artefact, and runs the
+held-out messages (repeated) through Understanding.analyze_batch and .analyze.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=256)
+    a = p.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    from streams.nlu import Understanding
+    from streams.nlu.baseline import classify
+
+    data = Path(__file__).resolve().parent.parent / "streams/nlu/data/heldout.jsonl"
+    base = [json.loads(x)["text"] for x in data.read_text(encoding="utf-8").splitlines() if x]
+    texts = (base * (a.n // len(base) + 1))[: a.n]
+    t0 = time.perf_counter()
+    u = Understanding.load()
+    u.analyze_batch(texts[:64])
+    load_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), a.batch):
+        u.analyze_batch(texts[i : i + a.batch])
+    batch_rate = len(texts) / (time.perf_counter() - t0)
+
+    m = min(len(texts), 5000)
+    t0 = time.perf_counter()
+    for t in texts[:m]:
+        u.analyze(t)
+    single_rate = m / (time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    for t in texts:
+        classify(t)
+    base_rate = len(texts) / (time.perf_counter() - t0)
+
+    avg_len = sum(map(len, texts)) / len(texts)
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores (pinned to 1), "
+          f"python {platform.python_version()}")
+    print(f"messages: {len(texts)} (held-out set repeated, mean {avg_len:.0f} chars)")
+    print(f"load + warm-up: {load_s:.2f} s")
+    print(f"analyze_batch (batch {a.batch}): {batch_rate:,.0f} messages/s")
+    print(f"analyze one by one:        {single_rate:,.0f} messages/s")
+    print(f"keyword baseline:          {base_rate:,.0f} messages/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
