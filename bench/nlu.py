@@ -67,8 +67,10 @@ def main() -> int:
     base_rate = len(texts) / (time.perf_counter() - t0)
 
     avg_len = sum(map(len, texts)) / len(texts)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores (pinned to 1), "
-          f"python {platform.python_version()}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores (pinned to 1), "
+        f"python {platform.python_version()}"
+    )
     print(f"messages: {len(texts)} (held-out set repeated, mean {avg_len:.0f} chars)")
     print(f"load + warm-up: {load_s:.2f} s")
     print(f"analyze_batch (batch {a.batch}): {batch_rate:,.0f} messages/s")

@@ -1,10 +1,11 @@
 """Pushes what concerns each agent to that agent's open sockets.
 
-Every gateway instance reads all of cs.assignments.v1 from the end (no consumer group: each
-instance must see every frame, because an agent may be connected to any of them) and forwards
-each event to the sockets of the agent named in its `subject`. On connect, an agent first gets
-a snapshot of its pending offers and assigned conversations from Redis, so nothing is missed
-between a reconnect and the live feed; frames carry ids, and clients dedupe by them.
+The workers append every agent-facing event to a capped Redis stream per agent (and publish
+it on cs.assignments.v1 for everyone else). Each gateway instance reads the streams of the
+agents connected to it, so an agent may connect to any instance, and a desktop that
+reconnects with `?since=<frame id>` receives exactly what it missed. A Redis stream rather
+than a live Kafka read: it gives per-agent order and resume for free, and the embedded broker
+was seen to skip records for consumers reading live at the head of a partition.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import envelope, events
-from streams import topics
+from schemas import events
+from schemas.envelope import Envelope
+from session import keys
 
 log = structlog.get_logger(__name__)
 
@@ -31,19 +33,39 @@ FRAME_TYPES = {
     events.ASSIGNMENT_ENDED: "assignment_ended",
     events.CONVERSATION_MESSAGE: "message",
 }
+FRAMES_KEPT = 1000  # per agent; a desktop away for longer gets a fresh snapshot instead
+_BLOCK_MS = 200
 
 
-def frame(env: envelope.Envelope) -> dict[str, Any] | None:
+def frame(env: Envelope) -> dict[str, Any] | None:
     kind = FRAME_TYPES.get(env.type)
     if kind is None:
         return None
     return {"type": kind, "event_id": env.id, **env.data}
 
 
+async def append_frame(redis: aioredis.Redis, env: Envelope) -> None:
+    """Called by the workers for every event on cs.assignments.v1 addressed to an agent."""
+    payload = frame(env)
+    if payload is None or not env.subject:
+        return
+    await redis.xadd(
+        keys.agent_frames(env.subject),
+        {"f": orjson.dumps(payload)},
+        maxlen=FRAMES_KEPT,
+        approximate=True,
+    )
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 class AgentFeed:
-    def __init__(self, bootstrap: str):
-        self.bootstrap = bootstrap
+    def __init__(self, redis: aioredis.Redis):
+        self.redis = redis
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.positions: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -55,45 +77,63 @@ class AgentFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for socks in self.sockets.values():
+        for socks in list(self.sockets.values()):
             for ws in list(socks):
                 with contextlib.suppress(Exception):
                     await ws.close()
 
-    def register(self, agent_id: str, ws: web.WebSocketResponse) -> None:
+    async def register(
+        self, agent_id: str, ws: web.WebSocketResponse, since: str | None = None
+    ) -> None:
+        """Start pushing to `ws`; from `since` if given, else from now."""
+        if agent_id not in self.positions:
+            if since is None:
+                last = await self.redis.xrevrange(keys.agent_frames(agent_id), count=1)
+                since = _s(last[0][0]) if last else "0-0"
+            self.positions[agent_id] = since
+        elif since is not None:
+            await self._replay(agent_id, ws, since)
         self.sockets[agent_id].add(ws)
 
     def unregister(self, agent_id: str, ws: web.WebSocketResponse) -> None:
         self.sockets[agent_id].discard(ws)
         if not self.sockets[agent_id]:
             del self.sockets[agent_id]
+            self.positions.pop(agent_id, None)
+
+    async def _replay(self, agent_id: str, ws: web.WebSocketResponse, since: str) -> None:
+        """A second socket of an already-followed agent catches up on its own."""
+        upto = self.positions[agent_id]
+        entries: Any = await self.redis.xrange(
+            keys.agent_frames(agent_id), min=f"({since}", max=upto
+        )
+        for fid, fields in entries:
+            await ws.send_str(self._text(fid, fields))
+
+    @staticmethod
+    def _text(fid: Any, fields: dict[bytes, bytes]) -> str:
+        payload = orjson.loads(fields[b"f"])
+        payload["frame_id"] = _s(fid)
+        return orjson.dumps(payload).decode()
 
     async def _run(self) -> None:
         delay = 0.2
+        self.ready.set()
         while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                        enable_auto_commit=False, fetch_max_wait_ms=10,
-                                        auto_offset_reset="latest")
             try:
-                await consumer.start()
-                parts = consumer.partitions_for_topic(topics.ASSIGNMENTS) or set()
-                while not parts:
-                    await asyncio.sleep(0.2)
-                    await consumer.topics()
-                    parts = consumer.partitions_for_topic(topics.ASSIGNMENTS) or set()
-                tps = [TopicPartition(topics.ASSIGNMENTS, p) for p in sorted(parts)]
-                consumer.assign(tps)
-                await consumer.seek_to_end(*tps)
-                for tp in tps:  # resolve the end offsets now, before we report ready
-                    await consumer.position(tp)
-                self.ready.set()
-                log.info("agent_feed.started", partitions=len(tps))
+                if not self.positions:
+                    await asyncio.sleep(_BLOCK_MS / 1000)
+                    continue
+                streams: Any = {keys.agent_frames(a): pos for a, pos in self.positions.items()}
+                result: Any = await self.redis.xread(streams, block=_BLOCK_MS, count=500)
+                for stream_key, entries in result or []:
+                    agent_id = _s(stream_key).split(":")[-2]
+                    for fid, fields in entries:
+                        if agent_id in self.positions:
+                            self.positions[agent_id] = _s(fid)
+                        await self.push_text(agent_id, self._text(fid, fields))
                 delay = 0.2
-                while True:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                    for records in batches.values():
-                        for rec in records:
-                            await self._deliver(rec.value)
+                self.ready.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -101,25 +141,8 @@ class AgentFeed:
                 log.warning("agent_feed.error", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
 
-    async def _deliver(self, raw: bytes | None) -> None:
-        try:
-            env = envelope.decode(raw)
-        except Exception:
-            return  # not ours to judge: the workers dead-letter what they cannot read
-        agent_id = env.subject
-        if not agent_id or agent_id not in self.sockets:
-            return
-        payload = frame(env)
-        if payload is None:
-            return
-        await self.push(agent_id, payload)
-
-    async def push(self, agent_id: str, payload: dict[str, Any]) -> None:
-        data = orjson.dumps(payload).decode()
+    async def push_text(self, agent_id: str, data: str) -> None:
         for ws in list(self.sockets.get(agent_id, ())):
             try:
                 await ws.send_str(data)

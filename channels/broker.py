@@ -38,7 +38,9 @@ class BrokerLink:
         delay = 0.2
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=1,
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                linger_ms=1,
                 request_timeout_ms=int(self.send_timeout_s * 1000),
                 enable_idempotence=False,  # the embedded broker cannot do InitProducerId
             )
@@ -64,8 +66,9 @@ class BrokerLink:
             raise BrokerUnavailable("too many events waiting for the broker")
         async with self._slots:
             try:
-                fut = await asyncio.wait_for(producer.send(topic, value, key=key),
-                                             self.send_timeout_s)
+                fut = await asyncio.wait_for(
+                    producer.send(topic, value, key=key), self.send_timeout_s
+                )
                 await asyncio.wait_for(fut, self.send_timeout_s)
             except (KafkaError, TimeoutError) as exc:
                 self.healthy = False

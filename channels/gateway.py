@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -26,34 +25,45 @@ from schemas import envelope, events, models
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
 from session import keys
-from session.store import SessionStore
+from session.store import SessionStore, connect
 from streams import topics
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "omnirouter/gateway"
-INBOUND_TOTAL = Counter("omnirouter_inbound_total", "Inbound posts by channel and outcome",
-                        ["channel", "outcome"])
+INBOUND_TOTAL = Counter(
+    "omnirouter_inbound_total", "Inbound posts by channel and outcome", ["channel", "outcome"]
+)
 INBOUND_LATENCY = Histogram("omnirouter_inbound_seconds", "POST /v1/inbound latency")
-
-GATEWAY = web.AppKey("gateway", "Gateway")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
-    return web.json_response({"error": body}, status=status, headers=headers,
-                             dumps=lambda o: orjson.dumps(o).decode())
+    return web.json_response(
+        {"error": body}, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
+    )
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
@@ -64,9 +74,10 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large
 
 
 @web.middleware
-async def errors_middleware(request: web.Request,
-                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-                            ) -> web.StreamResponse:
+async def errors_middleware(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
     structlog.contextvars.clear_contextvars()
     try:
         return await handler(request)
@@ -87,8 +98,11 @@ async def errors_middleware(request: web.Request,
 async def read_json(request: web.Request, max_bytes: int) -> Any:
     ctype = request.content_type
     if ctype != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type must be application/json, got {ctype or 'none'}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {ctype or 'none'}",
+        )
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
     try:
@@ -109,19 +123,23 @@ class Gateway:
     def __init__(self, bootstrap: str, redis_url: str, settings: GatewaySettings | None = None):
         self.settings = settings or GatewaySettings()
         self.router_settings = RouterSettings()
-        self.redis = aioredis.Redis.from_url(redis_url, health_check_interval=10)
+        self.redis = connect(redis_url)
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis)
-        self.broker = BrokerLink(bootstrap, max_inflight=self.settings.max_inflight,
-                                 send_timeout_s=self.settings.send_timeout_s)
-        self.feed = AgentFeed(bootstrap)
+        self.broker = BrokerLink(
+            bootstrap,
+            max_inflight=self.settings.max_inflight,
+            send_timeout_s=self.settings.send_timeout_s,
+        )
+        # A separate connection: the feed's blocking XREAD must not hold up request handlers.
+        self.feed = AgentFeed(connect(redis_url, max_connections=4))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[errors_middleware],
-                              client_max_size=self.settings.max_body_bytes)
-        app[GATEWAY] = self
+        app = web.Application(
+            middlewares=[errors_middleware], client_max_size=self.settings.max_body_bytes
+        )
         r = app.router
         r.add_post("/v1/inbound/{channel}", self.inbound)
         r.add_put("/v1/agents/{agent_id}", self.put_agent)
@@ -150,14 +168,16 @@ class Gateway:
     async def _stop(self, _: web.Application) -> None:
         await self.feed.stop()
         await self.broker.stop()
+        await self.feed.redis.aclose()
         await self.redis.aclose()
 
     async def _publish(self, topic: str, key: str, env: Envelope) -> None:
         try:
             await self.broker.send(topic, key.encode(), envelope.encode(env))
         except BrokerUnavailable as exc:
-            raise ApiError(503, "broker_unavailable", str(exc),
-                           headers={"Retry-After": "2"}) from None
+            raise ApiError(
+                503, "broker_unavailable", str(exc), headers={"Retry-After": "2"}
+            ) from None
 
     async def _body(self, request: web.Request) -> Any:
         return await read_json(request, self.settings.max_body_bytes)
@@ -169,9 +189,12 @@ class Gateway:
         channel = request.match_info["channel"]
         if channel not in models.CHANNELS:
             INBOUND_TOTAL.labels("unknown", "rejected").inc()
-            raise ApiError(404, "unknown_channel",
-                           f"unknown channel {channel!r}; use one of "
-                           f"{', '.join(models.CHANNELS)}", field="channel")
+            raise ApiError(
+                404,
+                "unknown_channel",
+                f"unknown channel {channel!r}; use one of {', '.join(models.CHANNELS)}",
+                field="channel",
+            )
         try:
             msg = models.parse_inbound(channel, await self._body(request))
         except (SchemaError, ApiError):
@@ -182,8 +205,13 @@ class Gateway:
         existing = await self.session.reserve_message(channel, cmid, event_id)
         if existing is not None:
             return await self._duplicate(channel, cmid, existing)
-        env = Envelope(type=events.MESSAGE_RECEIVED, source=f"{SOURCE}/{channel}",
-                       subject=cmid, id=event_id, data=msg)
+        env = Envelope(
+            type=events.MESSAGE_RECEIVED,
+            source=f"{SOURCE}/{channel}",
+            subject=cmid,
+            id=event_id,
+            data=msg,
+        )
         key = self._inbound_key(msg)
         try:
             await self._publish(topics.INBOUND, key, env)
@@ -208,9 +236,13 @@ class Gateway:
             existing = await self.session.lookup_message(channel, cmid) or ""
             if not existing:
                 break
-        raise ApiError(409, "in_progress", "an earlier post of this message is still being "
-                       "accepted; retry", field="channel_message_id",
-                       headers={"Retry-After": "1"})
+        raise ApiError(
+            409,
+            "in_progress",
+            "an earlier post of this message is still being accepted; retry",
+            field="channel_message_id",
+            headers={"Retry-After": "1"},
+        )
 
     @staticmethod
     def _inbound_key(msg: dict[str, Any]) -> str:
@@ -238,21 +270,33 @@ class Gateway:
         status = models.parse_status(await self._body(request))
         previous = await self.registry.set_status(agent_id, status)
         if previous is None:
-            raise ApiError(404, "agent_not_found", "register the agent first with PUT "
-                           f"/v1/agents/{agent_id}", field="agent_id")
-        await self._publish(topics.AGENT_EVENTS, agent_id, Envelope(
-            type=events.AGENT_STATUS_CHANGED, source=SOURCE, subject=agent_id,
-            data={"agent_id": agent_id, "status": status, "previous": previous}))
+            raise ApiError(
+                404,
+                "agent_not_found",
+                f"register the agent first with PUT /v1/agents/{agent_id}",
+                field="agent_id",
+            )
+        await self._publish(
+            topics.AGENT_EVENTS,
+            agent_id,
+            Envelope(
+                type=events.AGENT_STATUS_CHANGED,
+                source=SOURCE,
+                subject=agent_id,
+                data={"agent_id": agent_id, "status": status, "previous": previous},
+            ),
+        )
         return ok({"agent_id": agent_id, "status": status, "previous": previous})
 
     async def agent_stream(self, request: web.Request) -> web.StreamResponse:
         agent_id = _path_id(request, "agent_id")
         if await self.registry.get_agent(agent_id) is None:
             raise ApiError(404, "agent_not_found", "no such agent", field="agent_id")
+        since = request.query.get("since")
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         # Register before the snapshot: a frame may then arrive twice, but never not at all.
-        self.feed.register(agent_id, ws)
+        await self.feed.register(agent_id, ws, since)
         structlog.contextvars.bind_contextvars(agent_id=agent_id)
         log.info("agent_stream.connected")
         try:
@@ -274,14 +318,27 @@ class Gateway:
             o = await self.registry.get_offer(offer_id)
             if o:
                 category, priority = await self.session.conversation_fields(
-                    o["conversation_id"], "category", "priority")
-                offers.append({"type": "offer", "offer_id": offer_id,
-                               "conversation_id": o["conversation_id"],
-                               "expires_at": int(o["expires_at"]), "channel": o["channel"],
-                               "category": category, "priority": int(priority or 0),
-                               "customer": {"id": o.get("customer_id")}})
-        return {"type": "hello", "agent_id": agent_id, "status": agent.get("status"),
-                "offers": offers, "conversations": agent.get("conversations", [])}
+                    o["conversation_id"], "category", "priority"
+                )
+                offers.append(
+                    {
+                        "type": "offer",
+                        "offer_id": offer_id,
+                        "conversation_id": o["conversation_id"],
+                        "expires_at": int(o["expires_at"]),
+                        "channel": o["channel"],
+                        "category": category,
+                        "priority": int(priority or 0),
+                        "customer": {"id": o.get("customer_id")},
+                    }
+                )
+        return {
+            "type": "hello",
+            "agent_id": agent_id,
+            "status": agent.get("status"),
+            "offers": offers,
+            "conversations": agent.get("conversations", []),
+        }
 
     async def accept(self, request: web.Request) -> web.Response:
         offer_id = _path_id(request, "offer_id")
@@ -294,29 +351,52 @@ class Gateway:
         structlog.contextvars.bind_contextvars(agent_id=agent_id, conversation_id=conv_id)
         log.info("offer.accepted", offer_id=offer_id)
         with contextlib.suppress(ApiError):  # Redis already says assigned; the event is a note
-            await self._publish(topics.AGENT_EVENTS, customer_id or conv_id, Envelope(
-                type=events.AGENT_ACCEPTED, source=SOURCE, subject=agent_id,
-                data={"agent_id": agent_id, "offer_id": offer_id, "conversation_id": conv_id,
-                      "customer_id": customer_id, "channel": channel}))
+            await self._publish(
+                topics.AGENT_EVENTS,
+                customer_id or conv_id,
+                Envelope(
+                    type=events.AGENT_ACCEPTED,
+                    source=SOURCE,
+                    subject=agent_id,
+                    data={
+                        "agent_id": agent_id,
+                        "offer_id": offer_id,
+                        "conversation_id": conv_id,
+                        "customer_id": customer_id,
+                        "channel": channel,
+                    },
+                ),
+            )
         return ok({"conversation_id": conv_id, "state": "assigned", "agent_id": agent_id})
 
     async def reject(self, request: web.Request) -> web.Response:
         offer_id = _path_id(request, "offer_id")
         body = models.parse_agent_action(await self._body(request))
         agent_id = body["agent_id"]
-        res = await self.registry.release(offer_id, agent_id=agent_id,
-                                          decline_ms=self.router_settings.decline_cooldown_ms)
+        res = await self.registry.release(
+            offer_id, agent_id=agent_id, decline_ms=self.router_settings.decline_cooldown_ms
+        )
         if not res.ok:
             raise _offer_error(res.reason)
         conv_id, _, _, customer_id = res.values
-        log.info("offer.rejected", offer_id=offer_id, agent_id=agent_id,
-                 conversation_id=conv_id)
+        log.info("offer.rejected", offer_id=offer_id, agent_id=agent_id, conversation_id=conv_id)
         # The conversation is back in its queue already; the event only speeds up re-routing.
         with contextlib.suppress(ApiError):
-            await self._publish(topics.AGENT_EVENTS, customer_id or conv_id, Envelope(
-                type=events.AGENT_REJECTED, source=SOURCE, subject=agent_id,
-                data={"agent_id": agent_id, "offer_id": offer_id, "conversation_id": conv_id,
-                      "reason": body.get("reason")}))
+            await self._publish(
+                topics.AGENT_EVENTS,
+                customer_id or conv_id,
+                Envelope(
+                    type=events.AGENT_REJECTED,
+                    source=SOURCE,
+                    subject=agent_id,
+                    data={
+                        "agent_id": agent_id,
+                        "offer_id": offer_id,
+                        "conversation_id": conv_id,
+                        "reason": body.get("reason"),
+                    },
+                ),
+            )
         return ok({"conversation_id": conv_id, "state": "waiting"})
 
     # -- conversations -----------------------------------------------------------------------
@@ -325,31 +405,40 @@ class Gateway:
         conv_id = _path_id(request, "conversation_id")
         conv = await self.session.get_conversation(conv_id)
         if conv is None:
-            raise ApiError(404, "conversation_not_found", "no such conversation",
-                           field="conversation_id")
+            raise ApiError(
+                404, "conversation_not_found", "no such conversation", field="conversation_id"
+            )
         conv.pop("job", None)
         conv["customer"] = await self.session.get_customer(conv["customer_id"])
         return ok(conv)
 
     async def _assigned_to(self, conv_id: str, agent_id: str) -> str:
         state, owner, customer_id = await self.session.conversation_fields(
-            conv_id, "state", "agent_id", "customer_id")
+            conv_id, "state", "agent_id", "customer_id"
+        )
         if state is None:
-            raise ApiError(404, "conversation_not_found", "no such conversation",
-                           field="conversation_id")
+            raise ApiError(
+                404, "conversation_not_found", "no such conversation", field="conversation_id"
+            )
         if state != "assigned" or owner != agent_id:
-            raise ApiError(409, "not_assigned_to_agent",
-                           f"conversation is {state} and not assigned to {agent_id}",
-                           field="agent_id")
+            raise ApiError(
+                409,
+                "not_assigned_to_agent",
+                f"conversation is {state} and not assigned to {agent_id}",
+                field="agent_id",
+            )
         return customer_id or conv_id
 
     async def reply(self, request: web.Request) -> web.Response:
         conv_id = _path_id(request, "conversation_id")
         body = models.parse_agent_action(await self._body(request), text=True)
         key = await self._assigned_to(conv_id, body["agent_id"])
-        env = Envelope(type=events.AGENT_REPLIED, source=SOURCE, subject=conv_id,
-                       data={"agent_id": body["agent_id"], "conversation_id": conv_id,
-                             "text": body["text"]})
+        env = Envelope(
+            type=events.AGENT_REPLIED,
+            source=SOURCE,
+            subject=conv_id,
+            data={"agent_id": body["agent_id"], "conversation_id": conv_id, "text": body["text"]},
+        )
         await self._publish(topics.AGENT_EVENTS, key, env)
         return ok({"reply_id": env.id}, status=202)
 
@@ -360,14 +449,29 @@ class Gateway:
         if not res.ok:
             if res.reason == "conversation_not_found":
                 raise ApiError(404, res.reason, "no such conversation", field="conversation_id")
-            raise ApiError(409, res.reason, f"conversation is {res.values[0]} and not assigned "
-                           f"to {body['agent_id']}", field="agent_id")
+            raise ApiError(
+                409,
+                res.reason,
+                f"conversation is {res.values[0]} and not assigned to {body['agent_id']}",
+                field="agent_id",
+            )
         channel, customer_id = res.values
         with contextlib.suppress(ApiError):
-            await self._publish(topics.AGENT_EVENTS, customer_id or conv_id, Envelope(
-                type=events.AGENT_RESOLVED, source=SOURCE, subject=conv_id,
-                data={"agent_id": body["agent_id"], "conversation_id": conv_id,
-                      "channel": channel, "customer_id": customer_id}))
+            await self._publish(
+                topics.AGENT_EVENTS,
+                customer_id or conv_id,
+                Envelope(
+                    type=events.AGENT_RESOLVED,
+                    source=SOURCE,
+                    subject=conv_id,
+                    data={
+                        "agent_id": body["agent_id"],
+                        "conversation_id": conv_id,
+                        "channel": channel,
+                        "customer_id": customer_id,
+                    },
+                ),
+            )
         return ok({"conversation_id": conv_id, "state": "resolved"})
 
     # -- customers ---------------------------------------------------------------------------
@@ -393,8 +497,10 @@ class Gateway:
         return ok({"status": "ok"})
 
     async def readyz(self, _: web.Request) -> web.Response:
-        checks: dict[str, bool] = {"broker": self.broker.healthy, "agent_feed":
-                                   self.feed.ready.is_set()}
+        checks: dict[str, bool] = {
+            "broker": self.broker.healthy,
+            "agent_feed": self.feed.ready.is_set(),
+        }
         try:
             checks["redis"] = bool(await self.redis.ping())
         except Exception:
@@ -403,8 +509,7 @@ class Gateway:
         return ok({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type":
-                                                             CONTENT_TYPE_LATEST})
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _sleep(seconds: float) -> None:
@@ -419,17 +524,22 @@ _ID_MAX = 128
 def _path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
     if not value or len(value) > _ID_MAX or any(c in value for c in " :/\\\x00"):
-        raise ApiError(400, "invalid_id", f"{name} must be 1-{_ID_MAX} characters without "
-                       "spaces, colons or slashes", field=name)
+        raise ApiError(
+            400,
+            "invalid_id",
+            f"{name} must be 1-{_ID_MAX} characters without spaces, colons or slashes",
+            field=name,
+        )
     return value
 
 
 def _offer_error(reason: str) -> ApiError:
-    status = {"offer_not_found": 404, "offer_not_yours": 403, "offer_expired": 409}.get(
-        reason, 409)
-    message = {"offer_not_found": "no such pending offer (accepted, rejected or expired)",
-               "offer_not_yours": "this offer was made to another agent",
-               "offer_expired": "the offer expired; the conversation went to the next agent"}
+    status = {"offer_not_found": 404, "offer_not_yours": 403, "offer_expired": 409}.get(reason, 409)
+    message = {
+        "offer_not_found": "no such pending offer (accepted, rejected or expired)",
+        "offer_not_yours": "this offer was made to another agent",
+        "offer_expired": "the offer expired; the conversation went to the next agent",
+    }
     return ApiError(status, reason, message.get(reason, reason), field="offer_id")
 
 

@@ -23,6 +23,12 @@ def run_gateway() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    web.run_app(gateway.app(), host=gw_settings.host, port=gw_settings.port, print=None,
-                access_log=None, handle_signals=True)
+    web.run_app(
+        gateway.app(),
+        host=gw_settings.host,
+        port=gw_settings.port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
     return 0

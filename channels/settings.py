@@ -28,6 +28,7 @@ class GatewaySettings:
     host: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_num("OMNIROUTER_PORT", 8080)))
     max_body_bytes: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_MAX_BODY_BYTES", 256 * 1024)))
+        default_factory=lambda: int(_num("OMNIROUTER_MAX_BODY_BYTES", 256 * 1024))
+    )
     max_inflight: int = field(default_factory=lambda: int(_num("OMNIROUTER_MAX_INFLIGHT", 2000)))
     send_timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_SEND_TIMEOUT_S", 5))

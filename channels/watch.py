@@ -24,8 +24,9 @@ async def watch(url: str, accept: bool) -> None:
             frame = orjson.loads(msg.data)
             print(orjson.dumps(frame, option=orjson.OPT_INDENT_2).decode(), flush=True)
             if accept and frame.get("type") == "offer":
-                async with s.post(f"{http_base}/v1/offers/{frame['offer_id']}/accept",
-                                  json={"agent_id": agent_id}) as resp:
+                async with s.post(
+                    f"{http_base}/v1/offers/{frame['offer_id']}/accept", json={"agent_id": agent_id}
+                ) as resp:
                     print(f"accept -> {resp.status} {await resp.text()}", flush=True)
 
 

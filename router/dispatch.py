@@ -7,6 +7,7 @@ Kafka, so the same code runs in a worker, a benchmark or a property test.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import structlog
@@ -52,8 +53,9 @@ class Router:
         self.registry = registry
         self.settings = settings or RouterSettings()
 
-    async def place(self, job: Job, agents: list[AgentView] | None = None,
-                    enqueue: bool = True) -> Placement | None:
+    async def place(
+        self, job: Job, agents: list[AgentView] | None = None, enqueue: bool = True
+    ) -> Placement | None:
         """Offer `job` to the best fitting agent; else put it in its queue.
 
         With `enqueue=False` (draining a queue) a job nobody can take yet returns None and
@@ -66,13 +68,19 @@ class Router:
         for agent in policy.rank(job, agents)[:_MAX_TRIES]:
             offer_id = new_id()
             expires = now_ms() + self.settings.offer_timeout_ms
-            res = await self.registry.offer(job, agent.id, offer_id, expires, queue=queue,
-                                            head_start_ms=head_start)
+            res = await self.registry.offer(
+                job, agent.id, offer_id, expires, queue=queue, head_start_ms=head_start
+            )
             if res.ok:
-                log.info("route.offered", conversation_id=job.conversation_id,
-                         agent_id=agent.id, offer_id=offer_id, category=job.category,
-                         priority=job.priority,
-                         why=self._why(job, agent))
+                log.info(
+                    "route.offered",
+                    conversation_id=job.conversation_id,
+                    agent_id=agent.id,
+                    offer_id=offer_id,
+                    category=job.category,
+                    priority=job.priority,
+                    why=self._why(job, agent),
+                )
                 return Offered(job, agent.id, offer_id, expires)
             if res.reason == "conversation_not_routable":
                 return NotRoutable(job, res.values[0] if res.values else "")
@@ -82,8 +90,13 @@ class Router:
         res = await self.registry.enqueue(job, queue, head_start)
         if not res.ok:
             return NotRoutable(job, res.values[0] if res.values else "")
-        log.info("route.queued", conversation_id=job.conversation_id, queue=queue,
-                 priority=job.priority, candidates=len(agents))
+        log.info(
+            "route.queued",
+            conversation_id=job.conversation_id,
+            queue=queue,
+            priority=job.priority,
+            candidates=len(agents),
+        )
         return Queued(job, queue)
 
     async def drain(self) -> list[Offered]:
@@ -95,8 +108,7 @@ class Router:
         if not agents:
             return []
         jobs = await self.registry.jobs([cid for _, cid, _ in waiting])
-        order = policy.best_jobs([(jobs[cid], score) for _, cid, score in waiting
-                                  if cid in jobs])
+        order = policy.best_jobs([(jobs[cid], score) for _, cid, score in waiting if cid in jobs])
         offered: list[Offered] = []
         by_id = {a.id: a for a in agents}
         for job in order:
@@ -108,7 +120,7 @@ class Router:
                 a = by_id[placed.agent_id]
                 load = dict(a.load)
                 load[job.channel] = load.get(job.channel, 0) + 1
-                by_id[a.id] = AgentView(**{**_fields(a), "load": load})
+                by_id[a.id] = dataclasses.replace(a, load=load)
         return offered
 
     @staticmethod
@@ -118,7 +130,3 @@ class Router:
         if job.advisor == agent.id or job.customer_id in agent.advisor_for:
             return "dedicated_advisor"
         return f"skill {job.category}={agent.skills.get(job.category, 0)}"
-
-
-def _fields(a: AgentView) -> dict[str, object]:
-    return {f: getattr(a, f) for f in AgentView.__slots__}

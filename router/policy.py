@@ -13,8 +13,14 @@ from typing import Any
 
 QUEUE_UNCLEAR = "unclear"
 
-_CATEGORY_BASE = {"complaint": 30, "transaction": 20, "account": 15, "technical": 15,
-                  "product": 10, QUEUE_UNCLEAR: 10}
+_CATEGORY_BASE = {
+    "complaint": 30,
+    "transaction": 20,
+    "account": 15,
+    "technical": 15,
+    "product": 10,
+    QUEUE_UNCLEAR: 10,
+}
 _SEGMENT_BONUS = {"hnw": 20, "new": 5, "regular": 0}
 
 
@@ -54,25 +60,46 @@ class Job:
     declined: frozenset[str] = field(default_factory=frozenset)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conversation_id": self.conversation_id, "customer_id": self.customer_id,
-                "category": self.category, "channel": self.channel, "priority": self.priority,
-                "segment": self.segment, "last_agent": self.last_agent,
-                "advisor": self.advisor, "language": self.language}
+        return {
+            "conversation_id": self.conversation_id,
+            "customer_id": self.customer_id,
+            "category": self.category,
+            "channel": self.channel,
+            "priority": self.priority,
+            "segment": self.segment,
+            "last_agent": self.last_agent,
+            "advisor": self.advisor,
+            "language": self.language,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Job:
-        return cls(conversation_id=d["conversation_id"], customer_id=d["customer_id"],
-                   category=d["category"], channel=d["channel"], priority=int(d["priority"]),
-                   segment=d.get("segment") or "regular", last_agent=d.get("last_agent"),
-                   advisor=d.get("advisor"), language=d.get("language") or "zh")
+        return cls(
+            conversation_id=d["conversation_id"],
+            customer_id=d["customer_id"],
+            category=d["category"],
+            channel=d["channel"],
+            priority=int(d["priority"]),
+            segment=d.get("segment") or "regular",
+            last_agent=d.get("last_agent"),
+            advisor=d.get("advisor"),
+            language=d.get("language") or "zh",
+        )
 
 
 def queue_for(category: str) -> str:
     return category if category in _CATEGORY_BASE else QUEUE_UNCLEAR
 
 
-def priority(category: str, *, segment: str = "regular", negative: bool = False,
-             anger: bool = False, anxiety: bool = False, channel: str = "chat") -> int:
+def priority(
+    category: str,
+    *,
+    segment: str = "regular",
+    negative: bool = False,
+    anger: bool = False,
+    anxiety: bool = False,
+    channel: str = "chat",
+) -> int:
     """Higher is more urgent. A caller on the line outranks any text conversation."""
     p = _CATEGORY_BASE.get(category, 10) + _SEGMENT_BONUS.get(segment, 0)
     if negative:

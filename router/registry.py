@@ -59,16 +59,19 @@ class Registry:
         aid = profile["id"]
         status = await self.redis.hget(keys.agent(aid), "status")
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.agent(aid), mapping={
-            "id": aid,
-            "name": profile["name"],
-            "skills": orjson.dumps(profile["skills"]),
-            "languages": orjson.dumps(profile["languages"]),
-            "advisor_for": orjson.dumps(profile["advisor_for"]),
-            "wrap_up_s": profile.get("wrap_up_s", 0),
-            "phone_excludes_chat": "1" if profile.get("phone_excludes_chat") else "0",
-            "status": _s(status) if status else "offline",
-        })
+        pipe.hset(
+            keys.agent(aid),
+            mapping={
+                "id": aid,
+                "name": profile["name"],
+                "skills": orjson.dumps(profile["skills"]),
+                "languages": orjson.dumps(profile["languages"]),
+                "advisor_for": orjson.dumps(profile["advisor_for"]),
+                "wrap_up_s": profile.get("wrap_up_s", 0),
+                "phone_excludes_chat": "1" if profile.get("phone_excludes_chat") else "0",
+                "status": _s(status) if status else "offline",
+            },
+        )
         pipe.delete(keys.agent_capacity(aid))
         pipe.hset(keys.agent_capacity(aid), mapping=profile["capacity"])
         pipe.sadd(keys.agents(), aid)
@@ -122,55 +125,121 @@ class Registry:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for aid in ids:
-            pipe.hmget(keys.agent(aid), ["status", "skills", "languages", "advisor_for",
-                                         "last_offer_at", "phone_excludes_chat"])
+            pipe.hmget(
+                keys.agent(aid),
+                [
+                    "status",
+                    "skills",
+                    "languages",
+                    "advisor_for",
+                    "last_offer_at",
+                    "phone_excludes_chat",
+                ],
+            )
             pipe.hgetall(keys.agent_capacity(aid))
             pipe.hgetall(keys.agent_load(aid))
         raw = await pipe.execute()
         out = []
         for i, aid in enumerate(ids):
-            prof, cap, load = raw[3 * i: 3 * i + 3]
+            prof, cap, load = raw[3 * i : 3 * i + 3]
             status, skills, langs, advisor_for, last_offer, phone_ex = prof
             if status is None:
                 continue
-            out.append(AgentView(
-                id=aid, status=_s(status), skills=orjson.loads(skills or b"{}"),
-                capacity=_ints(cap), load=_ints(load),
-                languages=tuple(orjson.loads(langs or b'["zh"]')),
-                advisor_for=frozenset(orjson.loads(advisor_for or b"[]")),
-                last_offer_at=int(last_offer or 0), phone_excludes_chat=phone_ex == b"1"))
+            out.append(
+                AgentView(
+                    id=aid,
+                    status=_s(status),
+                    skills=orjson.loads(skills or b"{}"),
+                    capacity=_ints(cap),
+                    load=_ints(load),
+                    languages=tuple(orjson.loads(langs or b'["zh"]')),
+                    advisor_for=frozenset(orjson.loads(advisor_for or b"[]")),
+                    last_offer_at=int(last_offer or 0),
+                    phone_excludes_chat=phone_ex == b"1",
+                )
+            )
         return out
 
     # -- offers, assignments, queues ---------------------------------------------------------
 
-    async def offer(self, job: Job, agent_id: str, offer_id: str, expires_at: int, *,
-                    queue: str, head_start_ms: int) -> ScriptResult:
-        return ScriptResult.of(await self._offer(args=[
-            keys.PREFIX, job.conversation_id, agent_id, job.channel, offer_id, expires_at,
-            now_ms(), job.customer_id, orjson.dumps(job.to_dict()), queue, head_start_ms]))
+    async def offer(
+        self,
+        job: Job,
+        agent_id: str,
+        offer_id: str,
+        expires_at: int,
+        *,
+        queue: str,
+        head_start_ms: int,
+    ) -> ScriptResult:
+        return ScriptResult.of(
+            await self._offer(
+                args=[
+                    keys.PREFIX,
+                    job.conversation_id,
+                    agent_id,
+                    job.channel,
+                    offer_id,
+                    expires_at,
+                    now_ms(),
+                    job.customer_id,
+                    orjson.dumps(job.to_dict()),
+                    queue,
+                    head_start_ms,
+                ]
+            )
+        )
 
     async def accept(self, offer_id: str, agent_id: str) -> ScriptResult:
-        return ScriptResult.of(await self._accept(args=[keys.PREFIX, offer_id, agent_id,
-                                                        now_ms()]))
+        return ScriptResult.of(await self._accept(args=[keys.PREFIX, offer_id, agent_id, now_ms()]))
 
-    async def release(self, offer_id: str, *, agent_id: str = "", only_if_expired: bool = False,
-                      decline_ms: int = 0) -> ScriptResult:
-        return ScriptResult.of(await self._release(args=[
-            keys.PREFIX, offer_id, agent_id, "1" if only_if_expired else "0", now_ms(),
-            decline_ms]))
+    async def release(
+        self,
+        offer_id: str,
+        *,
+        agent_id: str = "",
+        only_if_expired: bool = False,
+        decline_ms: int = 0,
+    ) -> ScriptResult:
+        return ScriptResult.of(
+            await self._release(
+                args=[
+                    keys.PREFIX,
+                    offer_id,
+                    agent_id,
+                    "1" if only_if_expired else "0",
+                    now_ms(),
+                    decline_ms,
+                ]
+            )
+        )
 
     async def resolve(self, conversation_id: str, agent_id: str) -> ScriptResult:
-        return ScriptResult.of(await self._resolve(args=[keys.PREFIX, conversation_id,
-                                                         agent_id, now_ms()]))
+        return ScriptResult.of(
+            await self._resolve(args=[keys.PREFIX, conversation_id, agent_id, now_ms()])
+        )
 
     async def enqueue(self, job: Job, queue: str, head_start_ms: int) -> ScriptResult:
-        return ScriptResult.of(await self._enqueue(args=[
-            keys.PREFIX, job.conversation_id, queue, now_ms(), head_start_ms,
-            orjson.dumps(job.to_dict())]))
+        return ScriptResult.of(
+            await self._enqueue(
+                args=[
+                    keys.PREFIX,
+                    job.conversation_id,
+                    queue,
+                    now_ms(),
+                    head_start_ms,
+                    orjson.dumps(job.to_dict()),
+                ]
+            )
+        )
 
     async def due_offers(self, now: int, limit: int = 100) -> list[str]:
-        return [_s(x) for x in await self.redis.zrangebyscore(
-            keys.offers_by_expiry(), "-inf", now, start=0, num=limit)]
+        return [
+            _s(x)
+            for x in await self.redis.zrangebyscore(
+                keys.offers_by_expiry(), "-inf", now, start=0, num=limit
+            )
+        ]
 
     async def get_offer(self, offer_id: str) -> dict[str, str] | None:
         raw = await self.redis.hgetall(keys.offer(offer_id))
@@ -184,7 +253,7 @@ class Registry:
         pipe = self.redis.pipeline(transaction=False)
         for q in names:
             pipe.zrange(keys.queue(q), 0, limit - 1, withscores=True)
-        out = []
+        out: list[tuple[str, str, float]] = []
         for q, entries in zip(names, await pipe.execute(), strict=True):
             out.extend((q, _s(c), float(s)) for c, s in entries)
         return out
@@ -205,8 +274,7 @@ class Registry:
             d = orjson.loads(job_raw)
             d["last_agent"] = _s(last_agent) if last_agent else d.get("last_agent")
             job = Job.from_dict(d)
-            out[cid] = Job(**{**job.to_dict(),
-                              "declined": frozenset(_s(x) for x in declined)})
+            out[cid] = Job(**{**job.to_dict(), "declined": frozenset(_s(x) for x in declined)})
         return out
 
     async def queue_stats(self) -> list[dict[str, Any]]:

@@ -25,9 +25,12 @@ def _num(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class RouterSettings:
     offer_timeout_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_OFFER_TIMEOUT_S", 30) * 1000))
+        default_factory=lambda: int(_num("OMNIROUTER_OFFER_TIMEOUT_S", 30) * 1000)
+    )
     decline_cooldown_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_DECLINE_COOLDOWN_S", 300) * 1000))
+        default_factory=lambda: int(_num("OMNIROUTER_DECLINE_COOLDOWN_S", 300) * 1000)
+    )
     head_start_ms_per_point: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_PRIORITY_HEAD_START_S", 10) * 1000))
+        default_factory=lambda: int(_num("OMNIROUTER_PRIORITY_HEAD_START_S", 10) * 1000)
+    )
     drain_batch: int = field(default_factory=lambda: int(_num("OMNIROUTER_DRAIN_BATCH", 50)))

@@ -74,11 +74,17 @@ def decode(raw: bytes | None) -> Envelope:
         raise DecodeError("event must be a JSON object")
     for name in _REQUIRED:
         if not isinstance(doc.get(name), str) or not doc[name]:
-            raise SchemaError(f"envelope attribute {name} is missing or not a string", field=name,
-                              code="invalid_envelope")
+            raise SchemaError(
+                f"envelope attribute {name} is missing or not a string",
+                field=name,
+                code="invalid_envelope",
+            )
     if doc["specversion"] != SPECVERSION:
-        raise SchemaError(f"unsupported specversion {doc['specversion']!r}", field="specversion",
-                          code="invalid_envelope")
+        raise SchemaError(
+            f"unsupported specversion {doc['specversion']!r}",
+            field="specversion",
+            code="invalid_envelope",
+        )
     data = doc.get("data")
     if not isinstance(data, dict):
         raise SchemaError("data must be a JSON object", field="data", code="invalid_envelope")
@@ -89,6 +95,6 @@ def decode(raw: bytes | None) -> Envelope:
         data=data,
         subject=subject if isinstance(subject, str) else None,
         id=doc["id"],
-        time=doc.get("time") if isinstance(doc.get("time"), str) else iso_now(),
+        time=doc["time"] if isinstance(doc.get("time"), str) else iso_now(),
         specversion=doc["specversion"],
     )

@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from typing import Final
 
-MESSAGE_RECEIVED: Final = "omnirouter.message.received.v1"      # cs.inbound.v1
+MESSAGE_RECEIVED: Final = "omnirouter.message.received.v1"  # cs.inbound.v1
 MESSAGE_CLASSIFIED: Final = "omnirouter.message.classified.v1"  # cs.messages.v1
 
-OFFER_CREATED: Final = "omnirouter.offer.created.v1"            # cs.assignments.v1
-OFFER_REVOKED: Final = "omnirouter.offer.revoked.v1"            # expired, rejected, agent offline
+OFFER_CREATED: Final = "omnirouter.offer.created.v1"  # cs.assignments.v1
+OFFER_REVOKED: Final = "omnirouter.offer.revoked.v1"  # expired, rejected, agent offline
 ASSIGNMENT_CREATED: Final = "omnirouter.assignment.created.v1"
-ASSIGNMENT_ENDED: Final = "omnirouter.assignment.ended.v1"      # resolved or transferred away
+ASSIGNMENT_ENDED: Final = "omnirouter.assignment.ended.v1"  # resolved or transferred away
 CONVERSATION_MESSAGE: Final = "omnirouter.conversation.message.v1"  # new customer message to agent
 CONVERSATION_QUEUED: Final = "omnirouter.conversation.queued.v1"
 
-AGENT_ACCEPTED: Final = "omnirouter.agent.accepted.v1"          # cs.agent-events.v1
+AGENT_ACCEPTED: Final = "omnirouter.agent.accepted.v1"  # cs.agent-events.v1
 AGENT_REJECTED: Final = "omnirouter.agent.rejected.v1"
 AGENT_REPLIED: Final = "omnirouter.agent.replied.v1"
 AGENT_RESOLVED: Final = "omnirouter.agent.resolved.v1"
 AGENT_STATUS_CHANGED: Final = "omnirouter.agent.status_changed.v1"
 
-REPLY_CREATED: Final = "omnirouter.reply.created.v1"            # cs.outbound.v1
+REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
-DEAD_LETTER: Final = "omnirouter.deadletter.v1"                 # cs.dlq.v1
+DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1
 
 AGENT_EVENTS: Final = frozenset(
     {AGENT_ACCEPTED, AGENT_REJECTED, AGENT_REPLIED, AGENT_RESOLVED, AGENT_STATUS_CHANGED}

@@ -29,11 +29,25 @@ _FROM_KEYS = ("phone", "email", "app_user_id", "visitor_id", "name")
 def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     """A normalized customer message as posted to ``POST /v1/inbound/{channel}``."""
     if channel not in CHANNELS:
-        raise SchemaError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}",
-                          field="channel", code="unknown_channel")
+        raise SchemaError(
+            f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}",
+            field="channel",
+            code="unknown_channel",
+        )
     d = v.obj(body, "")
-    v.no_unknown(d, ("channel_message_id", "from", "text", "sent_at", "thread", "attachments",
-                     "call", "subject"))
+    v.no_unknown(
+        d,
+        (
+            "channel_message_id",
+            "from",
+            "text",
+            "sent_at",
+            "thread",
+            "attachments",
+            "call",
+            "subject",
+        ),
+    )
     cmid = v.req_string(d, "channel_message_id", max_len=200)
     sender = v.obj(d.get("from"), "from") if "from" in d else None
     if sender is None:
@@ -42,14 +56,19 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     frm = {k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS}
     frm = {k: val for k, val in frm.items() if val is not None}
     if not any(k in frm for k in ("phone", "email", "app_user_id", "visitor_id")):
-        raise SchemaError("from needs at least one of phone, email, app_user_id, visitor_id",
-                          field="from", code="missing_field")
+        raise SchemaError(
+            "from needs at least one of phone, email, app_user_id, visitor_id",
+            field="from",
+            code="missing_field",
+        )
     call = None
     if d.get("call") is not None:
         c = v.obj(d["call"], "call")
         v.no_unknown(c, ("call_id", "event"), prefix="call")
-        call = {"call_id": v.req_string(c, "call_id", prefix="call", max_len=200),
-                "event": v.choice(c, "event", CALL_EVENTS, prefix="call")}
+        call = {
+            "call_id": v.req_string(c, "call_id", prefix="call", max_len=200),
+            "event": v.choice(c, "event", CALL_EVENTS, prefix="call"),
+        }
     # A call event such as "started" carries no words; every other message must.
     text_required = call is None or call["event"] == "transcript"
     text = v.string(d, "text", required=text_required, max_len=MAX_TEXT)
@@ -59,30 +78,35 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
         v.no_unknown(t, ("message_id", "in_reply_to", "references"), prefix="thread")
         thread = {
             "message_id": v.string(t, "message_id", prefix="thread", required=False, max_len=998),
-            "in_reply_to": v.string(t, "in_reply_to", prefix="thread", required=False,
-                                    max_len=998),
+            "in_reply_to": v.string(t, "in_reply_to", prefix="thread", required=False, max_len=998),
             "references": v.string_list(t, "references", prefix="thread", max_len=998),
         }
     attachments = []
     raw_att = d.get("attachments")
     if raw_att is not None:
         if not isinstance(raw_att, list):
-            raise SchemaError("attachments must be a list", field="attachments",
-                              code="invalid_type")
+            raise SchemaError(
+                "attachments must be a list", field="attachments", code="invalid_type"
+            )
         if len(raw_att) > MAX_ATTACHMENTS:
-            raise SchemaError(f"attachments has more than {MAX_ATTACHMENTS} items",
-                              field="attachments", code="too_long")
+            raise SchemaError(
+                f"attachments has more than {MAX_ATTACHMENTS} items",
+                field="attachments",
+                code="too_long",
+            )
         for i, a in enumerate(raw_att):
             p = f"attachments[{i}]"
             a = v.obj(a, p)
             v.no_unknown(a, ("name", "content_type", "size", "sha256", "url"), prefix=p)
-            attachments.append({
-                "name": v.req_string(a, "name", prefix=p),
-                "content_type": v.string(a, "content_type", prefix=p, required=False),
-                "size": v.integer(a, "size", prefix=p, hi=1 << 40, required=False),
-                "sha256": v.string(a, "sha256", prefix=p, required=False, max_len=64),
-                "url": v.string(a, "url", prefix=p, required=False, max_len=2048),
-            })
+            attachments.append(
+                {
+                    "name": v.req_string(a, "name", prefix=p),
+                    "content_type": v.string(a, "content_type", prefix=p, required=False),
+                    "size": v.integer(a, "size", prefix=p, hi=1 << 40, required=False),
+                    "sha256": v.string(a, "sha256", prefix=p, required=False, max_len=64),
+                    "url": v.string(a, "url", prefix=p, required=False, max_len=2048),
+                }
+            )
     return {
         "channel": channel,
         "channel_message_id": cmid,
@@ -99,29 +123,47 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
 def parse_agent(agent_id: str, body: Any) -> dict[str, Any]:
     """An agent profile as sent to ``PUT /v1/agents/{id}``."""
     d = v.obj(body, "")
-    v.no_unknown(d, ("name", "skills", "capacity", "languages", "advisor_for", "wrap_up_s",
-                     "phone_excludes_chat"))
+    v.no_unknown(
+        d,
+        (
+            "name",
+            "skills",
+            "capacity",
+            "languages",
+            "advisor_for",
+            "wrap_up_s",
+            "phone_excludes_chat",
+        ),
+    )
     skills_raw = v.obj(d.get("skills"), "skills") if "skills" in d else None
     if not skills_raw:
-        raise SchemaError("skills is required: a level 1-5 per category", field="skills",
-                          code="missing_field")
+        raise SchemaError(
+            "skills is required: a level 1-5 per category", field="skills", code="missing_field"
+        )
     skills: dict[str, int] = {}
     for name in skills_raw:
         if name not in CATEGORIES:
-            raise SchemaError(f"unknown skill {name!r}; use {', '.join(CATEGORIES)}",
-                              field=f"skills.{name}", code="invalid_value")
+            raise SchemaError(
+                f"unknown skill {name!r}; use {', '.join(CATEGORIES)}",
+                field=f"skills.{name}",
+                code="invalid_value",
+            )
         level = v.integer(skills_raw, name, prefix="skills", lo=1, hi=5)
         assert level is not None
         skills[name] = level
     cap_raw = v.obj(d.get("capacity"), "capacity") if "capacity" in d else None
     if not cap_raw:
-        raise SchemaError("capacity is required: a count per channel", field="capacity",
-                          code="missing_field")
+        raise SchemaError(
+            "capacity is required: a count per channel", field="capacity", code="missing_field"
+        )
     capacity: dict[str, int] = {}
     for ch in cap_raw:
         if ch not in CHANNELS:
-            raise SchemaError(f"unknown channel {ch!r}; use {', '.join(CHANNELS)}",
-                              field=f"capacity.{ch}", code="invalid_value")
+            raise SchemaError(
+                f"unknown channel {ch!r}; use {', '.join(CHANNELS)}",
+                field=f"capacity.{ch}",
+                code="invalid_value",
+            )
         n = v.integer(cap_raw, ch, prefix="capacity", lo=0, hi=100)
         assert n is not None
         capacity[ch] = n

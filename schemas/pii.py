@@ -18,9 +18,13 @@ PiiKind = Literal["id_card", "bank_card", "phone", "email"]
 # number embedded in a longer digit run, so the longer kinds are matched first and the
 # digit-run boundaries keep a phone pattern from matching inside them.
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_ID_CARD = re.compile(r"(?<![0-9])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9])")
+_ID_CARD = re.compile(
+    r"(?<![0-9])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9])"
+)
 _BANK_CARD = re.compile(r"(?<![0-9])(?:\d[ -]?){15,18}\d(?![0-9])")
-_PHONE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?![0-9])|(?<![0-9])0\d{2,3}-\d{7,8}(?![0-9])")
+_PHONE = re.compile(
+    r"(?<![0-9])(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?![0-9])|(?<![0-9])0\d{2,3}-\d{7,8}(?![0-9])"
+)
 
 
 @dataclass(frozen=True, slots=True)

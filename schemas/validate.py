@@ -18,8 +18,9 @@ def _path(prefix: str, name: str) -> str:
 
 def obj(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SchemaError(f"{field or 'body'} must be a JSON object", field=field or None,
-                          code="invalid_type")
+        raise SchemaError(
+            f"{field or 'body'} must be a JSON object", field=field or None, code="invalid_type"
+        )
     return value
 
 
@@ -43,8 +44,9 @@ def string(
     if not allow_empty and not value.strip():
         raise SchemaError(f"{field} must not be empty", field=field, code="empty_field")
     if len(value) > max_len:
-        raise SchemaError(f"{field} is longer than {max_len} characters", field=field,
-                          code="too_long")
+        raise SchemaError(
+            f"{field} is longer than {max_len} characters", field=field, code="too_long"
+        )
     return value
 
 
@@ -55,7 +57,12 @@ def req_string(d: Mapping[str, Any], name: str, *, prefix: str = "", max_len: in
 
 
 def integer(
-    d: Mapping[str, Any], name: str, *, prefix: str = "", lo: int = 0, hi: int = 1_000_000,
+    d: Mapping[str, Any],
+    name: str,
+    *,
+    prefix: str = "",
+    lo: int = 0,
+    hi: int = 1_000_000,
     required: bool = True,
 ) -> int | None:
     field = _path(prefix, name)
@@ -67,21 +74,27 @@ def integer(
     if isinstance(value, bool) or not isinstance(value, int):
         raise SchemaError(f"{field} must be an integer", field=field, code="invalid_type")
     if not lo <= value <= hi:
-        raise SchemaError(f"{field} must be between {lo} and {hi}", field=field,
-                          code="out_of_range")
+        raise SchemaError(
+            f"{field} must be between {lo} and {hi}", field=field, code="out_of_range"
+        )
     return value
 
 
 def choice(
-    d: Mapping[str, Any], name: str, allowed: Iterable[str], *, prefix: str = "",
+    d: Mapping[str, Any],
+    name: str,
+    allowed: Iterable[str],
+    *,
+    prefix: str = "",
     required: bool = True,
 ) -> str | None:
     allowed = tuple(allowed)
     value = string(d, name, prefix=prefix, required=required, max_len=64)
     if value is not None and value not in allowed:
         field = _path(prefix, name)
-        raise SchemaError(f"{field} must be one of {', '.join(allowed)}", field=field,
-                          code="invalid_value")
+        raise SchemaError(
+            f"{field} must be one of {', '.join(allowed)}", field=field, code="invalid_value"
+        )
     return value
 
 
@@ -98,8 +111,11 @@ def string_list(
         raise SchemaError(f"{field} has more than {max_items} items", field=field, code="too_long")
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip() or len(item) > max_len:
-            raise SchemaError(f"{field}[{i}] must be a non-empty string of at most {max_len}"
-                              " characters", field=f"{field}[{i}]", code="invalid_type")
+            raise SchemaError(
+                f"{field}[{i}] must be a non-empty string of at most {max_len} characters",
+                field=f"{field}[{i}]",
+                code="invalid_type",
+            )
     return list(value)
 
 

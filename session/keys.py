@@ -116,3 +116,12 @@ def queues() -> str:
 def worker_ready(worker_id: str) -> str:
     """STRING set with a TTL while a worker holds partitions (readiness for tests and ops)."""
     return f"{PREFIX}:worker:{worker_id}:ready"
+
+
+def agent_frames(agent_id: str) -> str:
+    """STREAM of frames for an agent's desktop (offers, assignments, messages), capped.
+
+    The gateway reads these to push to sockets; a reconnecting desktop resumes from the last
+    frame id it saw. cs.assignments.v1 carries the same events for every other consumer.
+    """
+    return f"{PREFIX}:agent:{agent_id}:frames"

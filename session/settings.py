@@ -25,9 +25,12 @@ def _num(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class SessionSettings:
     reopen_window_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000))
+        default_factory=lambda: int(_num("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000)
+    )
     history_cap: int = field(default_factory=lambda: int(_num("OMNIROUTER_HISTORY_CAP", 1000)))
     conversation_ttl_s: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400))
+        default_factory=lambda: int(_num("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400)
+    )
     dedupe_ttl_s: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600))
+        default_factory=lambda: int(_num("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600)
+    )

@@ -24,6 +24,14 @@ _INTERNAL_FIELDS = {b"job", b"head_start", b"offer_agent"}
 _VERIFIED_KIND = {"phones": "phone", "emails": "email", "app_user_ids": "app_user_id"}
 
 
+def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing under bursts."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, health_check_interval=10
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _script(name: str) -> str:
     return resources.files("session").joinpath("lua", name).read_text()
 
@@ -38,9 +46,14 @@ class Customer:
     name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "identified": self.identified, "segment": self.segment,
-                "risk_tolerance": self.risk_tolerance, "advisor": self.advisor,
-                "name": self.name}
+        return {
+            "id": self.id,
+            "identified": self.identified,
+            "segment": self.segment,
+            "risk_tolerance": self.risk_tolerance,
+            "advisor": self.advisor,
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +92,21 @@ class SessionStore:
                 pipe.delete(keys.identity(kind, normalize(kind, value)))
             for value in profile["verified"].get(field, []):
                 pipe.set(keys.identity(kind, normalize(kind, value)), cid)
-        record = {k: profile[k] for k in ("name", "segment", "risk_tolerance", "advisor")
-                  if profile.get(k) is not None}
+        record: dict[str, Any] = {
+            k: profile[k]
+            for k in ("name", "segment", "risk_tolerance", "advisor")
+            if profile.get(k) is not None
+        }
         record["verified"] = orjson.dumps(profile["verified"]).decode()
         pipe.delete(keys.customer(cid))
-        pipe.hset(keys.customer(cid), mapping=record)
+        pipe.hset(keys.customer(cid), mapping=record)  # type: ignore[arg-type]
         await pipe.execute()
 
     async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.customer(customer_id))
         if not raw:
             return None
-        rec = {k.decode(): v.decode() for k, v in raw.items()}
+        rec: dict[str, Any] = {_s(k) or "": _s(v) for k, v in raw.items()}
         rec["verified"] = orjson.loads(rec.get("verified", "{}"))
         rec["id"] = customer_id
         return rec
@@ -110,32 +126,68 @@ class SessionStore:
             cid = _s(cid_raw)
             if cid:
                 rec = await self.redis.hgetall(keys.customer(cid))
-                r = {k.decode(): v.decode() for k, v in rec.items()}
-                return Customer(id=cid, identified=True, segment=r.get("segment", "regular"),
-                                risk_tolerance=r.get("risk_tolerance"),
-                                advisor=r.get("advisor"), name=r.get("name"))
+                r = {_s(k) or "": _s(v) or "" for k, v in rec.items()}
+                return Customer(
+                    id=cid,
+                    identified=True,
+                    segment=r.get("segment", "regular"),
+                    risk_tolerance=r.get("risk_tolerance"),
+                    advisor=r.get("advisor"),
+                    name=r.get("name"),
+                )
         kind, value = present[0]
         return Customer(id=anonymous_customer_id(kind, value), identified=False)
 
     # -- conversations ----------------------------------------------------------------------
 
-    async def ingest(self, *, customer_id: str, event_id: str, new_conversation_id: str,
-                     entry: dict[str, Any], channel: str, category: str, priority: int,
-                     reply_to: dict[str, Any]) -> IngestResult:
+    async def ingest(
+        self,
+        *,
+        customer_id: str,
+        event_id: str,
+        new_conversation_id: str,
+        entry: dict[str, Any],
+        channel: str,
+        category: str,
+        priority: int,
+        reply_to: dict[str, Any],
+    ) -> IngestResult:
         s = self.settings
-        res = await self._ingest(args=[
-            keys.PREFIX, customer_id, event_id, new_conversation_id, now_ms(),
-            orjson.dumps(entry), channel, s.reopen_window_ms, s.history_cap,
-            s.conversation_ttl_s, category, priority, orjson.dumps(reply_to)])
+        res = await self._ingest(
+            args=[
+                keys.PREFIX,
+                customer_id,
+                event_id,
+                new_conversation_id,
+                now_ms(),
+                orjson.dumps(entry),
+                channel,
+                s.reopen_window_ms,
+                s.history_cap,
+                s.conversation_ttl_s,
+                category,
+                priority,
+                orjson.dumps(reply_to),
+            ]
+        )
         conv, outcome, state, agent, offer, last = (_s(x) for x in res)
         assert conv and outcome and state
         return IngestResult(conv, outcome, state, agent, offer, last)
 
     async def append(self, conversation_id: str, event_id: str, entry: dict[str, Any]) -> int:
         """1 appended, 0 already applied, -1 no such conversation."""
-        return int(await self._append(args=[keys.PREFIX, conversation_id, event_id,
-                                            orjson.dumps(entry), self.settings.history_cap,
-                                            now_ms()]))
+        return int(
+            await self._append(
+                args=[
+                    keys.PREFIX,
+                    conversation_id,
+                    event_id,
+                    orjson.dumps(entry),
+                    self.settings.history_cap,
+                    now_ms(),
+                ]
+            )
+        )
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
@@ -144,8 +196,7 @@ class SessionStore:
         meta_raw, timeline_raw = await pipe.execute()
         if not meta_raw:
             return None
-        meta = {k.decode(): v.decode() for k, v in meta_raw.items()
-                if k not in _INTERNAL_FIELDS}
+        meta = {k.decode(): v.decode() for k, v in meta_raw.items() if k not in _INTERNAL_FIELDS}
         for k in ("created_at", "updated_at", "priority", "resolved_at", "assigned_at"):
             if k in meta:
                 meta[k] = int(float(meta[k]))
@@ -154,16 +205,18 @@ class SessionStore:
         return meta
 
     async def conversation_fields(self, conversation_id: str, *fields: str) -> list[str | None]:
-        return [_s(x) for x in await self.redis.hmget(keys.conversation(conversation_id),
-                                                      list(fields))]
+        return [
+            _s(x) for x in await self.redis.hmget(keys.conversation(conversation_id), list(fields))
+        ]
 
     # -- gateway idempotency ----------------------------------------------------------------
 
     async def reserve_message(self, channel: str, cmid: str, event_id: str) -> str | None:
         """Claim (channel, channel_message_id) for a new event; the existing value if taken."""
         key = keys.dedupe(channel, cmid)
-        ok = await self.redis.set(key, f"pending:{event_id}", nx=True,
-                                  ex=self.settings.dedupe_ttl_s)
+        ok = await self.redis.set(
+            key, f"pending:{event_id}", nx=True, ex=self.settings.dedupe_ttl_s
+        )
         if ok:
             return None
         return _s(await self.redis.get(key)) or ""

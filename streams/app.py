@@ -14,19 +14,19 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 import structlog
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from channels.agent_feed import append_frame
 from router.dispatch import Router
 from router.registry import Registry
 from schemas import envelope, events
 from schemas.envelope import Envelope
 from session import keys
-from session.store import SessionStore
+from session.store import SessionStore, connect
 from streams import topics
 from streams.classify import load_classifier
 from streams.errors import PERMANENT, RetriableError
@@ -35,8 +35,14 @@ from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-RETRIABLE = (RetriableError, RedisConnectionError, RedisTimeoutError, KafkaError,
-             ConnectionError, asyncio.TimeoutError)
+RETRIABLE = (
+    RetriableError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
 _MAX_ATTEMPTS_UNKNOWN = 3  # a bug (unexpected exception) is retried this often, then DLQ'd
 _BACKOFF_MAX_S = 5.0
 
@@ -80,17 +86,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_wait_empty=False,
         loghandlers=[],
     )
-    redis = aioredis.Redis.from_url(settings.require_redis(), health_check_interval=10)
+    redis = connect(settings.require_redis())
     session = SessionStore(redis)
     registry = Registry(redis)
     router = Router(registry)
     inbound_t = app.topic(topics.INBOUND)
     messages_t = app.topic(topics.MESSAGES)
     agent_events_t = app.topic(topics.AGENT_EVENTS)
-    out_topics = {name: app.topic(name) for name in (topics.MESSAGES, topics.ASSIGNMENTS,
-                                                     topics.OUTBOUND, topics.DLQ)}
+    out_topics = {
+        name: app.topic(name)
+        for name in (topics.MESSAGES, topics.ASSIGNMENTS, topics.OUTBOUND, topics.DLQ)
+    }
 
     async def emit(topic: str, key: str, env: Envelope) -> None:
+        if topic == topics.ASSIGNMENTS:
+            await append_frame(redis, env)
         await out_topics[topic].send(key=key.encode(), value=envelope.encode(env))
 
     pipeline = Pipeline(session, registry, router, load_classifier(), emit)
@@ -104,21 +114,39 @@ def create_app(settings: Settings | None = None) -> faust.App:
         except UnicodeDecodeError:
             original, encoding = base64.b64encode(raw).decode(), "base64"
         key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
-        env = Envelope(type=events.DEAD_LETTER, source=f"omnirouter/worker/{worker_id}",
-                       subject=stage, id=f"dlq.{msg.topic}.{msg.partition}.{msg.offset}",
-                       data={"stage": stage, "topic": msg.topic, "partition": msg.partition,
-                             "offset": msg.offset, "key": key,
-                             "reason": str(exc) or type(exc).__name__,
-                             "error_type": type(exc).__name__,
-                             "field": getattr(exc, "field", None), "attempts": attempts,
-                             "worker": worker_id, "original": original,
-                             "original_encoding": encoding})
+        env = Envelope(
+            type=events.DEAD_LETTER,
+            source=f"omnirouter/worker/{worker_id}",
+            subject=stage,
+            id=f"dlq.{msg.topic}.{msg.partition}.{msg.offset}",
+            data={
+                "stage": stage,
+                "topic": msg.topic,
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "key": key,
+                "reason": str(exc) or type(exc).__name__,
+                "error_type": type(exc).__name__,
+                "field": getattr(exc, "field", None),
+                "attempts": attempts,
+                "worker": worker_id,
+                "original": original,
+                "original_encoding": encoding,
+            },
+        )
         await emit(topics.DLQ, key or env.id, env)
-        log.warning("event.dead_lettered", stage=stage, reason=str(exc), topic=msg.topic,
-                    partition=msg.partition, offset=msg.offset)
+        log.warning(
+            "event.dead_lettered",
+            stage=stage,
+            reason=str(exc),
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+        )
 
-    async def process(stage: str, event: Any,
-                      handler: Callable[[Envelope], Awaitable[None]]) -> None:
+    async def process(
+        stage: str, event: Any, handler: Callable[[Envelope], Awaitable[None]]
+    ) -> None:
         attempts = 0
         while True:
             attempts += 1
@@ -135,8 +163,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 return
             except RETRIABLE as exc:
                 delay = min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6))
-                log.warning("event.retry", stage=stage, error=repr(exc), attempt=attempts,
-                            delay_s=delay)
+                log.warning(
+                    "event.retry", stage=stage, error=repr(exc), attempt=attempts, delay_s=delay
+                )
                 await asyncio.sleep(delay)
             except Exception as exc:
                 if attempts >= _MAX_ATTEMPTS_UNKNOWN:
@@ -171,16 +200,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def heartbeat() -> None:
         if app.consumer.assignment():
             with contextlib.suppress(*RETRIABLE):
-                await redis.set(keys.worker_ready(worker_id), orjson.dumps(
-                    {"partitions": len(app.consumer.assignment())}), ex=10)
+                await redis.set(
+                    keys.worker_ready(worker_id),
+                    orjson.dumps({"partitions": len(app.consumer.assignment())}),
+                    ex=10,
+                )
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         log.info("worker.partitions_assigned", count=len(assigned))
         if assigned:
             with contextlib.suppress(*RETRIABLE):
-                await redis.set(keys.worker_ready(worker_id),
-                                orjson.dumps({"partitions": len(assigned)}), ex=10)
+                await redis.set(
+                    keys.worker_ready(worker_id), orjson.dumps({"partitions": len(assigned)}), ex=10
+                )
 
     app.omnirouter_pipeline = pipeline  # type: ignore[attr-defined]
     return app

@@ -34,10 +34,19 @@ def keyword_classify(text: str) -> dict[str, Any]:
     t = text.lower()
     category = next((c for c, words in _FALLBACK if any(w in t for w in words)), "unclear")
     negative = any(w in t for w in _NEGATIVE)
-    return {"category": category, "confidence": 0.5 if category != "unclear" else 0.0,
-            "also": [], "intent": "unknown", "sentiment": "negative" if negative else "neutral",
-            "sentiment_score": -0.5 if negative else 0.0, "anger": False, "anxiety": False,
-            "entities": {}, "wants_human": "人工" in t, "model": "keyword-fallback"}
+    return {
+        "category": category,
+        "confidence": 0.5 if category != "unclear" else 0.0,
+        "also": [],
+        "intent": "unknown",
+        "sentiment": "negative" if negative else "neutral",
+        "sentiment_score": -0.5 if negative else 0.0,
+        "anger": False,
+        "anxiety": False,
+        "entities": {},
+        "wants_human": "人工" in t,
+        "model": "keyword-fallback",
+    }
 
 
 @lru_cache(maxsize=1)

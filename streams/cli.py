@@ -43,12 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev = sub.add_parser("dev", help="broker, Redis, gateway and workers on this machine")
     dev.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     dev.set_defaults(func=_dev)
-    sub.add_parser("worker", help="one stream worker against KAFKA_BOOTSTRAP and REDIS_URL"
-                   ).set_defaults(func=_worker)
-    sub.add_parser("gateway", help="the HTTP gateway against KAFKA_BOOTSTRAP and REDIS_URL"
-                   ).set_defaults(func=_gateway)
-    for name, func, help_ in (("train", _train, "train the message-understanding model"),
-                              ("eval", _eval, "evaluate it on a JSONL file")):
+    sub.add_parser(
+        "worker", help="one stream worker against KAFKA_BOOTSTRAP and REDIS_URL"
+    ).set_defaults(func=_worker)
+    sub.add_parser(
+        "gateway", help="the HTTP gateway against KAFKA_BOOTSTRAP and REDIS_URL"
+    ).set_defaults(func=_gateway)
+    for name, func, help_ in (
+        ("train", _train, "train the message-understanding model"),
+        ("eval", _eval, "evaluate it on a JSONL file"),
+    ):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)

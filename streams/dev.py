@@ -37,8 +37,12 @@ class Children:
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
         env = {**os.environ, **self.env, **(extra_env or {})}
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], env=env,
-                                stdin=subprocess.DEVNULL, preexec_fn=embedded._die_with_parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=embedded._die_with_parent,
+        )
         self.procs.append((name, proc))
 
     def check(self) -> None:
@@ -61,8 +65,9 @@ class Children:
 
 def http(method: str, url: str, body: Any | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -70,8 +75,9 @@ def http(method: str, url: str, body: Any | None = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def wait_ready(base: str, redis_url: str, workers: int, children: Children,
-               timeout: float = 60) -> None:
+def wait_ready(
+    base: str, redis_url: str, workers: int, children: Children, timeout: float = 60
+) -> None:
     r = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     gateway_ok = False
@@ -86,14 +92,14 @@ def wait_ready(base: str, redis_url: str, workers: int, children: Children,
         if gateway_ok and ready_workers >= min(workers, 1):
             return
         time.sleep(0.2)
-    raise SystemExit("the system did not become ready within "
-                     f"{timeout:.0f}s; see the logs above")
+    raise SystemExit(f"the system did not become ready within {timeout:.0f}s; see the logs above")
 
 
 def load_sample_data(base: str) -> tuple[int, int]:
     agents = json.loads(resources.files("streams").joinpath("dev_data/agents.json").read_text())
     customers = json.loads(
-        resources.files("streams").joinpath("dev_data/customers.json").read_text())
+        resources.files("streams").joinpath("dev_data/customers.json").read_text()
+    )
     for c in customers:
         cid = c.pop("id")
         status, body = http("PUT", f"{base}/v1/customers/{cid}", c)
@@ -136,8 +142,12 @@ def run_dev(workers: int = 1) -> int:
     logs.configure(settings.log_format, settings.log_level)
     gw = GatewaySettings()
     data_dir = Path(settings.data_dir).resolve()
-    infra = embedded.start(partitions=settings.partitions, workdir=data_dir / "infra",
-                           bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url)
+    infra = embedded.start(
+        partitions=settings.partitions,
+        workdir=data_dir / "infra",
+        bootstrap=settings.kafka_bootstrap,
+        redis_url=settings.redis_url,
+    )
     children = Children(infra.env(), data_dir)
     stop = False
 
@@ -150,14 +160,25 @@ def run_dev(workers: int = 1) -> int:
     try:
         children.spawn("gateway", "gateway")
         for i in range(workers):
-            children.spawn(f"worker-{i + 1}", "worker",
-                           extra_env={"OMNIROUTER_WORKER_ID": f"dev-worker-{i + 1}"})
+            children.spawn(
+                f"worker-{i + 1}",
+                "worker",
+                extra_env={"OMNIROUTER_WORKER_ID": f"dev-worker-{i + 1}"},
+            )
         base = f"http://{gw.host}:{gw.port}"
         wait_ready(base, infra.redis_url, workers, children)
         n_agents, n_customers = load_sample_data(base)
-        print(BANNER.format(base=base, ws=base.replace("http", "ws", 1),
-                            bootstrap=infra.bootstrap, redis_url=infra.redis_url,
-                            n_agents=n_agents, n_customers=n_customers), flush=True)
+        print(
+            BANNER.format(
+                base=base,
+                ws=base.replace("http", "ws", 1),
+                bootstrap=infra.bootstrap,
+                redis_url=infra.redis_url,
+                n_agents=n_agents,
+                n_customers=n_customers,
+            ),
+            flush=True,
+        )
         while not stop:
             children.check()
             time.sleep(0.3)

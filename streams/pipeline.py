@@ -40,8 +40,14 @@ def _preview(text: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, session: SessionStore, registry: Registry, router: Router,
-                 classifier: Classifier, emit: Emit):
+    def __init__(
+        self,
+        session: SessionStore,
+        registry: Registry,
+        router: Router,
+        classifier: Classifier,
+        emit: Emit,
+    ):
         self.session = session
         self.registry = registry
         self.router = router
@@ -53,17 +59,41 @@ class Pipeline:
     async def on_inbound(self, env: Envelope) -> None:
         if env.type != events.MESSAGE_RECEIVED:
             raise UnknownEventType(f"cs.inbound.v1 does not carry {env.type!r}")
-        msg = parse_inbound(str(env.data.get("channel")),
-                            {k: v for k, v in env.data.items() if k != "channel"})
+        msg = parse_inbound(
+            str(env.data.get("channel")), {k: v for k, v in env.data.items() if k != "channel"}
+        )
         customer = await self.session.identify(msg["from"])
-        analysis = self.classify(msg["text"]) if msg["text"] else {
-            "category": "unclear", "confidence": 0.0, "intent": "call_event",
-            "sentiment": "neutral", "anger": False, "anxiety": False, "also": []}
-        data = {"event_id": env.id, "received_at": env.time, **msg,
-                "customer": customer.to_dict(), "analysis": analysis}
-        await self.emit(topics.MESSAGES, customer.id,
-                        Envelope(type=events.MESSAGE_CLASSIFIED, source=SOURCE, data=data,
-                                 subject=customer.id, id=f"{env.id}.classified"))
+        analysis = (
+            self.classify(msg["text"])
+            if msg["text"]
+            else {
+                "category": "unclear",
+                "confidence": 0.0,
+                "intent": "call_event",
+                "sentiment": "neutral",
+                "anger": False,
+                "anxiety": False,
+                "also": [],
+            }
+        )
+        data = {
+            "event_id": env.id,
+            "received_at": env.time,
+            **msg,
+            "customer": customer.to_dict(),
+            "analysis": analysis,
+        }
+        await self.emit(
+            topics.MESSAGES,
+            customer.id,
+            Envelope(
+                type=events.MESSAGE_CLASSIFIED,
+                source=SOURCE,
+                data=data,
+                subject=customer.id,
+                id=f"{env.id}.classified",
+            ),
+        )
 
     # -- stage 2: session and routing -------------------------------------------------------
 
@@ -74,102 +104,211 @@ class Pipeline:
         customer, analysis = d["customer"], d["analysis"]
         structlog.contextvars.bind_contextvars(customer_id=customer["id"])
         category = analysis.get("category") or "unclear"
-        prio = policy.priority(category, segment=customer.get("segment") or "regular",
-                               negative=analysis.get("sentiment") == "negative",
-                               anger=bool(analysis.get("anger")),
-                               anxiety=bool(analysis.get("anxiety")), channel=d["channel"])
-        entry = {"id": d["event_id"], "kind": "message", "direction": "in",
-                 "channel": d["channel"], "text": d["text"], "at": now_ms(),
-                 "category": category, "intent": analysis.get("intent"),
-                 "sentiment": analysis.get("sentiment"), "subject": d.get("subject"),
-                 "attachments": d.get("attachments") or [], "call": d.get("call")}
-        reply_to = {"channel": d["channel"], "from": d["from"],
-                    "message_id": (d.get("thread") or {}).get("message_id")}
+        prio = policy.priority(
+            category,
+            segment=customer.get("segment") or "regular",
+            negative=analysis.get("sentiment") == "negative",
+            anger=bool(analysis.get("anger")),
+            anxiety=bool(analysis.get("anxiety")),
+            channel=d["channel"],
+        )
+        entry = {
+            "id": d["event_id"],
+            "kind": "message",
+            "direction": "in",
+            "channel": d["channel"],
+            "text": d["text"],
+            "at": now_ms(),
+            "category": category,
+            "intent": analysis.get("intent"),
+            "sentiment": analysis.get("sentiment"),
+            "subject": d.get("subject"),
+            "attachments": d.get("attachments") or [],
+            "call": d.get("call"),
+        }
+        reply_to = {
+            "channel": d["channel"],
+            "from": d["from"],
+            "message_id": (d.get("thread") or {}).get("message_id"),
+        }
         res = await self.session.ingest(
-            customer_id=customer["id"], event_id=d["event_id"], new_conversation_id=new_id(),
-            entry=entry, channel=d["channel"], category=category, priority=prio,
-            reply_to=reply_to)
+            customer_id=customer["id"],
+            event_id=d["event_id"],
+            new_conversation_id=new_id(),
+            entry=entry,
+            channel=d["channel"],
+            category=category,
+            priority=prio,
+            reply_to=reply_to,
+        )
         structlog.contextvars.bind_contextvars(conversation_id=res.conversation_id)
-        log.info("message.ingested", outcome=res.outcome, state=res.state, category=category,
-                 priority=prio)
+        log.info(
+            "message.ingested",
+            outcome=res.outcome,
+            state=res.state,
+            category=category,
+            priority=prio,
+        )
         if res.state in ("open", "waiting"):
-            job = Job(conversation_id=res.conversation_id, customer_id=customer["id"],
-                      category=category, channel=d["channel"], priority=prio,
-                      segment=customer.get("segment") or "regular",
-                      last_agent=res.last_agent, advisor=customer.get("advisor"))
+            job = Job(
+                conversation_id=res.conversation_id,
+                customer_id=customer["id"],
+                category=category,
+                channel=d["channel"],
+                priority=prio,
+                segment=customer.get("segment") or "regular",
+                last_agent=res.last_agent,
+                advisor=customer.get("advisor"),
+            )
             placed = await self.router.place(job)
             await self._publish_placement(placed, customer, d, analysis)
         elif res.state == "offered" and res.outcome == "duplicate" and res.offer_id:
             # The offer was made before a crash; publishing it again is harmless.
             offer = await self.registry.get_offer(res.offer_id)
             if offer:
-                job = (await self.registry.jobs([res.conversation_id])).get(res.conversation_id)
-                if job:
+                known = (await self.registry.jobs([res.conversation_id])).get(res.conversation_id)
+                if known:
                     await self._publish_placement(
-                        Offered(job, offer["agent_id"], res.offer_id, int(offer["expires_at"])),
-                        customer, d, analysis)
+                        Offered(known, offer["agent_id"], res.offer_id, int(offer["expires_at"])),
+                        customer,
+                        d,
+                        analysis,
+                    )
         elif res.state == "assigned" and res.agent_id:
-            await self.emit(topics.ASSIGNMENTS, customer["id"], Envelope(
-                type=events.CONVERSATION_MESSAGE, source=SOURCE, subject=res.agent_id,
-                id=f"{d['event_id']}.to-agent",
-                data={"agent_id": res.agent_id, "conversation_id": res.conversation_id,
-                      "message": entry, "customer": customer, "analysis": analysis}))
+            await self.emit(
+                topics.ASSIGNMENTS,
+                customer["id"],
+                Envelope(
+                    type=events.CONVERSATION_MESSAGE,
+                    source=SOURCE,
+                    subject=res.agent_id,
+                    id=f"{d['event_id']}.to-agent",
+                    data={
+                        "agent_id": res.agent_id,
+                        "conversation_id": res.conversation_id,
+                        "message": entry,
+                        "customer": customer,
+                        "analysis": analysis,
+                    },
+                ),
+            )
 
-    async def _publish_placement(self, placed: Placement | None, customer: dict[str, Any],
-                                 msg: dict[str, Any] | None, analysis: dict[str, Any] | None,
-                                 ) -> None:
+    async def _publish_placement(
+        self,
+        placed: Placement | None,
+        customer: dict[str, Any],
+        msg: dict[str, Any] | None,
+        analysis: dict[str, Any] | None,
+    ) -> None:
         if isinstance(placed, Offered):
             job = placed.job
             if msg is None:
                 conv = await self.session.get_conversation(job.conversation_id)
-                last_in = next((m for m in reversed((conv or {}).get("messages", []))
-                                if m.get("direction") == "in"), {})
+                last_in: dict[str, Any] = next(
+                    (
+                        m
+                        for m in reversed((conv or {}).get("messages", []))
+                        if m.get("direction") == "in"
+                    ),
+                    {},
+                )
                 preview = _preview(last_in.get("text", ""))
             else:
                 preview = _preview(msg["text"])
-            await self.emit(topics.ASSIGNMENTS, job.customer_id, Envelope(
-                type=events.OFFER_CREATED, source=SOURCE, subject=placed.agent_id,
-                id=f"{placed.offer_id}.offer",
-                data={"offer_id": placed.offer_id, "agent_id": placed.agent_id,
-                      "conversation_id": job.conversation_id, "expires_at": placed.expires_at,
-                      "category": job.category, "priority": job.priority,
-                      "channel": job.channel, "customer": customer, "preview": preview,
-                      "analysis": analysis or {}}))
+            await self.emit(
+                topics.ASSIGNMENTS,
+                job.customer_id,
+                Envelope(
+                    type=events.OFFER_CREATED,
+                    source=SOURCE,
+                    subject=placed.agent_id,
+                    id=f"{placed.offer_id}.offer",
+                    data={
+                        "offer_id": placed.offer_id,
+                        "agent_id": placed.agent_id,
+                        "conversation_id": job.conversation_id,
+                        "expires_at": placed.expires_at,
+                        "category": job.category,
+                        "priority": job.priority,
+                        "channel": job.channel,
+                        "customer": customer,
+                        "preview": preview,
+                        "analysis": analysis or {},
+                    },
+                ),
+            )
         elif isinstance(placed, Queued):
-            await self.emit(topics.ASSIGNMENTS, placed.job.customer_id, Envelope(
-                type=events.CONVERSATION_QUEUED, source=SOURCE, subject=placed.queue,
-                data={"conversation_id": placed.job.conversation_id, "queue": placed.queue,
-                      "priority": placed.job.priority}))
+            await self.emit(
+                topics.ASSIGNMENTS,
+                placed.job.customer_id,
+                Envelope(
+                    type=events.CONVERSATION_QUEUED,
+                    source=SOURCE,
+                    subject=placed.queue,
+                    data={
+                        "conversation_id": placed.job.conversation_id,
+                        "queue": placed.queue,
+                        "priority": placed.job.priority,
+                    },
+                ),
+            )
         elif isinstance(placed, NotRoutable):
-            log.info("route.skipped", conversation_id=placed.job.conversation_id,
-                     state=placed.state)
+            log.info(
+                "route.skipped", conversation_id=placed.job.conversation_id, state=placed.state
+            )
 
     # -- agent events -----------------------------------------------------------------------
 
     async def on_agent_event(self, env: Envelope) -> None:
         d = env.data
-        structlog.contextvars.bind_contextvars(agent_id=d.get("agent_id"),
-                                               conversation_id=d.get("conversation_id"))
+        structlog.contextvars.bind_contextvars(
+            agent_id=d.get("agent_id"), conversation_id=d.get("conversation_id")
+        )
         if env.type == events.AGENT_ACCEPTED:
             conv_id = d["conversation_id"]
-            await self.session.append(conv_id, env.id, {
-                "kind": "system", "text": f"assigned to {d['agent_id']}", "at": now_ms(),
-                "agent_id": d["agent_id"]})
+            await self.session.append(
+                conv_id,
+                env.id,
+                {
+                    "kind": "system",
+                    "text": f"assigned to {d['agent_id']}",
+                    "at": now_ms(),
+                    "agent_id": d["agent_id"],
+                },
+            )
             conv = await self.session.get_conversation(conv_id)
-            await self.emit(topics.ASSIGNMENTS, d.get("customer_id") or conv_id, Envelope(
-                type=events.ASSIGNMENT_CREATED, source=SOURCE, subject=d["agent_id"],
-                id=f"{env.id}.assignment",
-                data={"agent_id": d["agent_id"], "offer_id": d["offer_id"],
-                      "conversation_id": conv_id, "conversation": conv}))
+            await self.emit(
+                topics.ASSIGNMENTS,
+                d.get("customer_id") or conv_id,
+                Envelope(
+                    type=events.ASSIGNMENT_CREATED,
+                    source=SOURCE,
+                    subject=d["agent_id"],
+                    id=f"{env.id}.assignment",
+                    data={
+                        "agent_id": d["agent_id"],
+                        "offer_id": d["offer_id"],
+                        "conversation_id": conv_id,
+                        "conversation": conv,
+                    },
+                ),
+            )
         elif env.type == events.AGENT_REJECTED:
             # The release put the conversation back in its queue; a cycle offers it onward.
             await self.drain()
         elif env.type == events.AGENT_REPLIED:
             await self._on_reply(env)
         elif env.type == events.AGENT_RESOLVED:
-            await self.session.append(d["conversation_id"], env.id, {
-                "kind": "system", "text": f"resolved by {d['agent_id']}", "at": now_ms(),
-                "agent_id": d["agent_id"]})
+            await self.session.append(
+                d["conversation_id"],
+                env.id,
+                {
+                    "kind": "system",
+                    "text": f"resolved by {d['agent_id']}",
+                    "at": now_ms(),
+                    "agent_id": d["agent_id"],
+                },
+            )
             await self.drain()
         elif env.type == events.AGENT_STATUS_CHANGED:
             if d.get("status") == "available":
@@ -182,22 +321,45 @@ class Pipeline:
     async def _on_reply(self, env: Envelope) -> None:
         d = env.data
         conv_id = d["conversation_id"]
-        entry = {"id": env.id, "kind": "message", "direction": "out", "channel": None,
-                 "text": d["text"], "at": now_ms(), "agent_id": d["agent_id"]}
+        entry = {
+            "id": env.id,
+            "kind": "message",
+            "direction": "out",
+            "channel": None,
+            "text": d["text"],
+            "at": now_ms(),
+            "agent_id": d["agent_id"],
+        }
         reply_to_raw, customer_id, channel = await self.session.conversation_fields(
-            conv_id, "reply_to", "customer_id", "channel")
+            conv_id, "reply_to", "customer_id", "channel"
+        )
         entry["channel"] = channel
         appended = await self.session.append(conv_id, env.id, entry)
         if appended < 0:
             log.warning("reply.unknown_conversation")
             return
         reply_to = orjson.loads(reply_to_raw) if reply_to_raw else {}
-        await self.emit(topics.OUTBOUND, customer_id or conv_id, Envelope(
-            type=events.REPLY_CREATED, source=SOURCE, subject=conv_id, id=f"{env.id}.outbound",
-            data={"reply_id": env.id, "conversation_id": conv_id, "customer_id": customer_id,
-                  "channel": reply_to.get("channel") or channel, "to": reply_to.get("from", {}),
-                  "in_reply_to": reply_to.get("message_id"), "text": d["text"],
-                  "agent_id": d["agent_id"], "author": "agent"}))
+        await self.emit(
+            topics.OUTBOUND,
+            customer_id or conv_id,
+            Envelope(
+                type=events.REPLY_CREATED,
+                source=SOURCE,
+                subject=conv_id,
+                id=f"{env.id}.outbound",
+                data={
+                    "reply_id": env.id,
+                    "conversation_id": conv_id,
+                    "customer_id": customer_id,
+                    "channel": reply_to.get("channel") or channel,
+                    "to": reply_to.get("from", {}),
+                    "in_reply_to": reply_to.get("message_id"),
+                    "text": d["text"],
+                    "agent_id": d["agent_id"],
+                    "author": "agent",
+                },
+            ),
+        )
 
     async def _revoke_offers(self, agent_id: str) -> None:
         agent = await self.registry.get_agent(agent_id)
@@ -209,11 +371,22 @@ class Pipeline:
 
     async def _offer_revoked(self, offer_id: str, values: tuple[str, ...], reason: str) -> None:
         conv_id, agent_id, _channel, customer_id = values
-        await self.emit(topics.ASSIGNMENTS, customer_id or conv_id, Envelope(
-            type=events.OFFER_REVOKED, source=SOURCE, subject=agent_id,
-            id=f"{offer_id}.revoked",
-            data={"offer_id": offer_id, "agent_id": agent_id, "conversation_id": conv_id,
-                  "reason": reason}))
+        await self.emit(
+            topics.ASSIGNMENTS,
+            customer_id or conv_id,
+            Envelope(
+                type=events.OFFER_REVOKED,
+                source=SOURCE,
+                subject=agent_id,
+                id=f"{offer_id}.revoked",
+                data={
+                    "offer_id": offer_id,
+                    "agent_id": agent_id,
+                    "conversation_id": conv_id,
+                    "reason": reason,
+                },
+            ),
+        )
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -222,12 +395,16 @@ class Pipeline:
         n = 0
         for offer_id in await self.registry.due_offers(now_ms()):
             res = await self.registry.release(
-                offer_id, only_if_expired=True,
-                decline_ms=self.router.settings.decline_cooldown_ms)
+                offer_id, only_if_expired=True, decline_ms=self.router.settings.decline_cooldown_ms
+            )
             if res.ok:
                 n += 1
-                log.info("offer.expired", offer_id=offer_id, agent_id=res.values[1],
-                         conversation_id=res.values[0])
+                log.info(
+                    "offer.expired",
+                    offer_id=offer_id,
+                    agent_id=res.values[1],
+                    conversation_id=res.values[0],
+                )
                 await self._offer_revoked(offer_id, res.values, "expired")
         if n:
             await self.drain()
@@ -236,6 +413,7 @@ class Pipeline:
     async def drain(self) -> int:
         offered = await self.router.drain()
         for placed in offered:
-            await self._publish_placement(placed, {"id": placed.job.customer_id,
-                                                   "segment": placed.job.segment}, None, None)
+            await self._publish_placement(
+                placed, {"id": placed.job.customer_id, "segment": placed.job.segment}, None, None
+            )
         return len(offered)

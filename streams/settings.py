@@ -36,20 +36,27 @@ class Settings:
     redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL"))
     partitions: int = field(default_factory=lambda: _env_int("OMNIROUTER_PARTITIONS", 8))
     fetch_max_wait_ms: int = field(
-        default_factory=lambda: _env_int("OMNIROUTER_FETCH_MAX_WAIT_MS", 10))
+        default_factory=lambda: _env_int("OMNIROUTER_FETCH_MAX_WAIT_MS", 10)
+    )
     session_timeout_s: int = field(
-        default_factory=lambda: _env_int("OMNIROUTER_SESSION_TIMEOUT_S", 10))
-    worker_id: str = field(default_factory=lambda: os.environ.get(
-        "OMNIROUTER_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"))
-    data_dir: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR",
-                                                                  ".omnirouter"))
+        default_factory=lambda: _env_int("OMNIROUTER_SESSION_TIMEOUT_S", 10)
+    )
+    worker_id: str = field(
+        default_factory=lambda: os.environ.get(
+            "OMNIROUTER_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"
+        )
+    )
+    data_dir: str = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR", ".omnirouter")
+    )
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
 
     def require_bootstrap(self) -> str:
         if not self.kafka_bootstrap:
-            raise SystemExit("KAFKA_BOOTSTRAP is not set (use `omnirouter dev` for an embedded "
-                             "broker)")
+            raise SystemExit(
+                "KAFKA_BOOTSTRAP is not set (use `omnirouter dev` for an embedded broker)"
+            )
         return self.kafka_bootstrap
 
     def require_redis(self) -> str:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Final
 
-INBOUND: Final = "cs.inbound.v1"          # key: channel identity (visitor id, phone, …)
-MESSAGES: Final = "cs.messages.v1"        # key: customer id (identified and classified)
+INBOUND: Final = "cs.inbound.v1"  # key: channel identity (visitor id, phone, …)
+MESSAGES: Final = "cs.messages.v1"  # key: customer id (identified and classified)
 ASSIGNMENTS: Final = "cs.assignments.v1"  # key: customer id; offers and frames for agents
 AGENT_EVENTS: Final = "cs.agent-events.v1"  # key: customer id (or agent id for status)
-OUTBOUND: Final = "cs.outbound.v1"        # key: customer id; replies to deliver
-ORDERS: Final = "cs.orders.v1"            # key: customer id; transfer-agent order status
+OUTBOUND: Final = "cs.outbound.v1"  # key: customer id; replies to deliver
+ORDERS: Final = "cs.orders.v1"  # key: customer id; transfer-agent order status
 FEEDBACK: Final = "cs.feedback.v1"
-TASKS: Final = "cs.tasks.v1"              # callbacks and follow-ups
+TASKS: Final = "cs.tasks.v1"  # callbacks and follow-ups
 ALERTS: Final = "cs.alerts.v1"
-CUSTOMERS: Final = "cs.customers.v1"      # compacted; the CRM's customer directory
-DLQ: Final = "cs.dlq.v1"                  # poison events with the reason
+CUSTOMERS: Final = "cs.customers.v1"  # compacted; the CRM's customer directory
+DLQ: Final = "cs.dlq.v1"  # poison events with the reason
 
-ALL: Final = (INBOUND, MESSAGES, ASSIGNMENTS, AGENT_EVENTS, OUTBOUND, ORDERS, FEEDBACK, TASKS,
-              ALERTS, CUSTOMERS, DLQ)
+ALL: Final = (
+    INBOUND,
+    MESSAGES,
+    ASSIGNMENTS,
+    AGENT_EVENTS,
+    OUTBOUND,
+    ORDERS,
+    FEEDBACK,
+    TASKS,
+    ALERTS,
+    CUSTOMERS,
+    DLQ,
+)
 COMPACTED: Final = frozenset({CUSTOMERS})

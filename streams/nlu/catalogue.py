@@ -35,8 +35,17 @@ class Fund:
 
 
 _KNOWN = {
-    "code", "name", "full_name", "aliases", "share_class", "type", "risk", "nav", "nav_date",
-    "redemption_arrival", "fees",
+    "code",
+    "name",
+    "full_name",
+    "aliases",
+    "share_class",
+    "type",
+    "risk",
+    "nav",
+    "nav_date",
+    "redemption_arrival",
+    "fees",
 }
 
 

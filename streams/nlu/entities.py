@@ -11,7 +11,9 @@ from streams.nlu.catalogue import Catalogue, Fund, load_catalogue
 from streams.nlu.features import to_simplified
 
 _CODE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(?![0-9])")
-_CLASS_AFTER = re.compile(r"\s*(?:混合|债券|指数|股票|货币|型|基金|\(lof\)|lof)*\s*([abc])(?:类|份额|级|$|[^a-z])", re.I)
+_CLASS_AFTER = re.compile(
+    r"\s*(?:混合|债券|指数|股票|货币|型|基金|\(lof\)|lof)*\s*([abc])(?:类|份额|级|$|[^a-z])", re.I
+)
 _CLASS_ALONE = re.compile(r"(?<![a-z])([abc])\s*(?:类|份额)", re.I)
 _CN_NUM = "零一二两三四五六七八九十百千万亿"
 _AMOUNT = re.compile(
@@ -96,7 +98,11 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
         if alone:
             cls = alone.group(1).upper()
             base = cat.by_code(funds[0]["code"])
-            sib = [g for g in cat.funds if base and g.base_name == base.base_name and g.share_class == cls]
+            sib = [
+                g
+                for g in cat.funds
+                if base and g.base_name == base.base_name and g.share_class == cls
+            ]
             if sib:
                 funds[0] = {"code": sib[0].code, "name": sib[0].name, "share_class": cls}
 

@@ -83,7 +83,10 @@ def load_eval(path: Path | str) -> tuple[list[str], list[str], list[bool | None]
 
 
 def metrics(
-    gold: list[str], pred: list[str], neg_gold: list[bool | None], neg_pred: list[bool],
+    gold: list[str],
+    pred: list[str],
+    neg_gold: list[bool | None],
+    neg_pred: list[bool],
     labels: tuple[str, ...] = CATEGORIES,
 ) -> dict[str, Any]:
     n = len(gold)
@@ -101,7 +104,9 @@ def metrics(
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         per_class[c] = {
-            "precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
+            "precision": round(prec, 4),
+            "recall": round(rec, 4),
+            "f1": round(f1, 4),
             "support": tp + fn,
         }
         if tp + fn:

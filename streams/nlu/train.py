@@ -26,11 +26,29 @@ from streams.nlu.model import MODEL_DIR, Head, LinearBundle
 
 CATEGORIES = ("product", "transaction", "account", "complaint", "technical", "unclear")
 INTENTS = (
-    "nav_return", "product_info", "fees", "purchase", "redemption_howto", "redemption_arrival",
-    "sip", "dividend", "card_binding", "password_reset", "identity_verification",
-    "contact_change", "account_open_close", "risk_assessment", "login_failure",
-    "app_malfunction", "transaction_failure", "complaint_service", "complaint_returns",
-    "complaint_other", "suggestion", "human_request", "greeting_other",
+    "nav_return",
+    "product_info",
+    "fees",
+    "purchase",
+    "redemption_howto",
+    "redemption_arrival",
+    "sip",
+    "dividend",
+    "card_binding",
+    "password_reset",
+    "identity_verification",
+    "contact_change",
+    "account_open_close",
+    "risk_assessment",
+    "login_failure",
+    "app_malfunction",
+    "transaction_failure",
+    "complaint_service",
+    "complaint_returns",
+    "complaint_other",
+    "suggestion",
+    "human_request",
+    "greeting_other",
 )
 HELDOUT_PERCENT = 15
 N_AUG = 4
@@ -288,7 +306,9 @@ def train(
     }
     bundle = LinearBundle(vocab, vec.idf_.astype(np.float32), W, b, heads, meta)
     bundle.save(model_dir)
-    log(f"saved {model_dir} ({len(vocab)} features, {W.shape[1]} outputs) in {time.time() - t0:.0f}s")
+    log(
+        f"saved {model_dir} ({len(vocab)} features, {W.shape[1]} outputs) in {time.time() - t0:.0f}s"
+    )
     return meta
 
 

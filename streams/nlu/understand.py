@@ -21,14 +21,58 @@ ALSO_MIN = 0.2  # a second category this likely is listed in `also`
 # Topic cues for complaints: what the complaint is about, for the agent (`also`).
 _TOPIC_CUES: dict[str, tuple[str, ...]] = {
     "transaction": (
-        "赎回", "到账", "到帐", "申购", "买入", "卖出", "定投", "扣款", "撤单", "转换", "分红方式",
-        "取现", "转出", "份额", "手续费", "扣钱", "扣了", "银行卡", "绑卡", "退款",
+        "赎回",
+        "到账",
+        "到帐",
+        "申购",
+        "买入",
+        "卖出",
+        "定投",
+        "扣款",
+        "撤单",
+        "转换",
+        "分红方式",
+        "取现",
+        "转出",
+        "份额",
+        "手续费",
+        "扣钱",
+        "扣了",
+        "银行卡",
+        "绑卡",
+        "退款",
     ),
     "product": ("净值", "收益", "亏", "跌", "基金经理", "业绩", "分红", "费率", "管理费", "回撤"),
-    "account": ("密码", "实名", "身份证", "手机号", "开户", "销户", "风险测评", "测评", "冻结", "个人信息"),
+    "account": (
+        "密码",
+        "实名",
+        "身份证",
+        "手机号",
+        "开户",
+        "销户",
+        "风险测评",
+        "测评",
+        "冻结",
+        "个人信息",
+    ),
     "technical": (
-        "登录", "登陆", "登不", "闪退", "app", "系统", "页面", "验证码", "打不开", "卡死", "网站",
-        "官网", "崩", "人脸", "刷脸", "报错", "bug",
+        "登录",
+        "登陆",
+        "登不",
+        "闪退",
+        "app",
+        "系统",
+        "页面",
+        "验证码",
+        "打不开",
+        "卡死",
+        "网站",
+        "官网",
+        "崩",
+        "人脸",
+        "刷脸",
+        "报错",
+        "bug",
     ),
 }
 _HUMAN = re.compile(
@@ -68,7 +112,9 @@ class Understanding:
     def __init__(self, bundle: LinearBundle, threshold: float | None = None) -> None:
         self.bundle = bundle
         meta = bundle.meta
-        self.threshold = float(meta.get("unclear_threshold", 0.5) if threshold is None else threshold)
+        self.threshold = float(
+            meta.get("unclear_threshold", 0.5) if threshold is None else threshold
+        )
         self.negative_threshold = float(meta.get("negative_threshold", 0.5))
         self.allowed: dict[str, list[str]] = meta.get("allowed_intents", {})
         cat = bundle.heads["category"]

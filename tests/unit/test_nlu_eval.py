@@ -36,7 +36,12 @@ def test_metrics_by_hand():
     pred = ["product", "complaint", "complaint", "technical"]
     m = metrics(gold, pred, [False, None, True, False], [False, True, True, True])
     assert m["accuracy"] == 0.75
-    assert m["per_class"]["product"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
+    assert m["per_class"]["product"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": 0.6667,
+        "support": 2,
+    }
     assert m["confusion"]["product"]["complaint"] == 1
     # the line without `negative` is left out: tp=1, fp=1, fn=0
     assert m["negative_n"] == 3 and m["negative_f1"] == 0.6667
@@ -55,7 +60,15 @@ def test_eval_cli_json(tmp_path, capsys):
     f.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\nnot json\n")
     assert eval_main([str(f), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("accuracy", "macro_f1", "negative_f1", "per_class", "confusion", "messages_per_s", "baseline"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "negative_f1",
+        "per_class",
+        "confusion",
+        "messages_per_s",
+        "baseline",
+    ):
         assert key in out
     for key in ("accuracy", "macro_f1", "negative_f1", "per_class", "confusion", "messages_per_s"):
         assert key in out["baseline"]
@@ -67,7 +80,9 @@ def test_eval_cli_json(tmp_path, capsys):
 
 def test_eval_cli_text_report(tmp_path, capsys):
     f = tmp_path / "e.jsonl"
-    f.write_text(json.dumps({"text": "怎么设置定投", "category": "交易操作类"}, ensure_ascii=False) + "\n")
+    f.write_text(
+        json.dumps({"text": "怎么设置定投", "category": "交易操作类"}, ensure_ascii=False) + "\n"
+    )
     assert eval_main([str(f), "--threshold", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "baseline" in out and "macro-F1" in out and "confusion" in out

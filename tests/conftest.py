@@ -1,0 +1,144 @@
+"""Fixtures shared by every test: the real broker and Redis, a worker and a gateway.
+
+Integration tests talk to a real Tansu broker and a real redis-server on free ports, started
+by streams.embedded exactly as `omnirouter dev` starts them; the worker and the gateway run as
+child processes from the installed `omnirouter` command. KAFKA_BOOTSTRAP / REDIS_URL point the
+suite at existing services instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from session import keys
+from streams import embedded
+
+PARTITIONS = 4
+
+
+@dataclass
+class Services:
+    bootstrap: str
+    redis_url: str
+    gateway_url: str
+    logdir: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.gateway_url.replace("http", "ws", 1)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *args],
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=embedded._die_with_parent,
+    )
+    out.close()
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def wait_worker(
+    r: redis.Redis, worker_id: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        if r.exists(keys.worker_ready(worker_id)):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Infra]:
+    workdir = tmp_path_factory.mktemp("infra")
+    inf = embedded.start(
+        partitions=PARTITIONS,
+        workdir=workdir,
+        bootstrap=os.environ.get("KAFKA_BOOTSTRAP"),
+        redis_url=os.environ.get("REDIS_URL"),
+    )
+    yield inf
+    inf.stop()
+
+
+def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
+    return {
+        **inf.env(),
+        "LOG_FORMAT": "json",
+        "OMNIROUTER_PARTITIONS": str(PARTITIONS),
+        "OMNIROUTER_SESSION_TIMEOUT_S": "6",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def services(infra: embedded.Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    logdir = tmp_path_factory.mktemp("logs")
+    port = embedded.free_port()
+    gw_log, wk_log = logdir / "gateway.log", logdir / "worker.log"
+    gateway = _spawn(["gateway"], child_env(infra, OMNIROUTER_PORT=str(port)), gw_log)
+    worker = _spawn(["worker"], child_env(infra, OMNIROUTER_WORKER_ID="test-worker-1"), wk_log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/readyz", gateway, gw_log)
+        wait_worker(redis.Redis.from_url(infra.redis_url), "test-worker-1", worker, wk_log)
+        yield Services(infra.bootstrap, infra.redis_url, base, logdir)
+    finally:
+        _stop(gateway)
+        _stop(worker)
+
+
+@pytest.fixture
+def fresh_redis(services: Services) -> Iterator[redis.Redis]:
+    """Routing state from earlier tests (agents, queues) must not leak into this one.
+
+    Worker readiness keys are kept; everything else in the store is dropped.
+    """
+    r = redis.Redis.from_url(services.redis_url)
+    for key in r.scan_iter(f"{keys.PREFIX}:*", count=1000):
+        if b":worker:" not in key:
+            r.delete(key)
+    yield r
+    r.close()

@@ -1,0 +1,208 @@
+"""Clients the integration tests drive the system with: HTTP, agent sockets, topic readers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+WAIT_S = 20.0  # generous: a slow CI machine must not turn into a flaky test
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def agent_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "name": "测试坐席",
+        "skills": {"product": 3, "transaction": 3, "account": 3, "complaint": 3, "technical": 3},
+        "capacity": {"chat": 3, "app": 3, "email": 5, "phone": 1},
+        "languages": ["zh"],
+    }
+    body.update(overrides)
+    return body
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, base: str):
+        self.s = session
+        self.base = base
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with self.s.request(method, self.base + path, data=data, headers=headers) as resp:
+            text = await resp.read()
+            try:
+                payload = orjson.loads(text) if text else None
+            except orjson.JSONDecodeError:
+                payload = text.decode(errors="replace")
+            self.last_headers = resp.headers
+            return resp.status, payload
+
+    async def post_message(
+        self, channel: str, text: str, sender: dict[str, str], cmid: str | None = None, **extra: Any
+    ) -> str:
+        status, body = await self.call(
+            "POST",
+            f"/v1/inbound/{channel}",
+            {"channel_message_id": cmid or uid("m"), "from": sender, "text": text, **extra},
+        )
+        assert status == 202, body
+        return str(body["event_id"])
+
+    async def add_agent(self, agent_id: str, status: str = "available", **overrides: Any) -> None:
+        code, body = await self.call("PUT", f"/v1/agents/{agent_id}", agent_body(**overrides))
+        assert code == 200, body
+        code, body = await self.call("POST", f"/v1/agents/{agent_id}/status", {"status": status})
+        assert code == 200, body
+
+
+class AgentStream:
+    """An agent desktop's socket; keeps every frame so tests can also assert what did not come."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, session: aiohttp.ClientSession, ws_base: str, agent_id: str) -> AgentStream:
+        ws = await session.ws_connect(f"{ws_base}/v1/agents/{agent_id}/stream")
+        stream = cls(ws)
+        hello = await stream.next("hello")
+        assert hello["agent_id"] == agent_id
+        return stream
+
+    async def next(
+        self,
+        kind: str,
+        where: Callable[[dict[str, Any]], bool] = lambda f: True,
+        timeout: float = WAIT_S,
+    ) -> dict[str, Any]:
+        for f in self.frames:
+            if f.get("type") == kind and where(f) and not f.get("_taken"):
+                f["_taken"] = True
+                return f
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {kind!r} frame within {timeout}s; got {self.frames}")
+            msg = await self.ws.receive(timeout=left)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"socket closed: {msg}")
+            frame = orjson.loads(msg.data)
+            self.frames.append(frame)
+            if frame.get("type") == kind and where(frame):
+                frame["_taken"] = True
+                return frame
+
+    async def drain(self, seconds: float) -> None:
+        """Collect whatever else arrives for a while (to assert something did not)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                return
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.frames.append(orjson.loads(msg.data))
+
+    def count(self, kind: str, where: Callable[[dict[str, Any]], bool] = lambda f: True) -> int:
+        return sum(1 for f in self.frames if f.get("type") == kind and where(f))
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class TopicReader:
+    """Reads a whole topic from the beginning; `find` waits for an event that matches."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            auto_offset_reset="earliest",
+        )
+        self.topic = topic
+        self.events: list[dict[str, Any]] = []
+        self._next: dict[TopicPartition, int] = {}
+
+    async def __aenter__(self) -> TopicReader:
+        await self.consumer.start()
+        parts = self.consumer.partitions_for_topic(self.topic) or set()
+        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
+        await self.consumer.seek_to_beginning()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def _poll(self) -> None:
+        """Read everything new. Each round re-reads from the last offset seen per partition,
+        because the embedded broker can skip records for a consumer that reads live at the
+        head of a partition (seen in this suite); a fresh fetch position finds them."""
+        for tp in self.consumer.assignment():
+            self.consumer.seek(tp, self._next.get(tp, 0))
+        batches = await self.consumer.getmany(timeout_ms=200)
+        for tp, records in batches.items():
+            for rec in records:
+                if rec.offset < self._next.get(tp, 0):
+                    continue
+                self._next[tp] = rec.offset + 1
+                try:
+                    self.events.append(orjson.loads(rec.value))
+                except orjson.JSONDecodeError:
+                    self.events.append({"_raw": rec.value})
+
+    async def find(
+        self, where: Callable[[dict[str, Any]], bool], timeout: float = WAIT_S
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if where(e):
+                    return e
+            if time.monotonic() >= deadline:
+                break
+            await self._poll()
+        raise AssertionError(
+            f"no matching event on {self.topic} within {timeout}s; saw "
+            f"{[e.get('data', e) for e in self.events][-5:]}"
+        )
+
+    async def all_for(
+        self, where: Callable[[dict[str, Any]], bool], seconds: float
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self._poll()
+        return [e for e in self.events if where(e)]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)

@@ -1,0 +1,127 @@
+"""The Lua claims on a real redis-server: capacity and exclusivity hold under races."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from router.dispatch import Offered, Queued, Router
+from router.policy import Job
+from router.registry import Registry
+from session import keys
+from session.store import connect
+from streams.embedded import Infra
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def registry(infra: Infra) -> AsyncIterator[Registry]:
+    r = connect(infra.redis_url)
+    async for key in r.scan_iter(f"{keys.PREFIX}:*", count=1000):
+        if b":worker:" not in key:
+            await r.delete(key)
+    yield Registry(r)
+    await r.aclose()
+
+
+async def _conv(reg: Registry, cid: str) -> None:
+    await reg.redis.hset(
+        keys.conversation(cid), mapping={"id": cid, "state": "open", "customer_id": f"cust-{cid}"}
+    )
+
+
+async def _agents(reg: Registry, n: int, cap: int) -> None:
+    for i in range(n):
+        await reg.put_agent(
+            {
+                "id": f"a{i}",
+                "name": f"a{i}",
+                "skills": {"product": 1 + i % 5},
+                "capacity": {"chat": cap},
+                "languages": ["zh"],
+                "advisor_for": [],
+            }
+        )
+        await reg.set_status(f"a{i}", "available")
+
+
+async def test_concurrent_routers_never_exceed_capacity_or_double_offer(registry: Registry) -> None:
+    """Four routers place 60 conversations at once (each twice) on 10 agents with 2 chat
+    slots each: exactly 20 offers, each conversation at most once, every agent at most 2."""
+    await _agents(registry, 10, 2)
+    routers = [Router(Registry(registry.redis)) for _ in range(4)]
+    jobs = [
+        Job(
+            conversation_id=f"c{i}",
+            customer_id=f"cust-c{i}",
+            category="product",
+            channel="chat",
+            priority=10,
+        )
+        for i in range(60)
+    ]
+    for j in jobs:
+        await _conv(registry, j.conversation_id)
+    results = await asyncio.gather(*(routers[i % 4].place(j) for i, j in enumerate(jobs + jobs)))
+    offered = [r for r in results if isinstance(r, Offered)]
+    assert len(offered) == 20
+    per_conv = Counter(r.job.conversation_id for r in offered)
+    assert max(per_conv.values()) == 1
+    per_agent = Counter(r.agent_id for r in offered)
+    assert max(per_agent.values()) <= 2
+    for i in range(10):
+        agent = await registry.get_agent(f"a{i}")
+        assert agent is not None and agent["load"].get("chat", 0) <= 2
+    waiting = sum(s["waiting"] for s in await registry.queue_stats())
+    assert waiting == 40
+    assert any(isinstance(r, Queued) for r in results)
+
+
+async def test_expired_offer_returns_to_queue_and_frees_capacity(registry: Registry) -> None:
+    """An expired offer cannot be accepted; releasing it frees the slot and puts the
+    conversation back in its queue, and only one of two racing releasers wins."""
+    await _agents(registry, 1, 1)
+    job = Job(
+        conversation_id="c1", customer_id="x", category="product", channel="chat", priority=10
+    )
+    await _conv(registry, "c1")
+    placed = await registry.offer(job, "a0", "o1", expires_at=0, queue="product", head_start_ms=0)
+    assert placed.ok
+    assert (await registry.accept("o1", "a0")).reason == "offer_expired"
+    r1, r2 = await asyncio.gather(
+        registry.release("o1", only_if_expired=True, decline_ms=1000),
+        registry.release("o1", only_if_expired=True, decline_ms=1000),
+    )
+    assert sorted([r1.ok, r2.ok]) == [False, True]
+    agent = await registry.get_agent("a0")
+    assert agent is not None and agent["load"]["chat"] == 0 and agent["offers"] == []
+    state = await registry.redis.hget(keys.conversation("c1"), "state")
+    assert state == b"waiting"
+    assert await registry.redis.zscore(keys.queue("product"), "c1") is not None
+    # The agent who let it expire is not offered it again during the cool-down.
+    again = await Router(registry).place(job, enqueue=False)
+    assert again is None
+
+
+async def test_accept_by_wrong_agent_and_resolve_by_non_owner_are_refused(
+    registry: Registry,
+) -> None:
+    await _agents(registry, 2, 1)
+    job = Job(
+        conversation_id="c2", customer_id="x", category="product", channel="chat", priority=10
+    )
+    await _conv(registry, "c2")
+    assert (
+        await registry.offer(job, "a0", "o2", expires_at=2**50, queue="product", head_start_ms=0)
+    ).ok
+    assert (await registry.accept("o2", "a1")).reason == "offer_not_yours"
+    assert (await registry.accept("o2", "a0")).ok
+    assert (await registry.accept("o2", "a0")).reason == "offer_not_found"
+    assert (await registry.resolve("c2", "a1")).reason == "not_assigned_to_agent"
+    assert (await registry.resolve("c2", "a0")).ok
+    agent = await registry.get_agent("a0")
+    assert agent is not None and agent["load"]["chat"] == 0 and agent["conversations"] == []
