@@ -19,6 +19,9 @@ SEGMENTS: Final = ("new", "regular", "hnw")
 RISK_TOLERANCES: Final = ("C1", "C2", "C3", "C4", "C5")
 AGENT_STATUSES: Final = ("available", "away", "offline")
 CALL_EVENTS: Final = ("started", "ivr", "transcript", "ended")
+# Contacts an adapter has verified itself (the carrier's caller number, an authenticated app
+# user): strong identity evidence, set by channel adapters, never taken from a customer's words.
+VERIFIED_KINDS: Final = ("phone", "email", "app_user_id")
 
 MAX_TEXT: Final = 20_000
 MAX_ATTACHMENTS: Final = 20
@@ -46,15 +49,29 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
             "attachments",
             "call",
             "subject",
+            "body",
         ),
     )
     cmid = v.req_string(d, "channel_message_id", max_len=200)
     sender = v.obj(d.get("from"), "from") if "from" in d else None
     if sender is None:
         raise SchemaError("from is required", field="from", code="missing_field")
-    v.no_unknown(sender, _FROM_KEYS, prefix="from")
-    frm = {k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS}
+    v.no_unknown(sender, (*_FROM_KEYS, "verified"), prefix="from")
+    frm: dict[str, Any] = {
+        k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS
+    }
     frm = {k: val for k, val in frm.items() if val is not None}
+    verified = v.string_list(sender, "verified", prefix="from", max_items=3, max_len=16)
+    for i, kind in enumerate(verified):
+        if kind not in VERIFIED_KINDS or kind not in frm:
+            raise SchemaError(
+                f"from.verified[{i}] must name a contact present in from: one of "
+                f"{', '.join(VERIFIED_KINDS)}",
+                field=f"from.verified[{i}]",
+                code="invalid_value",
+            )
+    if verified:
+        frm["verified"] = verified
     if not any(k in frm for k in ("phone", "email", "app_user_id", "visitor_id")):
         raise SchemaError(
             "from needs at least one of phone, email, app_user_id, visitor_id",
@@ -64,11 +81,14 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     call = None
     if d.get("call") is not None:
         c = v.obj(d["call"], "call")
-        v.no_unknown(c, ("call_id", "event"), prefix="call")
+        v.no_unknown(c, ("call_id", "event", "hint"), prefix="call")
         call = {
             "call_id": v.req_string(c, "call_id", prefix="call", max_len=200),
             "event": v.choice(c, "event", CALL_EVENTS, prefix="call"),
         }
+        hint = v.choice(c, "hint", CATEGORIES, prefix="call", required=False)
+        if hint is not None:
+            call["hint"] = hint  # the caller's IVR menu choice
     # A call event such as "started" carries no words; every other message must.
     text_required = call is None or call["event"] == "transcript"
     text = v.string(d, "text", required=text_required, max_len=MAX_TEXT)
@@ -113,6 +133,9 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
         "from": frm,
         "text": text or "",
         "subject": v.string(d, "subject", required=False, max_len=998),
+        # The whole text as written (quoted history, signature) for the agent; `text` is what
+        # the classifier sees. Only adapters that strip something (email) set it.
+        "body": v.string(d, "body", required=False, max_len=MAX_TEXT * 5),
         "sent_at": v.string(d, "sent_at", required=False, max_len=64),
         "thread": thread,
         "attachments": attachments,

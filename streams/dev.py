@@ -159,6 +159,7 @@ def run_dev(workers: int = 1) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         children.spawn("gateway", "gateway")
+        children.spawn("delivery", "delivery")
         for i in range(workers):
             children.spawn(
                 f"worker-{i + 1}",

@@ -76,6 +76,10 @@ class Pipeline:
                 "also": [],
             }
         )
+        hint = (msg.get("call") or {}).get("hint")
+        if hint and analysis.get("category") in (None, "unclear"):
+            # The caller chose a menu entry: a better guess than "unclear" from a few words.
+            analysis = {**analysis, "category": hint, "category_source": "ivr"}
         data = {
             "event_id": env.id,
             "received_at": env.time,
@@ -126,10 +130,17 @@ class Pipeline:
             "attachments": d.get("attachments") or [],
             "call": d.get("call"),
         }
+        if d.get("body"):
+            entry["body"] = d["body"]
+        thread = d.get("thread") or {}
         reply_to = {
             "channel": d["channel"],
             "from": d["from"],
-            "message_id": (d.get("thread") or {}).get("message_id"),
+            "message_id": thread.get("message_id"),
+            # What the delivery service needs to answer on the same thread / call.
+            "references": thread.get("references") or [],
+            "subject": d.get("subject"),
+            "call_id": (d.get("call") or {}).get("call_id"),
         }
         res = await self.session.ingest(
             customer_id=customer["id"],
@@ -354,6 +365,9 @@ class Pipeline:
                     "channel": reply_to.get("channel") or channel,
                     "to": reply_to.get("from", {}),
                     "in_reply_to": reply_to.get("message_id"),
+                    "references": reply_to.get("references") or [],
+                    "subject": reply_to.get("subject"),
+                    "call_id": reply_to.get("call_id"),
                     "text": d["text"],
                     "agent_id": d["agent_id"],
                     "author": "agent",
