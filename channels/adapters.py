@@ -183,7 +183,7 @@ class Adapters:
         msg = models.parse_inbound("phone", telephony.normalized(ev, state))
         structlog.contextvars.bind_contextvars(call_id=ev["call_id"])
         accepted = await self._accept(msg)
-        log.info("call.event_accepted", event=ev["event"], event_id=accepted.event_id)
+        log.info("call.event_accepted", call_event=ev["event"], event_id=accepted.event_id)
         return accepted
 
     # -- widget --------------------------------------------------------------------------------

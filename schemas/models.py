@@ -91,7 +91,11 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
             call["hint"] = hint  # the caller's IVR menu choice
     # A call event such as "started" carries no words; every other message must.
     text_required = call is None or call["event"] == "transcript"
-    text = v.string(d, "text", required=text_required, max_len=MAX_TEXT)
+    # allow_empty: the normalized form of a word-less call event carries text "" and is
+    # parsed again by the worker.
+    text = v.string(
+        d, "text", required=text_required, max_len=MAX_TEXT, allow_empty=not text_required
+    )
     thread = None
     if d.get("thread") is not None:
         t = v.obj(d["thread"], "thread")

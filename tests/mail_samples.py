@@ -12,7 +12,7 @@ import quopri
 
 
 def _b64(data: bytes) -> str:
-    return base64.encodebytes(data).decode()
+    return base64.encodebytes(data).decode().replace("\n", "\r\n")  # SMTP lines end in CRLF
 
 
 def _word(text: str, charset: str) -> str:
@@ -24,10 +24,12 @@ GBK_SUBJECT = "关于融通领先成长混合A赎回到账的咨询（王堃）"
 GBK_BODY = "您好：\r\n我上周五赎回了融通领先成长混合A，基金代码161606，现在还没到账，请问什么时候能到？\r\n王玥\r\n"
 
 
-def gbk_mail(message_id: str = "<20261123093000.1234@foxmail.example>") -> bytes:
+def gbk_mail(
+    message_id: str = "<20261123093000.1234@foxmail.example>", sender: str = "wangkun@example.com"
+) -> bytes:
     return (
-        "Return-Path: <wangkun@example.com>\r\n"
-        f"From: {_word('王堃', 'GB2312')} <wangkun@example.com>\r\n"
+        f"Return-Path: <{sender}>\r\n"
+        f"From: {_word('王堃', 'GB2312')} <{sender}>\r\n"
         "To: service@omnirouter.local\r\n"
         f"Subject: {_word(GBK_SUBJECT, 'GB2312')}\r\n"
         "Date: Mon, 23 Nov 2026 09:30:00 +0800\r\n"
@@ -48,7 +50,7 @@ HTML_BODY = (
 
 
 def html_only_mail(message_id: str = "<html-only-1@mail.example.cn>") -> bytes:
-    qp = quopri.encodestring(HTML_BODY.encode("utf-8")).decode()
+    qp = quopri.encodestring(HTML_BODY.encode("utf-8")).decode().replace("\n", "\r\n")
     return (
         "From: =?UTF-8?B?5byg5LiJ?= <zhangsan@example.cn>\r\n"
         "To: <service@omnirouter.local>\r\n"
@@ -105,7 +107,7 @@ def reply_mail(
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 
-def attachment_mail(message_id: str = "<att-1@mail.example.com>") -> bytes:
+def attachment_mail(message_id: str = "<att-1@mail.example.com>", pdf: bytes = PDF) -> bytes:
     return (
         "From: li@example.com\r\n"
         "To: service@omnirouter.local\r\n"
@@ -124,8 +126,13 @@ def attachment_mail(message_id: str = "<att-1@mail.example.com>") -> bytes:
         'Content-Disposition: attachment; filename="=?UTF-8?B?'
         + base64.b64encode("对账单.pdf".encode()).decode()
         + '?="\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\n" + _b64(PDF) + "--b1--\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n" + _b64(pdf) + "--b1--\r\n"
     ).encode("ascii")
+
+
+def oversized_mail(message_id: str, attachment_bytes: int) -> bytes:
+    """A scanned statement attached at full resolution: well-formed, just too big."""
+    return attachment_mail(message_id, pdf=PDF[:9] + b"\x00" * attachment_bytes)
 
 
 BIG5_BODY = "請問基金淨值何時更新？"
