@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from session import keys
 from streams import embedded
-from tests.conftest import APP_SECRET, Services, _spawn, _stop, child_env
+from tests.conftest import APP_SECRET, Services, _spawn, _stop, child_env, wait_http
 from tests.integration.helpers import Api
 
 pytestmark = pytest.mark.integration
@@ -128,3 +128,19 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
         controller.stop()
         app.shutdown()
         app.server_close()
+
+
+@pytest.fixture(scope="session")
+def second_gateway(services: Services, infra: embedded.Infra) -> Iterator[str]:
+    """Another gateway instance on the same broker and Redis (its SMTP listener off)."""
+    port = embedded.free_port()
+    log = services.logdir / "gateway-2.log"
+    proc = _spawn(
+        ["gateway"], child_env(infra, OMNIROUTER_PORT=str(port), OMNIROUTER_SMTP_PORT="0"), log
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/readyz", proc, log)
+        yield base
+    finally:
+        _stop(proc)

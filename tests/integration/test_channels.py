@@ -464,3 +464,40 @@ async def test_generic_call_events_are_signed_and_partials_dropped(
     assert ev["data"]["from"] == {"phone": "+8613700001111", "verified": ["phone"]}
     assert ev["data"]["call"] == {"call_id": call_id, "event": "transcript"}
     await processed(api, fresh_redis, ("phone", "+8613700001111"), body["event_id"])
+
+
+async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    second_gateway: str,
+) -> None:
+    """A visitor whose socket is on gateway B gets the reply of an agent working through
+    gateway A, and resumes on gateway A what it missed while away from B."""
+    agent, visitor = uid("agent"), uid("v")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    ws_b = await http.ws_connect(
+        f"{second_gateway.replace('http', 'ws', 1)}/v1/chat/ws?visitor_id={visitor}"
+    )
+    await _frame(ws_b, "hello")
+    await ws_b.send_str(
+        orjson.dumps(
+            {"type": "message", "client_id": "c-1", "text": f"净值多少 {visitor}"}
+        ).decode()
+    )
+    await _frame(ws_b, "ack")
+    conv_id = await accept_offer(api, stream, agent, lambda f: visitor in f["preview"])
+    first = await reply(api, conv_id, agent, "今日净值请以官网公布为准。")
+    got = await _frame(ws_b, "reply")
+    assert got["reply_id"] == first
+    await ws_b.close()
+    missed = await reply(api, conv_id, agent, "还需要别的帮助吗？")
+    await delivery_status(api, conv_id, missed, "sent")
+    ws_a = await http.ws_connect(
+        f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}&since={got['frame_id']}"
+    )
+    assert (await _frame(ws_a, "reply"))["reply_id"] == missed
+    await ws_a.close()
+    await stream.close()
