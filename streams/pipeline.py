@@ -130,18 +130,20 @@ class Pipeline:
             "attachments": d.get("attachments") or [],
             "call": d.get("call"),
         }
-        if d.get("body"):
-            entry["body"] = d["body"]
         thread = d.get("thread") or {}
         reply_to = {
             "channel": d["channel"],
-            "from": d["from"],
+            "from": {k: v for k, v in d["from"].items() if k != "verified"},
             "message_id": thread.get("message_id"),
-            # What the delivery service needs to answer on the same thread / call.
-            "references": thread.get("references") or [],
-            "subject": d.get("subject"),
-            "call_id": (d.get("call") or {}).get("call_id"),
         }
+
+        # What the delivery service needs to answer on the same mail thread or call, and the
+        # whole mail body (quoted history included) for the agent.
+        reply_to["references"] = thread.get("references") or []
+        reply_to["subject"] = d.get("subject")
+        reply_to["call_id"] = (d.get("call") or {}).get("call_id")
+        if d.get("body"):
+            entry["body"] = d["body"]
         res = await self.session.ingest(
             customer_id=customer["id"],
             event_id=d["event_id"],

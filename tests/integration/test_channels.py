@@ -411,7 +411,12 @@ async def test_twilio_call_with_menu_choice_and_speech_reaches_an_agent_and_hear
     calls = [m["call"]["event"] for m in conv["messages"] if m.get("call")]
     assert calls == ["started", "ivr", "transcript"]
     assert conv["category"] == "transaction"
-    assert conv["reply_to"]["from"] == {"phone": caller, "verified": ["phone"]}
+    assert conv["reply_to"]["from"]["phone"] == caller
+    async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
+        started = await inbound.find(
+            lambda e: e["data"].get("channel_message_id") == f"{sid}:started"
+        )
+    assert started["data"]["from"] == {"phone": caller, "verified": ["phone"]}
 
     reply_id = await reply(api, conv_id, agent, "赎回款一般T+1到T+3个工作日到账。")
     await delivery_status(api, conv_id, reply_id, "sent")
