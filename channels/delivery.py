@@ -72,7 +72,8 @@ def build_email(d: dict[str, Any], sender: str, domain: str) -> EmailMessage:
         subject = f"Re: {subject}"
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = f"<{d['reply_id']}@{domain}>"
+    # The worker may have chosen the Message-ID (so the customer's answer finds the thread).
+    msg["Message-ID"] = d.get("message_id") or f"<{d['reply_id']}@{domain}>"
     parent = d.get("in_reply_to")
     refs = [r for r in (d.get("references") or []) if isinstance(r, str)]
     if parent:
