@@ -54,7 +54,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 class Agents:
@@ -66,6 +66,7 @@ class Agents:
         self.offered_at: dict[str, float] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.accept_errors = 0
+        self.pending: set[asyncio.Task[None]] = set()
 
     async def start(self, n: int) -> None:
         for i in range(n):
@@ -97,7 +98,9 @@ class Agents:
                 continue
             token = frame.get("preview", "").split(" ", 1)[0]
             self.offered_at.setdefault(token, time.perf_counter())
-            asyncio.create_task(self._accept(aid, frame["offer_id"]))
+            task = asyncio.create_task(self._accept(aid, frame["offer_id"]))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
 
     async def _accept(self, aid: str, offer_id: str) -> None:
         async with self.s.post(
@@ -163,7 +166,7 @@ async def phase(
     elapsed, errors = await post_all(session, base, tokens, rate, concurrency, posted_at)
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not all(t in agents.offered_at for t in posted_at):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling a dict the socket tasks fill
     done = [t for t in posted_at if t in agents.offered_at]
     lat = [(agents.offered_at[t] - posted_at[t]) * 1000 for t in done]
     last = max((agents.offered_at[t] for t in done), default=time.perf_counter())
