@@ -16,6 +16,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from channels import openapi
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
 from channels.settings import GatewaySettings
@@ -154,6 +155,7 @@ class Gateway:
         r.add_put("/v1/customers/{customer_id}", self.put_customer)
         r.add_get("/v1/customers/{customer_id}", self.get_customer)
         r.add_get("/v1/queues", self.queues)
+        r.add_get("/v1/openapi.json", self.openapi)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
         r.add_get("/metrics", self.metrics)
@@ -492,6 +494,9 @@ class Gateway:
 
     async def queues(self, _: web.Request) -> web.Response:
         return ok({"queues": await self.registry.queue_stats()})
+
+    async def openapi(self, _: web.Request) -> web.Response:
+        return ok(openapi.spec())
 
     async def healthz(self, _: web.Request) -> web.Response:
         return ok({"status": "ok"})
