@@ -26,6 +26,7 @@ from schemas import envelope, events, models
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
 from session import keys
+from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from streams import topics
 
@@ -127,6 +128,7 @@ class Gateway:
         self.redis = connect(redis_url)
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis)
+        self.ledger = InboundLedger(self.redis, self.session.settings.dedupe_ttl_s)
         self.broker = BrokerLink(
             bootstrap,
             max_inflight=self.settings.max_inflight,
@@ -174,8 +176,11 @@ class Gateway:
         await self.redis.aclose()
 
     async def _publish(self, topic: str, key: str, env: Envelope) -> None:
+        await self._publish_raw(topic, key, envelope.encode(env))
+
+    async def _publish_raw(self, topic: str, key: str, value: bytes) -> None:
         try:
-            await self.broker.send(topic, key.encode(), envelope.encode(env))
+            await self.broker.send(topic, key.encode(), value)
         except BrokerUnavailable as exc:
             raise ApiError(
                 503, "broker_unavailable", str(exc), headers={"Retry-After": "2"}
@@ -204,9 +209,6 @@ class Gateway:
             raise
         cmid = msg["channel_message_id"]
         event_id = new_id()
-        existing = await self.session.reserve_message(channel, cmid, event_id)
-        if existing is not None:
-            return await self._duplicate(channel, cmid, existing)
         env = Envelope(
             type=events.MESSAGE_RECEIVED,
             source=f"{SOURCE}/{channel}",
@@ -215,13 +217,17 @@ class Gateway:
             data=msg,
         )
         key = self._inbound_key(msg)
+        value = envelope.encode(env)
+        existing = await self.ledger.reserve(channel, cmid, event_id, key, value)
+        if existing is not None:
+            return await self._duplicate(channel, cmid, existing)
         try:
-            await self._publish(topics.INBOUND, key, env)
+            await self._publish_raw(topics.INBOUND, key, value)
         except ApiError:
-            await self.session.release_message(channel, cmid, event_id)
+            await self.ledger.unreserve(channel, cmid, event_id)
             INBOUND_TOTAL.labels(channel, "unavailable").inc()
             raise
-        await self.session.confirm_message(channel, cmid, event_id)
+        await self.ledger.confirm(channel, cmid, event_id)
         INBOUND_TOTAL.labels(channel, "accepted").inc()
         INBOUND_LATENCY.observe(time.perf_counter() - started)
         log.info("inbound.accepted", channel=channel, event_id=event_id)
