@@ -40,7 +40,7 @@ class Adapters:
     def __init__(self, gateway: Gateway, redis_url: str, settings: ChannelSettings | None = None):
         self.gw = gateway
         self.settings = settings or ChannelSettings()
-        self.ingress = Ingress(gateway.session, gateway.broker)
+        self.ingress = Ingress(gateway.session, gateway.ledger, gateway.broker)
         self.smtp = SmtpListener(self.ingress, self.settings)
         # Its own connections: the feed's blocking XREAD must not hold up request handlers.
         self.feed_redis = connect(redis_url, max_connections=4)

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from channels import openapi
 from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
@@ -26,6 +27,7 @@ from schemas import envelope, events, models
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
 from session import keys
+from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from streams import topics
 
@@ -127,6 +129,7 @@ class Gateway:
         self.redis = connect(redis_url)
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis)
+        self.ledger = InboundLedger(self.redis, self.session.settings.dedupe_ttl_s)
         self.broker = BrokerLink(
             bootstrap,
             max_inflight=self.settings.max_inflight,
@@ -157,6 +160,7 @@ class Gateway:
         r.add_put("/v1/customers/{customer_id}", self.put_customer)
         r.add_get("/v1/customers/{customer_id}", self.get_customer)
         r.add_get("/v1/queues", self.queues)
+        r.add_get("/v1/openapi.json", self.openapi)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
         r.add_get("/metrics", self.metrics)
@@ -175,8 +179,11 @@ class Gateway:
         await self.redis.aclose()
 
     async def _publish(self, topic: str, key: str, env: Envelope) -> None:
+        await self._publish_raw(topic, key, envelope.encode(env))
+
+    async def _publish_raw(self, topic: str, key: str, value: bytes) -> None:
         try:
-            await self.broker.send(topic, key.encode(), envelope.encode(env))
+            await self.broker.send(topic, key.encode(), value)
         except BrokerUnavailable as exc:
             raise ApiError(
                 503, "broker_unavailable", str(exc), headers={"Retry-After": "2"}
@@ -205,9 +212,6 @@ class Gateway:
             raise
         cmid = msg["channel_message_id"]
         event_id = new_id()
-        existing = await self.session.reserve_message(channel, cmid, event_id)
-        if existing is not None:
-            return await self._duplicate(channel, cmid, existing)
         env = Envelope(
             type=events.MESSAGE_RECEIVED,
             source=f"{SOURCE}/{channel}",
@@ -216,13 +220,17 @@ class Gateway:
             data=msg,
         )
         key = self._inbound_key(msg)
+        value = envelope.encode(env)
+        existing = await self.ledger.reserve(channel, cmid, event_id, key, value)
+        if existing is not None:
+            return await self._duplicate(channel, cmid, existing)
         try:
-            await self._publish(topics.INBOUND, key, env)
+            await self._publish_raw(topics.INBOUND, key, value)
         except ApiError:
-            await self.session.release_message(channel, cmid, event_id)
+            await self.ledger.unreserve(channel, cmid, event_id)
             INBOUND_TOTAL.labels(channel, "unavailable").inc()
             raise
-        await self.session.confirm_message(channel, cmid, event_id)
+        await self.ledger.confirm(channel, cmid, event_id)
         INBOUND_TOTAL.labels(channel, "accepted").inc()
         INBOUND_LATENCY.observe(time.perf_counter() - started)
         log.info("inbound.accepted", channel=channel, event_id=event_id)
@@ -495,6 +503,9 @@ class Gateway:
 
     async def queues(self, _: web.Request) -> web.Response:
         return ok({"queues": await self.registry.queue_stats()})
+
+    async def openapi(self, _: web.Request) -> web.Response:
+        return ok(openapi.spec())
 
     async def healthz(self, _: web.Request) -> web.Response:
         return ok({"status": "ok"})

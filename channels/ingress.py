@@ -17,6 +17,7 @@ import structlog
 from channels.broker import BrokerLink, BrokerUnavailable
 from schemas import envelope, events
 from schemas.envelope import Envelope, new_id
+from session.ledger import InboundLedger
 from session.store import SessionStore
 from streams import topics
 
@@ -45,8 +46,9 @@ def inbound_key(msg: dict[str, Any]) -> str:
 
 
 class Ingress:
-    def __init__(self, session: SessionStore, broker: BrokerLink):
+    def __init__(self, session: SessionStore, ledger: InboundLedger, broker: BrokerLink):
         self.session = session
+        self.ledger = ledger
         self.broker = broker
 
     async def accept(self, msg: dict[str, Any]) -> Accepted:
@@ -56,9 +58,6 @@ class Ingress:
         """
         channel, cmid = msg["channel"], msg["channel_message_id"]
         event_id = new_id()
-        existing = await self.session.reserve_message(channel, cmid, event_id)
-        if existing is not None:
-            return Accepted(await self._settled(channel, cmid, existing), duplicate=True)
         env = Envelope(
             type=events.MESSAGE_RECEIVED,
             source=f"{SOURCE}/{channel}",
@@ -66,12 +65,17 @@ class Ingress:
             id=event_id,
             data=msg,
         )
+        key, value = inbound_key(msg), envelope.encode(env)
+        # Reserved with the ledger, so an accepted event that gets lost is published again.
+        existing = await self.ledger.reserve(channel, cmid, event_id, key, value)
+        if existing is not None:
+            return Accepted(await self._settled(channel, cmid, existing), duplicate=True)
         try:
-            await self.broker.send(topics.INBOUND, inbound_key(msg).encode(), envelope.encode(env))
+            await self.broker.send(topics.INBOUND, key.encode(), value)
         except BrokerUnavailable:
-            await self.session.release_message(channel, cmid, event_id)
+            await self.ledger.unreserve(channel, cmid, event_id)
             raise
-        await self.session.confirm_message(channel, cmid, event_id)
+        await self.ledger.confirm(channel, cmid, event_id)
         log.info("inbound.accepted", channel=channel, event_id=event_id)
         return Accepted(event_id, duplicate=False)
 

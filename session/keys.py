@@ -156,3 +156,20 @@ def delivery(reply_id: str) -> str:
 def delivery_ready(instance_id: str) -> str:
     """STRING set with a TTL while a delivery service instance consumes cs.outbound.v1."""
     return f"{PREFIX}:delivery:{instance_id}:ready"
+
+
+def inbound_pending() -> str:
+    """ZSET event id -> ms when the gateway accepted it; removed once the session stage has
+    applied it (or dead-lettered it). What stays too long is re-published by the auditor."""
+    return f"{PREFIX}:inbound:pending"
+
+
+def inbound_copy(event_id: str) -> str:
+    """HASH key, value (the envelope bytes as published) of an accepted inbound event, kept
+    until it is settled so the auditor can publish it again."""
+    return f"{PREFIX}:inbound:copy:{event_id}"
+
+
+def audit_lock() -> str:
+    """STRING held for one audit cycle, so only one worker re-publishes at a time."""
+    return f"{PREFIX}:inbound:audit-lock"

@@ -211,24 +211,5 @@ class SessionStore:
 
     # -- gateway idempotency ----------------------------------------------------------------
 
-    async def reserve_message(self, channel: str, cmid: str, event_id: str) -> str | None:
-        """Claim (channel, channel_message_id) for a new event; the existing value if taken."""
-        key = keys.dedupe(channel, cmid)
-        ok = await self.redis.set(
-            key, f"pending:{event_id}", nx=True, ex=self.settings.dedupe_ttl_s
-        )
-        if ok:
-            return None
-        return _s(await self.redis.get(key)) or ""
-
-    async def confirm_message(self, channel: str, cmid: str, event_id: str) -> None:
-        await self.redis.set(keys.dedupe(channel, cmid), event_id, ex=self.settings.dedupe_ttl_s)
-
-    async def release_message(self, channel: str, cmid: str, event_id: str) -> None:
-        """Forget a reservation whose event never reached the broker, so a retry can succeed."""
-        key = keys.dedupe(channel, cmid)
-        if _s(await self.redis.get(key)) == f"pending:{event_id}":
-            await self.redis.delete(key)
-
     async def lookup_message(self, channel: str, cmid: str) -> str | None:
         return _s(await self.redis.get(keys.dedupe(channel, cmid)))

@@ -26,6 +26,7 @@ from router.registry import Registry
 from schemas import envelope, events
 from schemas.envelope import Envelope
 from session import keys
+from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
 from streams import topics
 from streams.classify import load_classifier
@@ -103,7 +104,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
             await append_frame(redis, env)
         await out_topics[topic].send(key=key.encode(), value=envelope.encode(env))
 
-    pipeline = Pipeline(session, registry, router, load_classifier(), emit)
+    ledger = InboundLedger(redis, session.settings.dedupe_ttl_s)
+    pipeline = Pipeline(session, registry, router, load_classifier(), emit, ledger)
+    audit_after = audit_after_ms()
+    inbound_out = app.topic(topics.INBOUND)
     worker_id = settings.worker_id
 
     async def dead_letter(stage: str, event: Any, exc: BaseException, attempts: int) -> None:
@@ -135,6 +139,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
             },
         )
         await emit(topics.DLQ, key or env.id, env)
+        if stage in ("identify-classify", "session-route"):
+            # The event will never be applied: the ledger must not keep waiting for it.
+            with contextlib.suppress(Exception):
+                original_id = str(orjson.loads(raw).get("id", ""))
+                await ledger.settle([original_id.removesuffix(".classified")])
         log.warning(
             "event.dead_lettered",
             stage=stage,
@@ -195,6 +204,15 @@ def create_app(settings: Settings | None = None) -> faust.App:
         with contextlib.suppress(*RETRIABLE):
             await pipeline.expire_offers()
             await pipeline.drain()
+
+    async def republish(key: str, value: bytes) -> None:
+        await inbound_out.send(key=key.encode(), value=value)
+
+    @app.timer(interval=max(1.0, audit_after / 4000))
+    async def audit_inbound() -> None:
+        """Publish again any accepted inbound event not applied in time (see session.ledger)."""
+        with contextlib.suppress(*RETRIABLE):
+            await ledger.audit(republish, audit_after)
 
     @app.timer(interval=2.0)
     async def heartbeat() -> None:

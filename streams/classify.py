@@ -64,4 +64,7 @@ def load_classifier() -> Classifier:
         out.setdefault("model", "nlu")
         return out
 
+    # jieba loads its dictionary lazily (about 1.4 s); pay that at start-up, not on the first
+    # customer's message.
+    classify("融通领先成长混合A净值多少")
     return classify

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,6 +147,10 @@ def run_dev(workers: int = 1) -> int:
     logs.configure(settings.log_format, settings.log_level)
     gw = GatewaySettings()
     data_dir = Path(settings.data_dir).resolve()
+    # The embedded broker keeps nothing across runs, so neither does the embedded Redis: a
+    # store that remembered offsets, offers and dedupe keys of a vanished log would confuse.
+    if not settings.redis_url:
+        shutil.rmtree(data_dir / "infra", ignore_errors=True)
     infra = embedded.start(
         partitions=settings.partitions,
         workdir=data_dir / "infra",

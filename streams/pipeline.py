@@ -22,6 +22,7 @@ from router.registry import Registry
 from schemas import events
 from schemas.envelope import Envelope, new_id, now_ms
 from schemas.models import parse_inbound
+from session.ledger import InboundLedger
 from session.store import SessionStore
 from streams import topics
 from streams.classify import Classifier
@@ -47,12 +48,14 @@ class Pipeline:
         router: Router,
         classifier: Classifier,
         emit: Emit,
+        ledger: InboundLedger,
     ):
         self.session = session
         self.registry = registry
         self.router = router
         self.classify = classifier
         self.emit = emit
+        self.ledger = ledger
 
     # -- stage 1: identify and classify -----------------------------------------------------
 
@@ -154,6 +157,7 @@ class Pipeline:
             priority=prio,
             reply_to=reply_to,
         )
+        await self.ledger.settle([d["event_id"]])
         structlog.contextvars.bind_contextvars(conversation_id=res.conversation_id)
         log.info(
             "message.ingested",

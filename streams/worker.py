@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
 
 from streams import logs
@@ -18,14 +16,12 @@ class _Worker(faust.Worker):
         settings = Settings()
         logs.configure(settings.log_format, settings.log_level)
 
-    def on_init_dependencies(self) -> Any:
-        return super().on_init_dependencies()
-
 
 def run_worker() -> int:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
     app = create_app(settings)
     worker = _Worker(app, quiet=True, redirect_stdouts=False, loglevel=settings.log_level)
+    worker.spinner = None  # its terminal escapes would garble `omnirouter dev`'s output
     worker.execute_from_commandline()
     return 0

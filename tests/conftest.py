@@ -116,6 +116,8 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "OMNIROUTER_PARTITIONS": str(PARTITIONS),
         "OMNIROUTER_SESSION_TIMEOUT_S": "6",
+        # The ledger auditor must act within a test's patience (production default: 120 s).
+        "OMNIROUTER_AUDIT_AFTER_S": "3",
         **extra,
     }
 

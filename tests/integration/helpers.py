@@ -110,7 +110,12 @@ class AgentStream:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no {kind!r} frame within {timeout}s; got {self.frames}")
-            msg = await self.ws.receive(timeout=left)
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                raise AssertionError(
+                    f"no {kind!r} frame within {timeout}s; got {self.frames}"
+                ) from None
             if msg.type != aiohttp.WSMsgType.TEXT:
                 raise AssertionError(f"socket closed: {msg}")
             frame = orjson.loads(msg.data)

@@ -51,7 +51,8 @@ async def _agents(reg: Registry, n: int, cap: int) -> None:
 
 async def test_concurrent_routers_never_exceed_capacity_or_double_offer(registry: Registry) -> None:
     """Four routers place 60 conversations at once (each twice) on 10 agents with 2 chat
-    slots each: exactly 20 offers, each conversation at most once, every agent at most 2."""
+    slots each: after one routing cycle exactly 20 conversations are offered, none twice,
+    every agent at most 2, and each agent's load counter equal to what it really holds."""
     await _agents(registry, 10, 2)
     routers = [Router(Registry(registry.redis)) for _ in range(4)]
     jobs = [
@@ -67,15 +68,25 @@ async def test_concurrent_routers_never_exceed_capacity_or_double_offer(registry
     for j in jobs:
         await _conv(registry, j.conversation_id)
     results = await asyncio.gather(*(routers[i % 4].place(j) for i, j in enumerate(jobs + jobs)))
+    # Racing routers may each lose their claims on the best agents and queue a conversation
+    # while a weaker agent still has room; one routing cycle must then fill that room.
+    await routers[0].drain()
     offered = [r for r in results if isinstance(r, Offered)]
-    assert len(offered) == 20
-    per_conv = Counter(r.job.conversation_id for r in offered)
-    assert max(per_conv.values()) == 1
-    per_agent = Counter(r.agent_id for r in offered)
-    assert max(per_agent.values()) <= 2
+    # The suite's worker runs routing cycles on this Redis too, so it may make some of the
+    # offers; the invariants are checked on the stored state, whoever made them.
+    assert len({r.job.conversation_id for r in offered}) == len(offered)
+    states = [
+        (await registry.redis.hmget(keys.conversation(j.conversation_id), ["state", "offer_agent"]))
+        for j in jobs
+    ]
+    holders = Counter(agent for state, agent in states if state == b"offered")
+    assert sum(holders.values()) == 20
+    assert max(holders.values()) <= 2
+    assert sum(1 for state, _ in states if state == b"waiting") == 40
     for i in range(10):
         agent = await registry.get_agent(f"a{i}")
-        assert agent is not None and agent["load"].get("chat", 0) <= 2
+        assert agent is not None
+        assert agent["load"].get("chat", 0) == holders[f"a{i}".encode()] <= 2
     waiting = sum(s["waiting"] for s in await registry.queue_stats())
     assert waiting == 40
     assert any(isinstance(r, Queued) for r in results)

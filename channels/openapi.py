@@ -1,0 +1,222 @@
+"""The gateway's OpenAPI 3.1 description, served at GET /v1/openapi.json.
+
+Kept as a table next to the code; a unit test fails when a route is added to the gateway
+without an entry here, so the description cannot silently fall behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+_FROM = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        k: {"type": "string"} for k in ("phone", "email", "app_user_id", "visitor_id", "name")
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _ERROR,
+    "InboundMessage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["channel_message_id", "from"],
+        "properties": {
+            "channel_message_id": {"type": "string", "maxLength": 200},
+            "from": _FROM,
+            "text": {"type": "string", "maxLength": 20000},
+            "subject": {"type": "string"},
+            "sent_at": {"type": "string"},
+            "thread": {
+                "type": "object",
+                "properties": {
+                    "message_id": {"type": "string"},
+                    "in_reply_to": {"type": "string"},
+                    "references": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "attachments": {"type": "array", "maxItems": 20, "items": {"type": "object"}},
+            "call": {
+                "type": "object",
+                "required": ["call_id", "event"],
+                "properties": {
+                    "call_id": {"type": "string"},
+                    "event": {"enum": ["started", "ivr", "transcript", "ended"]},
+                },
+            },
+        },
+    },
+    "Agent": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["skills", "capacity"],
+        "properties": {
+            "name": {"type": "string"},
+            "skills": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5},
+            },
+            "capacity": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+            },
+            "languages": {"type": "array", "items": {"type": "string"}},
+            "advisor_for": {"type": "array", "items": {"type": "string"}},
+            "wrap_up_s": {"type": "integer", "minimum": 0},
+        },
+    },
+    "AgentAction": {
+        "type": "object",
+        "required": ["agent_id"],
+        "properties": {
+            "agent_id": {"type": "string"},
+            "text": {"type": "string"},
+            "reason": {"type": "string"},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"enum": ["available", "away", "offline"]}},
+    },
+    "Customer": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "segment": {"enum": ["new", "regular", "hnw"]},
+            "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
+            "advisor": {"type": "string"},
+            "verified": {"type": "object"},
+        },
+    },
+    "Object": {"type": "object"},
+}
+
+# (method, path, summary, request schema or None, success status)
+ROUTES: list[tuple[str, str, str, str | None, int]] = [
+    (
+        "post",
+        "/v1/inbound/{channel}",
+        "A customer message from chat, app, email or phone",
+        "InboundMessage",
+        202,
+    ),
+    # Channel adapters (docs/channels.md): signatures in headers, 401 when missing or wrong.
+    (
+        "post",
+        "/v1/inbound/app",
+        "A signed app webhook (X-Omnirouter-App-Id, -Timestamp, -Signature)",
+        "InboundMessage",
+        202,
+    ),
+    (
+        "post",
+        "/v1/telephony/twilio",
+        "Twilio voice webhook (form-encoded, X-Twilio-Signature); answers TwiML",
+        None,
+        200,
+    ),
+    ("post", "/v1/telephony/events", "Signed generic call lifecycle event", "Object", 202),
+    ("get", "/v1/chat/ws", "WebSocket of the web chat widget (?visitor_id, ?since)", None, 101),
+    ("get", "/v1/chat/widget", "The embeddable chat widget page", None, 200),
+    ("put", "/v1/agents/{agent_id}", "Create or update an agent", "Agent", 200),
+    (
+        "get",
+        "/v1/agents/{agent_id}",
+        "An agent with its status, load, offers and conversations",
+        None,
+        200,
+    ),
+    ("post", "/v1/agents/{agent_id}/status", "Set available, away or offline", "Status", 200),
+    (
+        "get",
+        "/v1/agents/{agent_id}/stream",
+        "WebSocket of offers, assignments and messages",
+        None,
+        101,
+    ),
+    ("post", "/v1/offers/{offer_id}/accept", "Accept an offer", "AgentAction", 200),
+    ("post", "/v1/offers/{offer_id}/reject", "Reject an offer", "AgentAction", 200),
+    ("get", "/v1/conversations/{conversation_id}", "One timeline across every channel", None, 200),
+    (
+        "post",
+        "/v1/conversations/{conversation_id}/reply",
+        "The assigned agent replies",
+        "AgentAction",
+        202,
+    ),
+    (
+        "post",
+        "/v1/conversations/{conversation_id}/resolve",
+        "The assigned agent resolves",
+        "AgentAction",
+        200,
+    ),
+    ("put", "/v1/customers/{customer_id}", "A customer directory record (CRM)", "Customer", 200),
+    ("get", "/v1/customers/{customer_id}", "A customer directory record", None, 200),
+    ("get", "/v1/queues", "Waiting conversations per queue", None, 200),
+    ("get", "/v1/openapi.json", "This document", None, 200),
+    ("get", "/healthz", "The process is up", None, 200),
+    ("get", "/readyz", "Broker, Redis and agent feed are ready", None, 200),
+    ("get", "/metrics", "Prometheus metrics", None, 200),
+]
+
+
+def spec() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, body, status in ROUTES:
+        params = [
+            {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in path.split("/")
+            if p.startswith("{")
+        ]
+        op: dict[str, Any] = {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                str(status): {"description": "success"},
+                "4XX": {
+                    "description": "the request is wrong; the error names the field",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        if body:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
+                },
+            }
+        if path.startswith("/v1/inbound") or body:
+            op["responses"]["503"] = {
+                "description": "broker unavailable; retry after Retry-After seconds"
+            }
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "omnirouter gateway", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }

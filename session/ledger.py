@@ -1,0 +1,117 @@
+"""The inbound ledger: every event a client was told is accepted, until it is applied.
+
+The gateway records an accepted event (with the exact bytes it published) in the same Lua
+step that reserves its dedupe key; the session stage settles it once the message is in its
+conversation, and the dead-letter path settles what can never be applied. An auditor in the
+workers publishes again whatever stays unsettled longer than OMNIROUTER_AUDIT_AFTER_S, so a
+record lost or skipped anywhere between the gateway and the session stage (a broker fault, a
+consumer that skipped a batch) is noticed and repaired; the pipeline's idempotence makes the
+second delivery harmless.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from importlib import resources
+
+import redis.asyncio as aioredis
+import structlog
+
+from schemas.envelope import now_ms
+from session import keys
+
+log = structlog.get_logger(__name__)
+
+COPY_TTL_S = 7 * 86_400
+
+
+def audit_after_ms() -> int:
+    """OMNIROUTER_AUDIT_AFTER_S (default 120): how old an unsettled event must be to resend."""
+    raw = os.environ.get("OMNIROUTER_AUDIT_AFTER_S", "")
+    try:
+        return int(float(raw) * 1000) if raw else 120_000
+    except ValueError:
+        raise SystemExit(f"OMNIROUTER_AUDIT_AFTER_S must be a number, got {raw!r}") from None
+
+
+def _script(name: str) -> str:
+    return resources.files("session").joinpath("lua", name).read_text()
+
+
+def _s(v: bytes | str | None) -> str | None:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class InboundLedger:
+    def __init__(self, redis: aioredis.Redis, dedupe_ttl_s: int):
+        self.redis = redis
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self._reserve = redis.register_script(_script("reserve.lua"))
+        self._unreserve = redis.register_script(_script("unreserve.lua"))
+
+    async def reserve(
+        self, channel: str, cmid: str, event_id: str, key: str, value: bytes
+    ) -> str | None:
+        """None when this is a new message (now recorded); else the existing dedupe value."""
+        existing = await self._reserve(
+            args=[
+                keys.PREFIX,
+                keys.dedupe(channel, cmid),
+                event_id,
+                self.dedupe_ttl_s,
+                key,
+                value,
+                now_ms(),
+                COPY_TTL_S,
+            ]
+        )
+        return None if existing in (b"", "") else (_s(existing) or "")
+
+    async def confirm(self, channel: str, cmid: str, event_id: str) -> None:
+        await self.redis.set(keys.dedupe(channel, cmid), event_id, ex=self.dedupe_ttl_s)
+
+    async def unreserve(self, channel: str, cmid: str, event_id: str) -> None:
+        await self._unreserve(args=[keys.PREFIX, keys.dedupe(channel, cmid), event_id])
+
+    async def settle(self, event_ids: Iterable[str]) -> None:
+        ids = list(event_ids)
+        if not ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.inbound_pending(), *ids)
+        pipe.delete(*(keys.inbound_copy(e) for e in ids))
+        await pipe.execute()
+
+    async def pending_count(self) -> int:
+        return int(await self.redis.zcard(keys.inbound_pending()))
+
+    async def audit(
+        self, publish: Callable[[str, bytes], Awaitable[None]], older_than_ms: int, limit: int = 200
+    ) -> int:
+        """Publish again what is unsettled for too long; returns how many were resent."""
+        if not await self.redis.set(
+            keys.audit_lock(), "1", nx=True, px=max(1000, older_than_ms // 4)
+        ):
+            return 0
+        now = now_ms()
+        due_raw: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            keys.inbound_pending(), "-inf", now - older_than_ms, start=0, num=limit
+        )
+        due = [_s(e) or "" for e in due_raw]
+        resent = 0
+        for event_id in due:
+            copy: dict[bytes, bytes] = await self.redis.hgetall(  # type: ignore[assignment]
+                keys.inbound_copy(event_id)
+            )
+            if not copy:
+                log.error("ledger.copy_missing", event_id=event_id)
+                await self.redis.zrem(keys.inbound_pending(), event_id)
+                continue
+            await publish(_s(copy[b"key"]) or "", copy[b"value"])
+            # Push its deadline back, so a slow pipeline is not flooded with copies.
+            await self.redis.zadd(keys.inbound_pending(), {event_id: now}, xx=True)
+            resent += 1
+        if resent:
+            log.warning("ledger.republished", count=resent)
+        return resent
