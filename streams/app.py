@@ -25,7 +25,7 @@ from router.dispatch import Router
 from router.registry import Registry
 from schemas import envelope, events
 from schemas.envelope import Envelope
-from session import keys
+from session import directory, keys
 from session.store import SessionStore, connect
 from streams import topics
 from streams.classify import load_classifier
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     inbound_t = app.topic(topics.INBOUND)
     messages_t = app.topic(topics.MESSAGES)
     agent_events_t = app.topic(topics.AGENT_EVENTS)
+    customers_t = app.topic(topics.CUSTOMERS)
     out_topics = {
         name: app.topic(name)
         for name in (topics.MESSAGES, topics.ASSIGNMENTS, topics.OUTBOUND, topics.DLQ)
@@ -188,6 +189,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def agent_events(stream: Any) -> None:
         async for event in stream.events():
             await process("agent-events", event, pipeline.on_agent_event)
+
+    @app.agent(customers_t, name="customer-directory")
+    async def customer_directory(stream: Any) -> None:
+        """The CRM's compacted directory into Redis (session/directory.py)."""
+        async for event in stream.events():
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    await directory.apply(session, event.key, event.value)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except PERMANENT as exc:
+                    await dead_letter("customer-directory", event, exc, attempts)
+                    break
+                except RETRIABLE as exc:
+                    log.warning("directory.retry", error=repr(exc), attempt=attempts)
+                    await asyncio.sleep(min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6)))
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
