@@ -23,12 +23,12 @@ def thread_refs(thread: dict[str, Any] | None) -> list[str]:
     from the end, as RFC 5322 orders them oldest first)."""
     if not thread:
         return []
+    older = [part for raw in thread.get("references") or [] for part in raw.split()]
     refs: list[str] = []
-    for raw in [thread.get("in_reply_to"), *reversed(thread.get("references") or [])]:
-        for part in (raw or "").split():
-            mid = message_id(part)
-            if mid and mid not in refs:
-                refs.append(mid)
+    for part in [*(thread.get("in_reply_to") or "").split(), *reversed(older)]:
+        mid = message_id(part)
+        if mid and mid not in refs:
+            refs.append(mid)
     return refs
 
 
