@@ -7,7 +7,7 @@
 | OMNIROUTER_CONVERSATION_TTL_D | 90 | days a conversation is kept after its last activity |
 | OMNIROUTER_DEDUPE_TTL_H | 168 | hours a (channel, channel_message_id) is remembered for retries |
 | OMNIROUTER_VISITOR_LINK_TTL_H | 12 | a web visitor cookie seen with a verified login identifies its customer this long |
-| OMNIROUTER_MERGE_LINK_TTL_H | 24 | late events of an anonymous id folded into a customer follow it this long |
+| OMNIROUTER_MERGE_LINK_TTL_H | 1 | events of an anonymous id still in flight when it was folded into a customer follow it this long |
 """
 
 from __future__ import annotations
@@ -40,5 +40,5 @@ class SessionSettings:
         default_factory=lambda: max(1, int(_num("OMNIROUTER_VISITOR_LINK_TTL_H", 12) * 3600))
     )
     merge_link_ttl_s: int = field(
-        default_factory=lambda: max(1, int(_num("OMNIROUTER_MERGE_LINK_TTL_H", 24) * 3600))
+        default_factory=lambda: max(1, int(_num("OMNIROUTER_MERGE_LINK_TTL_H", 1) * 3600))
     )
