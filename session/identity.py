@@ -31,12 +31,6 @@ def normalize(kind: str, value: str) -> str:
     return value.strip()
 
 
-def anonymous_customer_id(kind: str, value: str) -> str:
-    """A stable id for someone we cannot link to the directory yet."""
-    digest = hashlib.sha256(f"{kind}:{normalize(kind, value)}".encode()).hexdigest()[:16]
-    return f"anon-{digest}"
-
-
 # The channel's own address for a sender: where a reply goes, and what an anonymous
 # conversation is keyed by until the sender is identified.
 NATIVE_KIND = {"chat": "visitor_id", "app": "app_user_id", "email": "email", "phone": "phone"}

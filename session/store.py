@@ -102,58 +102,35 @@ class SessionStore:
         self._append = redis.register_script(_script("append.lua"))
         self._identify = redis.register_script(_script("identify.lua"))
         self._erase = redis.register_script(_script("erase.lua"))
+        self._put_customer = redis.register_script(_script("put_customer.lua"))
 
     # -- customers and identities ------------------------------------------------------------
 
     async def put_customer(self, profile: dict[str, Any], source: str = "api") -> None:
-        """Store a directory record and link its verified contacts to it, with evidence."""
-        cid = profile["id"]
-        old_raw = await self.redis.hget(keys.customer(cid), "verified")
-        old = orjson.loads(old_raw) if old_raw else {}
-        at = now_ms()
-        pipe = self.redis.pipeline(transaction=True)
-        for field, kind in _VERIFIED_KIND.items():
-            for value in set(old.get(field, [])) - set(profile["verified"].get(field, [])):
-                key = keys.identity(kind, normalize(kind, value))
-                pipe.delete(key)
-                pipe.srem(keys.customer_identities(cid), key)
-            for value in profile["verified"].get(field, []):
-                key = keys.identity(kind, normalize(kind, value))
-                pipe.delete(key)
-                pipe.hset(
-                    key,
-                    mapping={
-                        "customer_id": cid,
-                        "evidence": "directory",
-                        "at": at,
-                        "source": source,
-                    },
-                )
-                pipe.sadd(keys.customer_identities(cid), key)
+        """Store a directory record and link its verified contacts to it, with evidence.
+
+        One script (session/lua/put_customer.lua): a contact dropped from the record is
+        unlinked only if it still points at this customer.
+        """
         record: dict[str, Any] = {
             k: profile[k]
             for k in ("name", "segment", "risk_tolerance", "advisor")
             if profile.get(k) is not None
         }
         record["verified"] = orjson.dumps(profile["verified"]).decode()
-        record["updated_at"] = at
-        pipe.delete(keys.customer(cid))
-        pipe.hset(keys.customer(cid), mapping=record)  # type: ignore[arg-type]
-        await pipe.execute()
+        record["updated_at"] = now_ms()
+        links = [
+            keys.identity(kind, normalize(kind, value))
+            for field, kind in _VERIFIED_KIND.items()
+            for value in profile["verified"].get(field, [])
+        ]
+        flat = [x for kv in record.items() for x in kv]
+        head = [keys.PREFIX, profile["id"], record["updated_at"], source, len(record)]
+        await self._put_customer(args=[*head, *flat, *dict.fromkeys(links)])
 
     async def drop_directory_record(self, customer_id: str) -> None:
         """The CRM deleted the record (a tombstone): unlink its contacts, keep the history."""
-        rec = await self.get_customer(customer_id)
-        if rec is None:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        for field, kind in _VERIFIED_KIND.items():
-            for value in rec["verified"].get(field, []):
-                key = keys.identity(kind, normalize(kind, value))
-                pipe.delete(key)
-                pipe.srem(keys.customer_identities(customer_id), key)
-        pipe.delete(keys.customer(customer_id))
-        await pipe.execute()
+        await self._put_customer(args=[keys.PREFIX, customer_id, now_ms(), "crm", 0])
 
     async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.customer(customer_id))
@@ -161,6 +138,7 @@ class SessionStore:
             return None
         rec: dict[str, Any] = {_s(k) or "": _s(v) for k, v in raw.items()}
         rec["verified"] = orjson.loads(rec.get("verified", "{}"))
+        rec.pop("links", None)
         rec["id"] = customer_id
         if rec.get("updated_at"):
             rec["updated_at"] = int(rec["updated_at"])
