@@ -303,6 +303,12 @@ class Pipeline:
                 },
             )
             conv = await self.session.get_conversation(conv_id)
+            if conv:  # the desktop lists the customer's earlier conversations beside this one
+                conv["earlier"] = [
+                    c
+                    for c in await self.session.list_conversations(conv["customer_id"])
+                    if c["id"] != conv_id
+                ]
             await self.emit(
                 topics.ASSIGNMENTS,
                 d.get("customer_id") or conv_id,

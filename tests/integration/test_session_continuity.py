@@ -65,13 +65,28 @@ async def accept(api: Api, stream: AgentStream, agent: str) -> dict[str, Any]:
 
 
 async def test_app_chat_then_phone_call_agent_sees_whole_chat(
-    api: Api, http: aiohttp.ClientSession, services: Services
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
 ) -> None:
     """The design document's case: a customer asks in the app how to set up 定投, then phones
     in; the call joins the same conversation, the agent holding it gets the call's words and
-    a channel-switch entry pushed, and the timeline holds the whole chat in order."""
+    a channel-switch entry pushed, and the timeline holds the whole chat in order. The
+    customer's earlier (closed) conversation is listed beside it."""
     phone, app_user = unique_phone(), uid("u")
     cid = await make_customer(api, phones=[phone], app_user_ids=[app_user])
+    old = uid("conv")
+    fresh_redis.hset(
+        keys.conversation(old),
+        mapping={
+            "id": old,
+            "customer_id": cid,
+            "state": "closed",
+            "category": "transaction",
+            "channel": "email",
+            "created_at": 1,
+            "updated_at": 2,
+        },
+    )
+    fresh_redis.zadd(keys.customer_conversations(cid), {old: 1})
     agent = uid("agent")
     await api.add_agent(agent)
     stream = await AgentStream.open(http, services.ws_url, agent)
@@ -79,6 +94,10 @@ async def test_app_chat_then_phone_call_agent_sees_whole_chat(
     await api.post_message("app", "定投怎么设置？", {"app_user_id": app_user})
     offer = await accept(api, stream, agent)
     conv_id = offer["conversation_id"]
+    assignment = next(f for f in stream.frames if f.get("type") == "assignment")
+    assert [(c["id"], c["state"]) for c in assignment["conversation"]["earlier"]] == [
+        (old, "closed")
+    ]
     assert offer["customer"]["id"] == cid
     code, body = await api.call(
         "POST",
@@ -119,7 +138,8 @@ async def test_app_chat_then_phone_call_agent_sees_whole_chat(
         "我找不到扣款日的选项",
         "我刚才在App里问定投的事，还是设置不了",
     ]
-    assert [c["id"] for c in await conversations_of(api, cid)] == [conv_id]
+    assert [c["id"] for c in await conversations_of(api, cid)] == [conv_id, old]
+    assert [(c["id"], c["category"]) for c in conv["earlier"]] == [(old, "transaction")]
     await stream.close()
 
 
