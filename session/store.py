@@ -184,6 +184,7 @@ class SessionStore:
             now_ms(),
             self.settings.visitor_link_ttl_s,
             visitor,
+            anonymous_id("visitor_id", visitor, False) if visitor else "",
             len(evidence),
         ]
         for e in evidence:

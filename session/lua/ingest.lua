@@ -42,6 +42,13 @@ if anonymous then
   local to = redis.call('GET', p .. ':cust:' .. cid .. ':merged')
   if to then cid = to; anonymous = false end
 end
+-- A call segment sent before the caller was verified, processed after a verified segment
+-- of the same call: the platform's call id says it is that customer's call.
+if anonymous and callid ~= '' then
+  local m = redis.call('GET', p .. ':call:' .. callid)
+  local owner = m and redis.call('HGET', p .. ':conv:' .. m, 'customer_id')
+  if owner and owner ~= cid then cid = owner; anonymous = string.sub(owner, 1, 5) == 'anon-' end
+end
 local curkey = p .. ':cust:' .. cid .. ':open'
 local convskey = p .. ':cust:' .. cid .. ':convs'
 

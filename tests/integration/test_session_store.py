@@ -234,3 +234,72 @@ async def test_directory_update_does_not_unlink_a_contact_moved_to_another_custo
     assert await store.identities(first) == []
     await store.drop_directory_record(second)
     assert not (await store.identify({"phone": phone, "verified": ["phone"]}, "phone")).identified
+
+
+async def test_anonymous_message_overtaken_by_the_login_still_joins_the_customer(
+    store: SessionStore,
+) -> None:
+    """Stage 2 runs per customer partition, so a visitor's anonymous message can reach the
+    store after the login message of the same browser: it still lands in the customer's
+    conversation, not in a new anonymous one."""
+    user, visitor = uid("u"), uid("v")
+    cid = await customer(store, app_user_ids=[user])
+    early = await store.identify({"visitor_id": visitor}, "chat")  # stage 1, before login
+    assert not early.identified
+    login, _ = await say(
+        store,
+        "chat",
+        {"visitor_id": visitor, "app_user_id": user, "verified": ["app_user_id"]},
+        "我登录了",
+        now_ms(),
+    )
+    late = await store.ingest(
+        customer_id=early.id,
+        event_id=uid("e"),
+        new_conversation_id=uid("conv"),
+        entry={"kind": "message", "direction": "in", "channel": "chat", "text": "匿名", "at": 1},
+        channel="chat",
+        category="product",
+        priority=1,
+        reply_to={},
+        anonymous=True,
+    )
+    assert late.conversation_id == login.conversation_id and late.customer_id == cid
+    assert [c["id"] for c in await store.list_conversations(cid)] == [login.conversation_id]
+
+
+async def test_unverified_call_segment_after_a_verified_one_joins_the_call(
+    store: SessionStore,
+) -> None:
+    """A segment sent before the caller was verified but stored after a verified segment of
+    the same call id joins the customer's call conversation."""
+    phone = "+86136" + str(now_ms())[-8:]
+    cid = await customer(store, phones=[phone])
+    call_id = uid("call")
+    verified = await store.identify({"phone": phone, "verified": ["phone"]}, "phone")
+    first = await store.ingest(
+        customer_id=verified.id,
+        event_id=uid("e"),
+        new_conversation_id=uid("conv"),
+        entry={"kind": "message", "direction": "in", "channel": "phone", "at": 2},
+        channel="phone",
+        category="product",
+        priority=1,
+        reply_to={},
+        call_id=call_id,
+    )
+    anon = await store.identify({"phone": phone}, "phone")
+    assert not anon.identified
+    second = await store.ingest(
+        customer_id=anon.id,
+        event_id=uid("e"),
+        new_conversation_id=uid("conv"),
+        entry={"kind": "message", "direction": "in", "channel": "phone", "at": 1},
+        channel="phone",
+        category="product",
+        priority=1,
+        reply_to={},
+        call_id=call_id,
+        anonymous=True,
+    )
+    assert second.conversation_id == first.conversation_id and second.customer_id == cid
