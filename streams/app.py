@@ -208,6 +208,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 except RETRIABLE as exc:
                     log.warning("directory.retry", error=repr(exc), attempt=attempts)
                     await asyncio.sleep(min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6)))
+                except Exception as exc:
+                    if attempts >= _MAX_ATTEMPTS_UNKNOWN:
+                        log.exception("directory.failed")
+                        await dead_letter("customer-directory", event, exc, attempts)
+                        break
+                    await asyncio.sleep(0.05 * attempts)
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
