@@ -46,3 +46,20 @@ def continuity_args(d: dict[str, Any]) -> dict[str, Any]:
         else [],
         "anonymous": not (d.get("customer") or {}).get("identified", False),
     }
+
+
+async def owner_profile(store: Any, customer: dict[str, Any], owner_id: str) -> dict[str, Any]:
+    """The customer dict to route with when the store put the message in another customer's
+    conversation (an anonymous id folded earlier, a call already identified)."""
+    if owner_id == customer.get("id"):
+        return customer
+    rec = await store.get_customer(owner_id) or {}
+    return {
+        **customer,
+        "id": owner_id,
+        "identified": bool(rec) or not owner_id.startswith("anon-"),
+        "segment": rec.get("segment") or customer.get("segment") or "regular",
+        "risk_tolerance": rec.get("risk_tolerance"),
+        "advisor": rec.get("advisor"),
+        "name": rec.get("name"),
+    }

@@ -22,7 +22,7 @@ from router.registry import Registry
 from schemas import events
 from schemas.envelope import Envelope, new_id, now_ms
 from schemas.models import parse_inbound
-from session.continuity import continuity_args
+from session.continuity import continuity_args, owner_profile
 from session.store import SessionStore
 from streams import topics
 from streams.classify import Classifier
@@ -145,8 +145,7 @@ class Pipeline:
             reply_to=reply_to,
             **continuity_args(d),
         )
-        if res.customer_id != customer["id"]:
-            customer = {**customer, "id": res.customer_id}
+        customer = await owner_profile(self.session, customer, res.customer_id)
         structlog.contextvars.bind_contextvars(
             conversation_id=res.conversation_id, customer_id=res.customer_id
         )
