@@ -25,6 +25,20 @@ MAX_ATTACHMENTS: Final = 20
 
 _FROM_KEYS = ("phone", "email", "app_user_id", "visitor_id", "name")
 
+# Which contacts a channel's adapter may vouch for in ``from.verified`` (docs/session.md):
+# the telephony platform for a caller number it verified (network-verified caller id or an
+# IVR PIN), the app backend and a logged-in web chat for an authenticated app user id, the
+# SMTP ingress for a sender address that passed DKIM/SPF alignment.
+VERIFIABLE: Final = {
+    "phone": ("phone",),
+    "app": ("app_user_id",),
+    "chat": ("app_user_id",),
+    "email": ("email",),
+}
+# What a channel vouches for when it says nothing: the app backend posts signed webhooks
+# only for users it has authenticated.
+VERIFIED_BY_DEFAULT: Final = {"app": ("app_user_id",)}
+
 
 def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     """A normalized customer message as posted to ``POST /v1/inbound/{channel}``."""
@@ -52,9 +66,15 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     sender = v.obj(d.get("from"), "from") if "from" in d else None
     if sender is None:
         raise SchemaError("from is required", field="from", code="missing_field")
-    v.no_unknown(sender, _FROM_KEYS, prefix="from")
-    frm = {k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS}
+    v.no_unknown(sender, (*_FROM_KEYS, "verified"), prefix="from")
+    frm: dict[str, Any] = {
+        k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS
+    }
     frm = {k: val for k, val in frm.items() if val is not None}
+    # Present only when some contact is vouched for, so unverified senders keep their shape.
+    verified = _verified(channel, sender, frm)
+    if verified:
+        frm["verified"] = verified
     if not any(k in frm for k in ("phone", "email", "app_user_id", "visitor_id")):
         raise SchemaError(
             "from needs at least one of phone, email, app_user_id, visitor_id",
@@ -118,6 +138,27 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
         "attachments": attachments,
         "call": call,
     }
+
+
+def _verified(channel: str, sender: dict[str, Any], frm: dict[str, Any]) -> list[str]:
+    if "verified" not in sender:
+        return [k for k in VERIFIED_BY_DEFAULT.get(channel, ()) if k in frm]
+    kinds = v.string_list(sender, "verified", prefix="from", max_len=32)
+    for i, kind in enumerate(kinds):
+        if kind not in VERIFIABLE.get(channel, ()):
+            raise SchemaError(
+                f"the {channel} channel cannot vouch for {kind!r}; it may vouch for "
+                f"{', '.join(VERIFIABLE.get(channel, ())) or 'nothing'}",
+                field=f"from.verified[{i}]",
+                code="invalid_value",
+            )
+        if kind not in frm:
+            raise SchemaError(
+                f"from.verified names {kind!r} but from has no {kind}",
+                field=f"from.verified[{i}]",
+                code="invalid_value",
+            )
+    return sorted(set(kinds))
 
 
 def parse_agent(agent_id: str, body: Any) -> dict[str, Any]:
