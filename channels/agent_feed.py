@@ -32,6 +32,7 @@ FRAME_TYPES = {
     events.ASSIGNMENT_CREATED: "assignment",
     events.ASSIGNMENT_ENDED: "assignment_ended",
     events.CONVERSATION_MESSAGE: "message",
+    events.CONVERSATION_TIMELINE: "timeline",
 }
 FRAMES_KEPT = 1000  # per agent; a desktop away for longer gets a fresh snapshot instead
 _BLOCK_MS = 200

@@ -26,7 +26,7 @@ from router.settings import RouterSettings
 from schemas import envelope, events, models
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
-from session import keys
+from session import keys, privacy
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from streams import topics
@@ -159,6 +159,8 @@ class Gateway:
         r.add_post("/v1/conversations/{conversation_id}/resolve", self.resolve)
         r.add_put("/v1/customers/{customer_id}", self.put_customer)
         r.add_get("/v1/customers/{customer_id}", self.get_customer)
+        r.add_delete("/v1/customers/{customer_id}", self.erase_customer)
+        r.add_get("/v1/customers/{customer_id}/conversations", self.customer_conversations)
         r.add_get("/v1/queues", self.queues)
         r.add_get("/v1/openapi.json", self.openapi)
         r.add_get("/healthz", self.healthz)
@@ -421,6 +423,11 @@ class Gateway:
             )
         conv.pop("job", None)
         conv["customer"] = await self.session.get_customer(conv["customer_id"])
+        conv["earlier"] = [
+            c
+            for c in await self.session.list_conversations(conv["customer_id"])
+            if c["id"] != conv_id
+        ]
         return ok(conv)
 
     async def _assigned_to(self, conv_id: str, agent_id: str) -> str:
@@ -498,6 +505,32 @@ class Gateway:
         if customer is None:
             raise ApiError(404, "customer_not_found", "no such customer", field="customer_id")
         return ok(customer)
+
+    async def customer_conversations(self, request: web.Request) -> web.Response:
+        customer_id = _path_id(request, "customer_id")
+        return ok(
+            {
+                "customer_id": customer_id,
+                "customer": await self.session.get_customer(customer_id),
+                "identities": await self.session.identities(customer_id),
+                "conversations": await self.session.list_conversations(customer_id),
+            }
+        )
+
+    async def erase_customer(self, request: web.Request) -> web.Response:
+        """Right to erasure; idempotent, so a retry after a 503 completes the audit trail."""
+        customer_id = _path_id(request, "customer_id")
+        erasure = await privacy.erase(self.session, customer_id)
+        await self._publish(topics.AUDIT, customer_id, privacy.erased_event(customer_id, erasure))
+        return ok(
+            {
+                "customer_id": customer_id,
+                "erased": True,
+                "conversations": erasure.conversations,
+                "keys": erasure.keys,
+                "frames_redacted": erasure.frames_redacted,
+            }
+        )
 
     # -- ops ---------------------------------------------------------------------------------
 

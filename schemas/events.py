@@ -17,6 +17,8 @@ ASSIGNMENT_CREATED: Final = "omnirouter.assignment.created.v1"
 ASSIGNMENT_ENDED: Final = "omnirouter.assignment.ended.v1"  # resolved or transferred away
 CONVERSATION_MESSAGE: Final = "omnirouter.conversation.message.v1"  # new customer message to agent
 CONVERSATION_QUEUED: Final = "omnirouter.conversation.queued.v1"
+# A system entry (channel switch, merge, note) added to a conversation an agent holds.
+CONVERSATION_TIMELINE: Final = "omnirouter.conversation.timeline.v1"
 
 AGENT_ACCEPTED: Final = "omnirouter.agent.accepted.v1"  # cs.agent-events.v1
 AGENT_REJECTED: Final = "omnirouter.agent.rejected.v1"
@@ -25,6 +27,8 @@ AGENT_RESOLVED: Final = "omnirouter.agent.resolved.v1"
 AGENT_STATUS_CHANGED: Final = "omnirouter.agent.status_changed.v1"
 
 REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
+
+CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
 
 DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from typing import Any
 
 # Strongest evidence first: an authenticated app user id beats a carrier-verified number,
 # which beats an email address; a web visitor id is only a cookie.
@@ -29,7 +31,80 @@ def normalize(kind: str, value: str) -> str:
     return value.strip()
 
 
-def anonymous_customer_id(kind: str, value: str) -> str:
-    """A stable id for someone we cannot link to the directory yet."""
-    digest = hashlib.sha256(f"{kind}:{normalize(kind, value)}".encode()).hexdigest()[:16]
+# The channel's own address for a sender: where a reply goes, and what an anonymous
+# conversation is keyed by until the sender is identified.
+NATIVE_KIND = {"chat": "visitor_id", "app": "app_user_id", "email": "email", "phone": "phone"}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One contact of a message that may identify its sender, and why we believe it."""
+
+    kind: str
+    value: str  # normalized
+    evidence: str  # authenticated_app_user | verified_phone | directory_email | dkim_email
+
+
+def evidence_of(channel: str, sender: dict[str, Any]) -> list[Evidence]:
+    """The contacts of a message that count as evidence of who sent it, strongest first.
+
+    A contact counts only when the channel's adapter vouched for it (``from.verified``), or
+    when it is the address an email actually came from (a directory match on the email
+    channel: weaker, a From header can be forged, but every reply goes to the real owner).
+    Anything else in ``from`` (a phone number typed into web chat, an email named in an app
+    message) is a claim and never links the sender to a customer. A visitor id is a cookie:
+    it identifies only through a link made when the same browser logged in (see store).
+    """
+    verified = set(sender.get("verified") or ())
+    out: list[Evidence] = []
+    for kind in ("app_user_id", "phone", "email"):
+        raw = sender.get(kind)
+        if not raw:
+            continue
+        value = normalize(kind, raw)
+        if kind in verified:
+            ev = {
+                "app_user_id": "authenticated_app_user",
+                "phone": "verified_phone",
+                "email": "dkim_email",
+            }[kind]
+            out.append(Evidence(kind, value, ev))
+        elif kind == "email" and channel == "email":
+            out.append(Evidence(kind, value, "directory_email"))
+    return out
+
+
+def anonymous_key(channel: str, sender: dict[str, Any]) -> tuple[str, str, bool]:
+    """(kind, value, verified) an unidentified sender's anonymous id is derived from.
+
+    The channel's own address if present, else the strongest contact; whether it was
+    vouched for is part of the id, so typing someone's phone number into a chat never lands
+    in the anonymous conversation of the calls made from that (verified) number.
+    """
+    verified = set(sender.get("verified") or ())
+    native = NATIVE_KIND.get(channel)
+    order = ([native] if native else []) + [k for k in KINDS if k != native]
+    for kind in order:
+        if sender.get(kind):
+            return kind, normalize(kind, sender[kind]), kind in verified
+    raise ValueError("sender has no contact to identify")
+
+
+def anonymous_id(kind: str, value: str, verified: bool) -> str:
+    tag = "v" if verified else "u"
+    digest = hashlib.sha256(f"{kind}:{normalize(kind, value)}:{tag}".encode()).hexdigest()[:16]
     return f"anon-{digest}"
+
+
+def merge_candidates(channel: str, sender: dict[str, Any]) -> list[str]:
+    """Anonymous ids whose conversation may be folded into the identified customer's.
+
+    Only ids derived from contacts this message proves (its evidence) plus its visitor
+    cookie: the same browser that just logged in wrote that anonymous chat.
+    """
+    ids = [anonymous_id(e.kind, e.value, True) for e in evidence_of(channel, sender)]
+    if channel == "email" and sender.get("email"):
+        ids.append(anonymous_id("email", sender["email"], False))
+    if sender.get("visitor_id"):
+        ids.append(anonymous_id("visitor_id", sender["visitor_id"], False))
+    return list(dict.fromkeys(ids))

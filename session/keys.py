@@ -19,12 +19,47 @@ def dedupe(channel: str, channel_message_id: str) -> str:
 
 
 def identity(kind: str, value: str) -> str:
-    """STRING customer id that a verified contact (phone, email, app user, visitor) links to."""
+    """HASH link of a normalized contact to a customer: customer_id, evidence, at (ms), source.
+
+    evidence is ``directory`` for contacts the CRM verified, ``login:<kind>`` for a web
+    visitor id seen in the same message as that verified contact (expires; see docs/session.md).
+    """
     return f"{PREFIX}:ident:{kind}:{value}"
 
 
+def customer_identities(customer_id: str) -> str:
+    """SET of identity keys (full names) linked to the customer: listing and erasure."""
+    return f"{PREFIX}:cust:{customer_id}:idents"
+
+
+def customer_aliases(customer_id: str) -> str:
+    """SET of anonymous customer ids whose conversations were folded into this customer."""
+    return f"{PREFIX}:cust:{customer_id}:aliases"
+
+
+def customer_merged(anonymous_id: str) -> str:
+    """STRING customer id an anonymous id was folded into; late events of it follow (TTL)."""
+    return f"{PREFIX}:cust:{anonymous_id}:merged"
+
+
+def thread(message_id: str) -> str:
+    """STRING conversation id of an email Message-ID (inbound or outbound) in its thread."""
+    return f"{PREFIX}:thread:{message_id}"
+
+
+def call(call_id: str) -> str:
+    """STRING conversation id of a phone call id from the telephony platform."""
+    return f"{PREFIX}:call:{call_id}"
+
+
+def conversation_refs(conversation_id: str) -> str:
+    """SET of keys that point at the conversation (thread, call, dedupe keys): erasure."""
+    return f"{PREFIX}:conv:{conversation_id}:refs"
+
+
 def customer(customer_id: str) -> str:
-    """HASH directory record: name, segment, risk_tolerance, advisor, verified (JSON)."""
+    """HASH directory record: name, segment, risk_tolerance, advisor, verified (JSON),
+    updated_at, links (JSON list of the identity keys the record made)."""
     return f"{PREFIX}:customer:{customer_id}"
 
 

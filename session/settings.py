@@ -6,6 +6,8 @@
 | OMNIROUTER_HISTORY_CAP | 1000 | timeline entries kept per conversation (oldest dropped) |
 | OMNIROUTER_CONVERSATION_TTL_D | 90 | days a conversation is kept after its last activity |
 | OMNIROUTER_DEDUPE_TTL_H | 168 | hours a (channel, channel_message_id) is remembered for retries |
+| OMNIROUTER_VISITOR_LINK_TTL_H | 12 | a web visitor cookie seen with a verified login identifies its customer this long |
+| OMNIROUTER_MERGE_LINK_TTL_H | 1 | events of an anonymous id still in flight when it was folded into a customer follow it this long |
 """
 
 from __future__ import annotations
@@ -33,4 +35,10 @@ class SessionSettings:
     )
     dedupe_ttl_s: int = field(
         default_factory=lambda: int(_num("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600)
+    )
+    visitor_link_ttl_s: int = field(
+        default_factory=lambda: max(1, int(_num("OMNIROUTER_VISITOR_LINK_TTL_H", 12) * 3600))
+    )
+    merge_link_ttl_s: int = field(
+        default_factory=lambda: max(1, int(_num("OMNIROUTER_MERGE_LINK_TTL_H", 1) * 3600))
     )

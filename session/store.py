@@ -15,7 +15,13 @@ import redis.asyncio as aioredis
 
 from schemas.envelope import now_ms
 from session import keys
-from session.identity import KINDS, anonymous_customer_id, normalize
+from session.identity import (
+    anonymous_id,
+    anonymous_key,
+    evidence_of,
+    merge_candidates,
+    normalize,
+)
 from session.settings import SessionSettings
 
 # Routing bookkeeping on the conversation hash that is nobody else's business.
@@ -44,6 +50,10 @@ class Customer:
     risk_tolerance: str | None = None
     advisor: str | None = None
     name: str | None = None
+    identified_by: str | None = None  # the contact kind that identified the sender
+    evidence: str | None = None  # why that contact is believed (docs/session.md)
+    # Anonymous ids whose current conversation this message proves to be the customer's.
+    merge_from: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +63,8 @@ class Customer:
             "risk_tolerance": self.risk_tolerance,
             "advisor": self.advisor,
             "name": self.name,
+            "identified_by": self.identified_by,
+            "evidence": self.evidence,
         }
 
 
@@ -64,6 +76,16 @@ class IngestResult:
     agent_id: str | None
     offer_id: str | None
     last_agent: str | None
+    customer_id: str = ""  # who owns the conversation (an anonymous id may have been folded)
+    notes: tuple[dict[str, Any], ...] = ()  # system entries this message added (switches, …)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    conversations: int
+    keys: int
+    frames_redacted: int
+    customer_ids: tuple[str, ...]
 
 
 def _s(value: Any) -> str | None:
@@ -78,29 +100,37 @@ class SessionStore:
         self.settings = settings or SessionSettings()
         self._ingest = redis.register_script(_script("ingest.lua"))
         self._append = redis.register_script(_script("append.lua"))
+        self._identify = redis.register_script(_script("identify.lua"))
+        self._erase = redis.register_script(_script("erase.lua"))
+        self._put_customer = redis.register_script(_script("put_customer.lua"))
 
     # -- customers and identities ------------------------------------------------------------
 
-    async def put_customer(self, profile: dict[str, Any]) -> None:
-        """Store a directory record and link its verified contacts to it."""
-        cid = profile["id"]
-        old_raw = await self.redis.hget(keys.customer(cid), "verified")
-        old = orjson.loads(old_raw) if old_raw else {}
-        pipe = self.redis.pipeline(transaction=True)
-        for field, kind in _VERIFIED_KIND.items():
-            for value in set(old.get(field, [])) - set(profile["verified"].get(field, [])):
-                pipe.delete(keys.identity(kind, normalize(kind, value)))
-            for value in profile["verified"].get(field, []):
-                pipe.set(keys.identity(kind, normalize(kind, value)), cid)
+    async def put_customer(self, profile: dict[str, Any], source: str = "api") -> None:
+        """Store a directory record and link its verified contacts to it, with evidence.
+
+        One script (session/lua/put_customer.lua): a contact dropped from the record is
+        unlinked only if it still points at this customer.
+        """
         record: dict[str, Any] = {
             k: profile[k]
             for k in ("name", "segment", "risk_tolerance", "advisor")
             if profile.get(k) is not None
         }
         record["verified"] = orjson.dumps(profile["verified"]).decode()
-        pipe.delete(keys.customer(cid))
-        pipe.hset(keys.customer(cid), mapping=record)  # type: ignore[arg-type]
-        await pipe.execute()
+        record["updated_at"] = now_ms()
+        links = [
+            keys.identity(kind, normalize(kind, value))
+            for field, kind in _VERIFIED_KIND.items()
+            for value in profile["verified"].get(field, [])
+        ]
+        flat = [x for kv in record.items() for x in kv]
+        head = [keys.PREFIX, profile["id"], record["updated_at"], source, len(record)]
+        await self._put_customer(args=[*head, *flat, *dict.fromkeys(links)])
+
+    async def drop_directory_record(self, customer_id: str) -> None:
+        """The CRM deleted the record (a tombstone): unlink its contacts, keep the history."""
+        await self._put_customer(args=[keys.PREFIX, customer_id, now_ms(), "crm", 0])
 
     async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.customer(customer_id))
@@ -108,35 +138,75 @@ class SessionStore:
             return None
         rec: dict[str, Any] = {_s(k) or "": _s(v) for k, v in raw.items()}
         rec["verified"] = orjson.loads(rec.get("verified", "{}"))
+        rec.pop("links", None)
         rec["id"] = customer_id
+        if rec.get("updated_at"):
+            rec["updated_at"] = int(rec["updated_at"])
         return rec
 
-    async def identify(self, sender: dict[str, str]) -> Customer:
-        """The customer behind a message, from the strongest contact that is linked.
+    async def identities(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every contact linked to the customer, with the evidence and time of the link."""
+        names = sorted(
+            _s(k) or "" for k in await self.redis.smembers(keys.customer_identities(customer_id))
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        for k in names:
+            pipe.hgetall(k)
+        out = []
+        for k, raw in zip(names, await pipe.execute(), strict=True):
+            h = {_s(a) or "": _s(b) for a, b in raw.items()}
+            if h.get("customer_id") != customer_id:
+                continue
+            kind, value = k.split(":", 4)[3:5]
+            out.append(
+                {
+                    "kind": kind,
+                    "value": value,
+                    "evidence": h.get("evidence"),
+                    "at": int(h.get("at") or 0),
+                    "source": h.get("source"),
+                }
+            )
+        return out
 
-        Links exist only for verified contacts (directory records), so a name or a claim in
-        the text never reaches anyone else's history. An unknown sender gets a stable
-        anonymous id derived from its strongest contact.
+    async def identify(self, sender: dict[str, Any], channel: str = "chat") -> Customer:
+        """The customer behind a message, from the strongest evidence it carries.
+
+        One round trip (session/lua/identify.lua). Only contacts the channel vouched for,
+        the address an email came from, or a visitor cookie that logged in recently can
+        identify; a name, a number typed into a chat or a claim in the text never reach
+        anyone else's history. An unidentified sender gets a stable anonymous id.
         """
-        present = [(k, normalize(k, sender[k])) for k in KINDS if sender.get(k)]
-        if not present:
-            raise ValueError("sender has no contact to identify")
-        found = await self.redis.mget([keys.identity(k, v) for k, v in present])
-        for cid_raw in found:
-            cid = _s(cid_raw)
-            if cid:
-                rec = await self.redis.hgetall(keys.customer(cid))
-                r = {_s(k) or "": _s(v) or "" for k, v in rec.items()}
-                return Customer(
-                    id=cid,
-                    identified=True,
-                    segment=r.get("segment", "regular"),
-                    risk_tolerance=r.get("risk_tolerance"),
-                    advisor=r.get("advisor"),
-                    name=r.get("name"),
-                )
-        kind, value = present[0]
-        return Customer(id=anonymous_customer_id(kind, value), identified=False)
+        evidence = evidence_of(channel, sender)
+        visitor = normalize("visitor_id", sender["visitor_id"]) if sender.get("visitor_id") else ""
+        args: list[Any] = [
+            keys.PREFIX,
+            now_ms(),
+            self.settings.visitor_link_ttl_s,
+            visitor,
+            anonymous_id("visitor_id", visitor, False) if visitor else "",
+            len(evidence),
+        ]
+        for e in evidence:
+            args += [e.kind, e.value, e.evidence]
+        args += merge_candidates(channel, sender)
+        cid_raw, by, ev, flat, merges = await self._identify(args=args)
+        cid = _s(cid_raw)
+        if cid:
+            r = {_s(flat[i]) or "": _s(flat[i + 1]) or "" for i in range(0, len(flat), 2)}
+            return Customer(
+                id=cid,
+                identified=True,
+                segment=r.get("segment") or "regular",
+                risk_tolerance=r.get("risk_tolerance") or None,
+                advisor=r.get("advisor") or None,
+                name=r.get("name") or None,
+                identified_by=_s(by),
+                evidence=_s(ev),
+                merge_from=tuple(_s(m) or "" for m in merges),
+            )
+        kind, value, verified = anonymous_key(channel, sender)
+        return Customer(id=anonymous_id(kind, value, verified), identified=False)
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -151,6 +221,12 @@ class SessionStore:
         category: str,
         priority: int,
         reply_to: dict[str, Any],
+        message_id: str | None = None,
+        call_id: str | None = None,
+        thread_refs: list[str] | None = None,
+        merge_from: list[str] | None = None,
+        ref_keys: list[str] | None = None,
+        anonymous: bool = False,
     ) -> IngestResult:
         s = self.settings
         res = await self._ingest(
@@ -168,14 +244,32 @@ class SessionStore:
                 category,
                 priority,
                 orjson.dumps(reply_to),
+                message_id or "",
+                call_id or "",
+                orjson.dumps(thread_refs or []),
+                orjson.dumps(merge_from or []),
+                orjson.dumps(ref_keys or []),
+                s.merge_link_ttl_s,
+                "1" if anonymous else "0",
             ]
         )
-        conv, outcome, state, agent, offer, last = (_s(x) for x in res)
+        conv, outcome, state, agent, offer, last, owner = (_s(x) for x in res[:7])
         assert conv and outcome and state
-        return IngestResult(conv, outcome, state, agent, offer, last)
+        notes = tuple(orjson.loads(n) for n in res[7])
+        return IngestResult(conv, outcome, state, agent, offer, last, owner or customer_id, notes)
 
-    async def append(self, conversation_id: str, event_id: str, entry: dict[str, Any]) -> int:
-        """1 appended, 0 already applied, -1 no such conversation."""
+    async def append(
+        self,
+        conversation_id: str,
+        event_id: str,
+        entry: dict[str, Any],
+        message_id: str | None = None,
+    ) -> int:
+        """1 appended, 0 already applied, -1 no such conversation.
+
+        ``message_id``: the Message-ID of an outbound email, so the customer's reply to it
+        finds this conversation.
+        """
         return int(
             await self._append(
                 args=[
@@ -185,6 +279,8 @@ class SessionStore:
                     orjson.dumps(entry),
                     self.settings.history_cap,
                     now_ms(),
+                    message_id or "",
+                    self.settings.conversation_ttl_s,
                 ]
             )
         )
@@ -203,6 +299,66 @@ class SessionStore:
         meta["reply_to"] = orjson.loads(meta["reply_to"]) if meta.get("reply_to") else None
         meta["messages"] = [orjson.loads(x) for x in timeline_raw]
         return meta
+
+    async def list_conversations(self, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The customer's conversations, newest first: ids, states, times, categories."""
+        ids = [
+            _s(x) or ""
+            for x in await self.redis.zrevrange(
+                keys.customer_conversations(customer_id), 0, limit - 1
+            )
+        ]
+        pipe = self.redis.pipeline(transaction=False)
+        fields = (
+            "state",
+            "channel",
+            "category",
+            "created_at",
+            "updated_at",
+            "resolved_at",
+            "last_agent",
+        )
+        for cid in ids:
+            pipe.hmget(keys.conversation(cid), list(fields))
+        out = []
+        for cid, vals in zip(ids, await pipe.execute() if ids else [], strict=True):
+            row: dict[str, Any] = {"id": cid}
+            for f, val in zip(fields, vals, strict=True):
+                v = _s(val)
+                row[f] = int(float(v)) if v and f.endswith("_at") else v
+            if row["state"] is not None:
+                out.append(row)
+        return out
+
+    async def erase_customer(self, customer_id: str) -> Erasure:
+        """Right to erasure: everything of the customer leaves Redis (docs/session.md).
+
+        One script removes the records; agent frame streams (which carry previews and
+        messages) are then redacted entry by entry, two pipelined round trips.
+        """
+        n_convs, n_keys, convs, ids = await self._erase(args=[keys.PREFIX, customer_id])
+        needles = [x.encode() if isinstance(x, str) else x for x in (*convs, *ids)]
+        agents = [_s(a) or "" for a in await self.redis.smembers(keys.agents())]
+        redacted = 0
+        if agents and needles:
+            pipe = self.redis.pipeline(transaction=False)
+            for a in agents:
+                pipe.xrange(keys.agent_frames(a))
+            hits: list[tuple[str, list[Any]]] = []
+            for a, entries in zip(agents, await pipe.execute(), strict=True):
+                ids_hit = [
+                    fid
+                    for fid, fields in entries
+                    if any(n in b"".join(fields.values()) for n in needles)
+                ]
+                if ids_hit:
+                    hits.append((a, ids_hit))
+            if hits:
+                pipe = self.redis.pipeline(transaction=False)
+                for a, fids in hits:
+                    pipe.xdel(keys.agent_frames(a), *fids)
+                redacted = sum(int(x) for x in await pipe.execute())
+        return Erasure(int(n_convs), int(n_keys), redacted, tuple(_s(i) or "" for i in ids))
 
     async def conversation_fields(self, conversation_id: str, *fields: str) -> list[str | None]:
         return [

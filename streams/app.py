@@ -25,7 +25,7 @@ from router.dispatch import Router
 from router.registry import Registry
 from schemas import envelope, events
 from schemas.envelope import Envelope
-from session import keys
+from session import directory, keys
 from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
 from streams import topics
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     inbound_t = app.topic(topics.INBOUND)
     messages_t = app.topic(topics.MESSAGES)
     agent_events_t = app.topic(topics.AGENT_EVENTS)
+    customers_t = app.topic(topics.CUSTOMERS)
     out_topics = {
         name: app.topic(name)
         for name in (topics.MESSAGES, topics.ASSIGNMENTS, topics.OUTBOUND, topics.DLQ)
@@ -197,6 +198,31 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def agent_events(stream: Any) -> None:
         async for event in stream.events():
             await process("agent-events", event, pipeline.on_agent_event)
+
+    @app.agent(customers_t, name="customer-directory")
+    async def customer_directory(stream: Any) -> None:
+        """The CRM's compacted directory into Redis (session/directory.py)."""
+        async for event in stream.events():
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    await directory.apply(session, event.key, event.value)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except PERMANENT as exc:
+                    await dead_letter("customer-directory", event, exc, attempts)
+                    break
+                except RETRIABLE as exc:
+                    log.warning("directory.retry", error=repr(exc), attempt=attempts)
+                    await asyncio.sleep(min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6)))
+                except Exception as exc:
+                    if attempts >= _MAX_ATTEMPTS_UNKNOWN:
+                        log.exception("directory.failed")
+                        await dead_letter("customer-directory", event, exc, attempts)
+                        break
+                    await asyncio.sleep(0.05 * attempts)
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:

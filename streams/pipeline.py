@@ -22,6 +22,7 @@ from router.registry import Registry
 from schemas import events
 from schemas.envelope import Envelope, new_id, now_ms
 from schemas.models import parse_inbound
+from session.continuity import continuity_args, owner_profile
 from session.ledger import InboundLedger
 from session.store import SessionStore
 from streams import topics
@@ -65,7 +66,7 @@ class Pipeline:
         msg = parse_inbound(
             str(env.data.get("channel")), {k: v for k, v in env.data.items() if k != "channel"}
         )
-        customer = await self.session.identify(msg["from"])
+        customer = await self.session.identify(msg["from"], msg["channel"])
         analysis = (
             self.classify(msg["text"])
             if msg["text"]
@@ -89,6 +90,7 @@ class Pipeline:
             **msg,
             "customer": customer.to_dict(),
             "analysis": analysis,
+            "merge_from": list(customer.merge_from),
         }
         await self.emit(
             topics.MESSAGES,
@@ -156,9 +158,13 @@ class Pipeline:
             category=category,
             priority=prio,
             reply_to=reply_to,
+            **continuity_args(d),
         )
         await self.ledger.settle([d["event_id"]])
-        structlog.contextvars.bind_contextvars(conversation_id=res.conversation_id)
+        customer = await owner_profile(self.session, customer, res.customer_id)
+        structlog.contextvars.bind_contextvars(
+            conversation_id=res.conversation_id, customer_id=res.customer_id
+        )
         log.info(
             "message.ingested",
             outcome=res.outcome,
@@ -192,6 +198,7 @@ class Pipeline:
                         analysis,
                     )
         elif res.state == "assigned" and res.agent_id:
+            await self._push_notes(res.agent_id, res.customer_id, res.conversation_id, res.notes)
             await self.emit(
                 topics.ASSIGNMENTS,
                 customer["id"],
@@ -207,6 +214,23 @@ class Pipeline:
                         "customer": customer,
                         "analysis": analysis,
                     },
+                ),
+            )
+
+    async def _push_notes(
+        self, agent_id: str, customer_id: str, conv_id: str, notes: tuple[dict[str, Any], ...]
+    ) -> None:
+        """Channel switches, merges and notes reach the agent's desktop as they happen."""
+        for i, note in enumerate(notes):
+            await self.emit(
+                topics.ASSIGNMENTS,
+                customer_id,
+                Envelope(
+                    type=events.CONVERSATION_TIMELINE,
+                    source=SOURCE,
+                    subject=agent_id,
+                    id=f"{conv_id}.{note.get('at')}.{i}.timeline",
+                    data={"agent_id": agent_id, "conversation_id": conv_id, "entry": note},
                 ),
             )
 
@@ -294,6 +318,12 @@ class Pipeline:
                 },
             )
             conv = await self.session.get_conversation(conv_id)
+            if conv:  # the desktop lists the customer's earlier conversations beside this one
+                conv["earlier"] = [
+                    c
+                    for c in await self.session.list_conversations(conv["customer_id"])
+                    if c["id"] != conv_id
+                ]
             await self.emit(
                 topics.ASSIGNMENTS,
                 d.get("customer_id") or conv_id,
@@ -351,7 +381,9 @@ class Pipeline:
             conv_id, "reply_to", "customer_id", "channel"
         )
         entry["channel"] = channel
-        appended = await self.session.append(conv_id, env.id, entry)
+        # An email reply gets a Message-ID of ours, so the customer's answer finds this thread.
+        message_id = f"{env.id}@omnirouter.local" if channel == "email" else None
+        appended = await self.session.append(conv_id, env.id, entry, message_id=message_id)
         if appended < 0:
             log.warning("reply.unknown_conversation")
             return
@@ -375,6 +407,7 @@ class Pipeline:
                     "channel": reply_to.get("channel") or channel,
                     "to": reply_to.get("from", {}),
                     "in_reply_to": reply_to.get("message_id"),
+                    "message_id": f"<{message_id}>" if message_id else None,
                     "text": d["text"],
                     "agent_id": d["agent_id"],
                     "author": "agent",

@@ -15,6 +15,7 @@ TASKS: Final = "cs.tasks.v1"  # callbacks and follow-ups
 ALERTS: Final = "cs.alerts.v1"
 CUSTOMERS: Final = "cs.customers.v1"  # compacted; the CRM's customer directory
 DLQ: Final = "cs.dlq.v1"  # poison events with the reason
+AUDIT: Final = "cs.audit.v1"  # key: customer id; erasures and other privacy-relevant acts
 
 ALL: Final = (
     INBOUND,
@@ -28,5 +29,6 @@ ALL: Final = (
     ALERTS,
     CUSTOMERS,
     DLQ,
+    AUDIT,
 )
 COMPACTED: Final = frozenset({CUSTOMERS})
