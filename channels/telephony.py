@@ -154,7 +154,7 @@ class CallState:
 
     async def merge(self, ev: dict[str, Any]) -> dict[str, str]:
         """Record this event's facts and return what is known of the call so far."""
-        key = keys.call(ev["call_id"])
+        key = keys.call_state(ev["call_id"])
         fields = {"status": ev["event"]}
         if ev.get("caller"):
             fields["caller"] = ev["caller"]
@@ -172,7 +172,7 @@ class CallState:
 
     async def pending_say(self, call_id: str) -> list[str]:
         """Agent text queued for this call since the last webhook, oldest first."""
-        key, pos_field = keys.call(call_id), "say_pos"
+        key, pos_field = keys.call_state(call_id), "say_pos"
         pos = await self.redis.hget(key, pos_field)
         start = f"({_s(pos)}" if pos else "-"
         entries: Any = await self.redis.xrange(keys.call_say(call_id), min=start, count=20)

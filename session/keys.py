@@ -172,14 +172,15 @@ def visitor_frames(visitor_id: str) -> str:
     return f"{PREFIX}:visitor:{visitor_id}:frames"
 
 
-def call(call_id: str) -> str:
-    """HASH state of a phone call: caller (carrier-verified number), callee, hint, status."""
-    return f"{PREFIX}:call:{call_id}"
+def call_state(call_id: str) -> str:
+    """HASH what the gateway knows of a call between webhooks: caller (as the carrier gave it),
+    verified, callee, hint (IVR category), status, say_pos (last say event answered)."""
+    return f"{PREFIX}:callstate:{call_id}"
 
 
 def call_say(call_id: str) -> str:
     """STREAM of say events (agent/bot text to speak) for the telephony platform, capped."""
-    return f"{PREFIX}:call:{call_id}:say"
+    return f"{PREFIX}:callstate:{call_id}:say"
 
 
 def delivery(reply_id: str) -> str:

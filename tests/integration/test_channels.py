@@ -20,7 +20,7 @@ import redis
 from channels import app_webhook, telephony
 from schemas import events
 from session import keys
-from session.identity import anonymous_customer_id
+from session.identity import anonymous_id, anonymous_key
 from streams import topics
 from tests import mail_samples as samples
 from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
@@ -70,13 +70,19 @@ async def reply(api: Api, conv_id: str, agent: str, text: str) -> str:
     return str(body["reply_id"])
 
 
-async def processed(api: Api, r: redis.Redis, contact: tuple[str, str], *event_ids: str) -> None:
+def anon(channel: str, sender: dict[str, Any]) -> str:
+    """The anonymous customer id the worker gives an unidentified sender."""
+    return anonymous_id(*anonymous_key(channel, sender))
+
+
+async def processed(
+    api: Api, r: redis.Redis, channel: str, sender: dict[str, Any], *event_ids: str
+) -> None:
     """Wait until the worker has put these events in the sender's conversation, so nothing of
     this test is still in flight when the next test starts from a clean store."""
-    kind, value = contact
 
     async def check() -> bool:
-        conv_id = r.get(keys.customer_current(anonymous_customer_id(kind, value)))
+        conv_id = r.get(keys.customer_current(anon(channel, sender)))
         if not conv_id:
             return False
         _, conv = await api.call("GET", f"/v1/conversations/{conv_id.decode()}")
@@ -162,7 +168,7 @@ async def test_smtp_listener_accepts_real_mime_and_rejects_with_proper_codes(
         ("li@example.com", ["reply", "attachment"]),
         ("chen@example.tw", ["big5", "serving"]),
     ):
-        await processed(api, fresh_redis, ("email", sender), *(event_of[n] for n in names))
+        await processed(api, fresh_redis, "email", {"email": sender}, *(event_of[n] for n in names))
 
 
 def _no_sender_session(port: int) -> tuple[int, bytes]:
@@ -316,7 +322,13 @@ async def test_app_webhook_signature_is_required(
     async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
         ev = await inbound.find(lambda e: e["id"] == accepted["event_id"])
     assert ev["data"]["from"] == {"app_user_id": user, "verified": ["app_user_id"]}
-    await processed(api, fresh_redis, ("app_user_id", user), accepted["event_id"])
+    await processed(
+        api,
+        fresh_redis,
+        "app",
+        {"app_user_id": user, "verified": ["app_user_id"]},
+        accepted["event_id"],
+    )
 
 
 async def test_app_replies_retry_with_backoff_then_dead_letter(
@@ -394,8 +406,8 @@ async def test_twilio_call_with_menu_choice_and_speech_reaches_an_agent_and_hear
     assert status == 401 and "bad_signature" in forged
     status, twiml = await twilio_post(http, services, base)
     assert status == 200 and "<Gather" in twiml
-    anon = anonymous_customer_id("phone", caller)
-    conv_id = await accept_offer(api, stream, agent, lambda f: f["customer"]["id"] == anon)
+    anon_id = anon("phone", {"phone": caller, "verified": ["phone"]})
+    conv_id = await accept_offer(api, stream, agent, lambda f: f["customer"]["id"] == anon_id)
     ivr = {**base, "CallStatus": "in-progress", "Digits": "2"}
     assert (await twilio_post(http, services, ivr))[0] == 200
     partial = {**base, "CallStatus": "in-progress", "UnstableSpeechResult": "我想"}
@@ -468,7 +480,13 @@ async def test_generic_call_events_are_signed_and_partials_dropped(
         ev = await inbound.find(lambda e: e["id"] == body["event_id"])
     assert ev["data"]["from"] == {"phone": "+8613700001111", "verified": ["phone"]}
     assert ev["data"]["call"] == {"call_id": call_id, "event": "transcript"}
-    await processed(api, fresh_redis, ("phone", "+8613700001111"), body["event_id"])
+    await processed(
+        api,
+        fresh_redis,
+        "phone",
+        {"phone": "+8613700001111", "verified": ["phone"]},
+        body["event_id"],
+    )
 
 
 async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
