@@ -32,6 +32,8 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from channels import app_webhook
 from channels.chat_ws import append_visitor_frame
@@ -153,7 +155,13 @@ class Delivery:
                     reason = exc.reason
                     if exc.permanent:
                         break
-                except (OSError, aiohttp.ClientError, TimeoutError, smtplib.SMTPException) as exc:
+                except (
+                    OSError,
+                    aiohttp.ClientError,
+                    TimeoutError,
+                    smtplib.SMTPException,
+                    RedisError,
+                ) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                 if attempts < self.settings.attempts:
                     delay = min(BACKOFF_MAX_S, self.settings.backoff_s * 2 ** (attempts - 1))
@@ -368,7 +376,17 @@ class Delivery:
                         by_key[rec.key or b""].append(rec)
                 if not by_key:
                     continue
-                await asyncio.gather(*(self._handle(recs) for recs in by_key.values()))
+                try:
+                    await asyncio.gather(*(self._handle(recs) for recs in by_key.values()))
+                except (RedisError, KafkaError, OSError) as exc:
+                    # Redis or the broker is away: nothing is committed, the next round reads
+                    # the batch again from our positions; replies already settled are skipped.
+                    log.warning("delivery.batch_failed", error=repr(exc))
+                    for tp, recs in batches.items():
+                        if recs:
+                            positions[tp] = min(positions.get(tp, recs[0].offset), recs[0].offset)
+                    await asyncio.sleep(1.0)
+                    continue
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
                 positions.update(offsets)
                 await consumer.commit(offsets)

@@ -18,10 +18,16 @@ import pytest
 import redis
 
 from channels import app_webhook, telephony
+from channels.broker import BrokerLink
+from channels.ingress import Ingress
+from channels.settings import ChannelSettings
+from channels.smtp import SmtpListener
 from schemas import events
 from session import keys
 from session.identity import anonymous_id, anonymous_key
-from streams import topics
+from session.ledger import InboundLedger
+from session.store import SessionStore, connect
+from streams import embedded, topics
 from tests import mail_samples as samples
 from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
 from tests.integration.conftest import DeliveryRig
@@ -524,3 +530,34 @@ async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
     assert (await _frame(ws_a, "reply"))["reply_id"] == missed
     await ws_a.close()
     await stream.close()
+
+
+async def test_smtp_answers_451_while_the_broker_is_unreachable_and_accepts_the_retry(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """A listener whose broker link is not connected answers 451 (try later) and keeps no
+    reservation, so the sending server's retry is accepted (250) once the broker is back."""
+    client = connect(services.redis_url)
+    broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
+    ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
+    port = embedded.free_port()
+    listener = SmtpListener(ingress, ChannelSettings(smtp_port=port))
+    await listener.start()
+    sender = f"{uid('c')}@example.com"
+    raw = samples.gbk_mail(mid(), sender)
+    try:
+        code, resp = await smtp(port, raw)
+        assert code == 451, resp
+        await broker.start()  # the broker is reachable again
+
+        async def connected() -> bool:
+            return broker.healthy
+
+        await eventually(connected)
+        code, resp = await smtp(port, raw)
+        assert code == 250, resp
+        await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+    finally:
+        await listener.stop()
+        await broker.stop()
+        await client.aclose()

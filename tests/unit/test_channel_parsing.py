@@ -193,3 +193,34 @@ def test_verified_must_name_a_present_contact() -> None:
             },
         )
     assert err.value.field == "from.verified[0]"
+
+
+def test_reply_email_threads_under_the_customer_message_and_is_7bit() -> None:
+    """An email reply names the customer's Message-ID in In-Reply-To and References, keeps
+    their subject with Re:, and is 7-bit clean (UTF-8 in base64, RFC 2047 headers)."""
+    import email
+    import email.policy
+
+    from channels.delivery import build_email
+
+    msg = build_email(
+        {
+            "reply_id": "r9",
+            "to": {"email": "li@example.com"},
+            "subject": "关于赎回",
+            "in_reply_to": "<c2@mail.example.com>",
+            "references": ["<c1@mail.example.com>"],
+            "text": "您好，已到账。",
+            "conversation_id": "k1",
+        },
+        "客服中心 <service@omnirouter.local>",
+        "omnirouter.local",
+    )
+    raw = msg.as_bytes()
+    assert all(b < 0x80 for b in raw)
+    back = email.message_from_bytes(raw, policy=email.policy.default)
+    assert back["In-Reply-To"] == "<c2@mail.example.com>"
+    assert back["References"] == "<c1@mail.example.com> <c2@mail.example.com>"
+    assert back["Message-ID"] == "<r9@omnirouter.local>"
+    assert str(back["Subject"]) == "Re: 关于赎回"
+    assert back.get_content().strip() == "您好，已到账。"
