@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 from aiohttp import web
+from prometheus_client import Counter
 
 from channels import app_webhook, telephony
 from channels.broker import BrokerUnavailable
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 TELEPHONY_APP_ID = "telephony"
+WEBHOOKS = Counter(
+    "omnirouter_webhook_requests_total",
+    "Signed webhook requests by source (app, twilio, telephony) and outcome",
+    ["source", "outcome"],  # accepted | duplicate | unauthorized | partial
+)
 
 
 class Adapters:
@@ -104,6 +110,7 @@ class Adapters:
                     self.settings.webhook_tolerance_s,
                 )
             except app_webhook.SignatureError as exc:
+                WEBHOOKS.labels("app", "unauthorized").inc()
                 log.info("app_webhook.refused", code=exc.code)
                 return _error(401, exc.code, exc.message, exc.field)
             if request.content_type != "application/json":
@@ -117,6 +124,7 @@ class Adapters:
             accepted = await self._accept(msg)
         except _Reply as reply:
             return reply.response
+        WEBHOOKS.labels("app", "duplicate" if accepted.duplicate else "accepted").inc()
         log.info("app_webhook.accepted", app_id=app_id, event_id=accepted.event_id)
         return _accepted(accepted)
 
@@ -139,6 +147,7 @@ class Adapters:
         if not telephony.twilio_valid(
             token, url, params, request.headers.get("X-Twilio-Signature", "")
         ):
+            WEBHOOKS.labels("twilio", "unauthorized").inc()
             log.info("twilio.refused")
             return _error(
                 401, "bad_signature", "X-Twilio-Signature does not match", "X-Twilio-Signature"
@@ -148,9 +157,10 @@ class Adapters:
         if ev is not None:
             ended = ev["event"] == "ended"
             try:
-                await self._call_event(ev)
+                accepted = await self._call_event(ev)
             except _Reply as reply:
                 return reply.response
+            WEBHOOKS.labels("twilio", "duplicate" if accepted.duplicate else "accepted").inc()
         call_id = str(form.get("CallSid"))
         say = [] if ended else await self.calls.pending_say(call_id)
         return web.Response(
@@ -169,13 +179,16 @@ class Adapters:
                     self.settings.webhook_tolerance_s,
                 )
             except app_webhook.SignatureError as exc:
+                WEBHOOKS.labels("telephony", "unauthorized").inc()
                 return _error(401, exc.code, exc.message, exc.field)
             ev = telephony.generic_event(_json(raw), self.settings.ivr_menu)
             if ev is None:
+                WEBHOOKS.labels("telephony", "partial").inc()
                 return web.json_response({"ignored": "partial"}, status=200)
             accepted = await self._call_event(ev)
         except _Reply as reply:
             return reply.response
+        WEBHOOKS.labels("telephony", "duplicate" if accepted.duplicate else "accepted").inc()
         return _accepted(accepted)
 
     async def _call_event(self, ev: dict[str, Any]) -> Accepted:

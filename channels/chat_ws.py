@@ -27,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSMsgType, web
+from prometheus_client import Counter, Gauge
 
 from channels.broker import BrokerUnavailable
 from channels.ingress import Ingress, InProgress
@@ -38,6 +39,10 @@ from session.store import SessionStore
 
 log = structlog.get_logger(__name__)
 
+CHAT_SOCKETS = Gauge("omnirouter_chat_sockets", "Open web chat sockets on this gateway")
+CHAT_MESSAGES = Counter(
+    "omnirouter_chat_messages_total", "Chat socket messages by outcome", ["outcome"]
+)  # accepted | duplicate | invalid | retry_later
 FRAMES_KEPT = 500  # per visitor
 _BLOCK_MS = 200
 _ID_MAX = 128
@@ -198,6 +203,7 @@ class ChatSocket:
         await ws.prepare(request)
         structlog.contextvars.bind_contextvars(visitor_id=visitor_id)
         await self.feed.register(visitor_id, ws, since)
+        CHAT_SOCKETS.inc()
         try:
             await ws.send_str(
                 orjson.dumps(
@@ -219,6 +225,7 @@ class ChatSocket:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            CHAT_SOCKETS.dec()
             self.feed.unregister(visitor_id, ws)
         return ws
 
@@ -251,13 +258,16 @@ class ChatSocket:
             )
             accepted = await self.ingress.accept(msg)
         except SchemaError as exc:
+            CHAT_MESSAGES.labels("invalid").inc()
             return {"type": "error", "client_id": client_id, "error": exc.to_dict()}
         except (BrokerUnavailable, InProgress) as exc:
+            CHAT_MESSAGES.labels("retry_later").inc()
             return {
                 "type": "error",
                 "client_id": client_id,
                 "error": {"code": "retry_later", "message": str(exc)},
             }
+        CHAT_MESSAGES.labels("duplicate" if accepted.duplicate else "accepted").inc()
         return {
             "type": "ack",
             "client_id": client_id,

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP
+from prometheus_client import Counter
 
 from channels.broker import BrokerUnavailable
 from channels.email_parse import MalformedMail, parse_email
@@ -31,6 +32,12 @@ from schemas import models
 from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
+
+SMTP_MESSAGES = Counter(
+    "omnirouter_smtp_messages_total",
+    "Mail offered to the SMTP listener, by outcome",
+    ["outcome"],  # accepted | duplicate | rejected_domain | malformed | deferred
+)
 
 
 class InboundMailHandler:
@@ -45,6 +52,7 @@ class InboundMailHandler:
     ) -> str:
         domain = address.rsplit("@", 1)[-1].strip().lower() if "@" in address else ""
         if domain not in self.domains:
+            SMTP_MESSAGES.labels("rejected_domain").inc()
             return "550 5.1.2 recipient domain not served here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -57,21 +65,26 @@ class InboundMailHandler:
             body = parse_email(raw, envelope_from=envelope.mail_from)
             msg = models.parse_inbound("email", body)
         except (MalformedMail, SchemaError) as exc:
+            SMTP_MESSAGES.labels("malformed").inc()
             log.info("smtp.rejected", reason=str(exc))
             return f"554 5.6.0 malformed message: {exc}"[:500]
         except Exception:
+            SMTP_MESSAGES.labels("malformed").inc()
             log.exception("smtp.parse_failed")
             return "554 5.6.0 message could not be parsed"
         try:
             accepted = await self.ingress.accept(msg)
         except (BrokerUnavailable, InProgress) as exc:
+            SMTP_MESSAGES.labels("deferred").inc()
             log.warning("smtp.deferred", reason=str(exc))
             return "451 4.3.0 temporarily unable to accept; try again later"
         except asyncio.CancelledError:
             raise
         except Exception:
+            SMTP_MESSAGES.labels("deferred").inc()
             log.exception("smtp.accept_failed")
             return "451 4.3.0 temporarily unable to accept; try again later"
+        SMTP_MESSAGES.labels("duplicate" if accepted.duplicate else "accepted").inc()
         log.info(
             "smtp.accepted",
             event_id=accepted.event_id,

@@ -147,6 +147,8 @@ async def test_smtp_listener_accepts_real_mime_and_rejects_with_proper_codes(
     serving = await smtp(port, samples.big5_mail(mid()))
     assert serving[0] == 250  # still serving
 
+    _, metrics = await api.call("GET", "/metrics")
+    assert 'omnirouter_smtp_messages_total{outcome="rejected_domain"}' in metrics
     async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
         got = {
             name: (await inbound.find(lambda e, m=m: e["data"].get("channel_message_id") == m))[
