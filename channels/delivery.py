@@ -61,7 +61,9 @@ class DeliveryError(Exception):
         self.reason, self.permanent = reason, permanent
 
 
-def build_email(d: dict[str, Any], sender: str, domain: str) -> EmailMessage:
+def build_email(
+    d: dict[str, Any], sender: str, domain: str, charset: str = "utf-8"
+) -> EmailMessage:
     """A reply that mail clients thread under the customer's message."""
     to = (d.get("to") or {}).get("email")
     if not to:
@@ -85,7 +87,8 @@ def build_email(d: dict[str, Any], sender: str, domain: str) -> EmailMessage:
     if refs:
         msg["References"] = " ".join(refs[-20:])
     msg["X-Omnirouter-Conversation"] = str(d.get("conversation_id"))
-    msg.set_content(d["text"], charset="utf-8", cte="base64")
+    # base64 either way: no 8-bit byte on the wire, whatever the relays in between accept.
+    msg.set_content(d["text"], charset=charset, cte="base64")
     return msg
 
 
@@ -243,11 +246,14 @@ class Delivery:
             raise DeliveryError(
                 "no SMTP relay is configured (OMNIROUTER_SMTP_RELAY)", permanent=True
             )
-        msg = build_email(d, self.settings.smtp_from, self.domain)
+        msg = build_email(d, self.settings.smtp_from, self.domain, self.settings.smtp_charset)
         try:
             await asyncio.to_thread(_send_mail, relay, msg, self.settings.timeout_s)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryError(f"recipient refused: {exc.recipients}", permanent=True) from None
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            raise DeliveryError(
+                f"recipient refused by the relay ({codes})", permanent=True
+            ) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(
                 f"relay answered {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600

@@ -111,6 +111,7 @@ class ChannelSettings:
 # | --- | --- | --- |
 # | OMNIROUTER_SMTP_RELAY | (none: email replies fail) | host:port of the outgoing mail relay |
 # | OMNIROUTER_SMTP_FROM | 客服中心 <service@omnirouter.local> | From of email replies |
+# | OMNIROUTER_SMTP_CHARSET | utf-8 | body charset of email replies (gb18030 for old GB-only clients) |
 # | OMNIROUTER_APP_WEBHOOK_URL | (none: app replies fail) | the app backend's reply webhook |
 # | OMNIROUTER_APP_WEBHOOK_SECRET | (none) | HMAC secret outbound app webhooks are signed with |
 # | OMNIROUTER_DELIVERY_ATTEMPTS | 5 | tries per reply before failed + cs.dlq.v1 |
@@ -127,6 +128,9 @@ class DeliverySettings:
         default_factory=lambda: os.environ.get(
             "OMNIROUTER_SMTP_FROM", "客服中心 <service@omnirouter.local>"
         )
+    )
+    smtp_charset: str = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMTP_CHARSET", "utf-8")
     )
     app_webhook_url: str | None = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_APP_WEBHOOK_URL") or None

@@ -224,3 +224,18 @@ def test_reply_email_threads_under_the_customer_message_and_is_7bit() -> None:
     assert back["Message-ID"] == "<r9@omnirouter.local>"
     assert str(back["Subject"]) == "Re: 关于赎回"
     assert back.get_content().strip() == "您好，已到账。"
+
+
+def test_reply_email_can_be_gb18030_for_gb_only_clients() -> None:
+    """With charset gb18030 the body is GB18030 in base64 and decodes back to the same text."""
+    import email
+    import email.policy
+
+    from channels.delivery import build_email
+
+    d = {"reply_id": "r1", "to": {"email": "a@example.com"}, "text": "您好，王堃。"}
+    raw = build_email(d, "s@omnirouter.local", "omnirouter.local", "gb18030").as_bytes()
+    back = email.message_from_bytes(raw, policy=email.policy.default)
+    assert back.get_content_charset() == "gb18030"
+    assert back.get_content().strip() == "您好，王堃。"
+    assert all(b < 0x80 for b in raw)
