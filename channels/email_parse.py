@@ -13,6 +13,7 @@ What Chinese customers' mail looks like in practice, and what we do about it:
 from __future__ import annotations
 
 import email
+import email.parser
 import hashlib
 import html
 import re
@@ -297,3 +298,30 @@ def parse_email(raw: bytes, *, envelope_from: str | None = None) -> dict[str, An
         except (TypeError, ValueError, IndexError):
             pass
     return out
+
+
+_LIST_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+
+
+def auto_generated(raw: bytes, envelope_from: str | None) -> str | None:
+    """Why this mail was written by a machine (a bounce, an out-of-office, a list), or None.
+
+    Such mail must not open conversations: answering it is how mail loops start (RFC 3834).
+    """
+    try:
+        headers = email.parser.BytesHeaderParser().parsebytes(raw)
+    except Exception:
+        return None
+    auto = (headers.get("Auto-Submitted") or "no").strip().lower()
+    if auto != "no" and auto:
+        return f"auto-submitted: {auto.split(';')[0]}"
+    if (headers.get("Precedence") or "").strip().lower() in _LIST_PRECEDENCE:
+        return "precedence: " + str(headers.get("Precedence")).strip().lower()
+    if headers.get("X-Autoreply") or headers.get("X-Autorespond"):
+        return "x-autoreply"
+    if envelope_from in ("", "<>") and headers.get("From"):
+        return "bounce (null envelope sender)"
+    ctype = (headers.get("Content-Type") or "").lower()
+    if "report-type=delivery-status" in ctype.replace(" ", "").replace('"', ""):
+        return "delivery status notification"
+    return None

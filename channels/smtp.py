@@ -7,6 +7,7 @@ replies a sending server gets, and what it should do about them:
 | when | reply | the sender |
 | --- | --- | --- |
 | recipient outside OMNIROUTER_SMTP_DOMAINS | 550 5.1.2 at RCPT | bounces |
+| machine-written mail (bounce, out-of-office, list) | 250, dropped | done (no mail loop) |
 | message larger than OMNIROUTER_SMTP_MAX_BYTES | 552 (aiosmtpd's size check) | bounces |
 | no sender address, or not a mail at all | 554 5.6.0 | bounces |
 | broker unreachable or still accepting an earlier copy | 451 4.3.0 | retries later |
@@ -25,7 +26,7 @@ from aiosmtpd.smtp import SMTP
 from prometheus_client import Counter
 
 from channels.broker import BrokerUnavailable
-from channels.email_parse import MalformedMail, parse_email
+from channels.email_parse import MalformedMail, auto_generated, parse_email
 from channels.ingress import Ingress, InProgress
 from channels.settings import ChannelSettings
 from schemas import models
@@ -36,7 +37,7 @@ log = structlog.get_logger(__name__)
 SMTP_MESSAGES = Counter(
     "omnirouter_smtp_messages_total",
     "Mail offered to the SMTP listener, by outcome",
-    ["outcome"],  # accepted | duplicate | rejected_domain | malformed | deferred
+    ["outcome"],  # accepted | duplicate | rejected_domain | malformed | deferred | auto_discarded
 )
 
 
@@ -61,6 +62,13 @@ class InboundMailHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        machine = auto_generated(raw, envelope.mail_from)
+        if machine:
+            # Accepted and dropped: a bounce or an out-of-office must never open a
+            # conversation (and get an answer), and a 5xx would only bounce back to it.
+            SMTP_MESSAGES.labels("auto_discarded").inc()
+            log.info("smtp.auto_discarded", reason=machine)
+            return "250 2.0.0 automatic message discarded"
         try:
             body = parse_email(raw, envelope_from=envelope.mail_from)
             msg = models.parse_inbound("email", body)

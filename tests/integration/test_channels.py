@@ -142,6 +142,8 @@ async def test_smtp_listener_accepts_real_mime_and_rejects_with_proper_codes(
     big = samples.oversized_mail(mid(), 600 * 1024)
     assert (await smtp(port, big))[0] == 552
     assert (await smtp(port, b"not a mail at all, no headers\r\n"))[0] == 554
+    ooo = b"From: li@example.com\r\nAuto-Submitted: auto-replied\r\nSubject: OOO\r\n\r\naway\r\n"
+    assert (await smtp(port, ooo))[0] == 250  # accepted and dropped: no conversation, no loop
     bad = await asyncio.to_thread(_no_sender_session, port)
     assert bad[0] == 554, bad
     serving = await smtp(port, samples.big5_mail(mid()))
@@ -149,6 +151,7 @@ async def test_smtp_listener_accepts_real_mime_and_rejects_with_proper_codes(
 
     _, metrics = await api.call("GET", "/metrics")
     assert 'omnirouter_smtp_messages_total{outcome="rejected_domain"}' in metrics
+    assert 'omnirouter_smtp_messages_total{outcome="auto_discarded"} 1.0' in metrics
     async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
         got = {
             name: (await inbound.find(lambda e, m=m: e["data"].get("channel_message_id") == m))[

@@ -239,3 +239,30 @@ def test_reply_email_can_be_gb18030_for_gb_only_clients() -> None:
     assert back.get_content_charset() == "gb18030"
     assert back.get_content().strip() == "您好，王堃。"
     assert all(b < 0x80 for b in raw)
+
+
+@pytest.mark.parametrize(
+    ("headers", "envelope_from", "machine"),
+    [
+        (b"From: a@example.com\r\nAuto-Submitted: auto-replied\r\n", "a@example.com", True),
+        (b"From: a@example.com\r\nPrecedence: bulk\r\n", "a@example.com", True),
+        (b"From: MAILER-DAEMON@mx.example.com\r\n", "<>", True),
+        (
+            b'From: postmaster@x\r\nContent-Type: multipart/report; report-type="delivery-status"'
+            b"; boundary=b\r\n",
+            "postmaster@x",
+            True,
+        ),
+        (b"From: a@example.com\r\nAuto-Submitted: no\r\n", "a@example.com", False),
+        (b"From: a@example.com\r\n", "a@example.com", False),
+    ],
+)
+def test_machine_written_mail_is_recognised(
+    headers: bytes, envelope_from: str, machine: bool
+) -> None:
+    """Bounces, out-of-office replies and list mail are recognised (RFC 3834), so they never
+    open a conversation that would be answered: the start of a mail loop."""
+    from channels.email_parse import auto_generated
+
+    raw = headers + b"Subject: x\r\n\r\nbody\r\n"
+    assert (auto_generated(raw, envelope_from) is not None) is machine
