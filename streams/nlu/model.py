@@ -13,6 +13,7 @@ message is featurised once and scored with a single gather-and-sum over W.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ class LinearBundle:
         self.b = b.astype(np.float32)
         self.heads = {h.name: h for h in heads}
         self.meta = meta
+        # float64 copies for the one-message path: a (k, K) gather and a dot are cheaper than
+        # numpy's per-call overhead on tiny float32 arrays that need casting.
+        self._idf64 = self.idf.astype(np.float64)
+        self._W64 = self.W.astype(np.float64)
+        self._b64 = self.b.astype(np.float64)
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: Path = MODEL_DIR) -> None:
@@ -108,6 +114,24 @@ class LinearBundle:
         contrib = self.W[all_idx] * vals[:, None]
         out[nonempty] += np.add.reduceat(contrib, starts, axis=0)
         return out
+
+    def logits_one(self, text: str) -> np.ndarray:
+        """Raw scores (K,) of one message; the same arithmetic as :meth:`logits_batch`."""
+        get = self.vocab.get
+        idx: list[int] = []
+        tf: list[int] = []
+        for tok, c in Counter(analyze(text)).items():
+            j = get(tok)
+            if j is not None:
+                idx.append(j)
+                tf.append(c)
+        if not idx:
+            return self._b64.copy()
+        vals = np.log(np.array(tf, dtype=np.float64))
+        vals += 1.0
+        vals *= self._idf64[idx]
+        vals /= math.sqrt(float(vals @ vals))
+        return np.asarray(vals @ self._W64[idx] + self._b64)
 
     def probs(self, logits: np.ndarray, head: str) -> np.ndarray:
         """Calibrated probabilities of one head: (N, n_labels) softmax or (N,) sigmoid."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -122,6 +123,8 @@ class Understanding:
         self._real_idx = [self._cat_labels.index(c) for c in CATEGORIES if c in self._cat_labels]
         ih = bundle.heads["intent"]
         self._intent_labels = list(ih.labels)
+        self._cat_slice = (cat.start, cat.end, cat.temperature)
+        self._intent_slice = (ih.start, ih.end, ih.temperature)
         self._intent_mask: dict[str, np.ndarray] = {}
         for c, ints in self.allowed.items():
             m = np.zeros(len(self._intent_labels), dtype=bool)
@@ -141,7 +144,23 @@ class Understanding:
         return u
 
     def analyze(self, text: str) -> Analysis:
-        return self.analyze_batch([text])[0]
+        """One message: the same result as ``analyze_batch([text])[0]``, without batch overhead."""
+        if not isinstance(text, str):
+            text = str(text)
+        z = self.bundle.logits_one(text)
+        pc, pi = self._softmax(z, self._cat_slice), self._softmax(z, self._intent_slice)
+        sig = self._sig
+        return self._one(text, pc, pi, sig(z, "negative"), sig(z, "anger"), sig(z, "anxiety"))
+
+    def _softmax(self, z: np.ndarray, sl: tuple[int, int, float]) -> np.ndarray:
+        v = z[sl[0] : sl[1]] / sl[2]
+        e = np.exp(v - v.max())
+        return np.asarray(e / e.sum())
+
+    def _sig(self, z: np.ndarray, head: str) -> float:
+        h = self.bundle.heads[head]
+        x = float(z[h.start]) / h.temperature
+        return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
     def analyze_batch(self, texts: list[str]) -> list[Analysis]:
         if not texts:
