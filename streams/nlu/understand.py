@@ -181,13 +181,14 @@ class Understanding:
     def _one(
         self, text: str, pc: np.ndarray, pi: np.ndarray, p_neg: float, p_anger: float, p_anx: float
     ) -> Analysis:
-        scores = {c: round(float(pc[i]), 4) for i, c in enumerate(self._cat_labels)}
-        real = pc[self._real_idx]
-        real = real / max(float(real.sum()), 1e-9)
-        top_i = int(real.argmax())
-        top = CATEGORIES[top_i]
-        raw_top = self._cat_labels[int(pc.argmax())]
-        confidence = float(pc.max())
+        # Six numbers: plain Python lists are cheaper than numpy calls at this size.
+        pcl: list[float] = pc.tolist()
+        labels = self._cat_labels
+        scores = {c: round(v, 4) for c, v in zip(labels, pcl, strict=True)}
+        real = [pcl[i] for i in self._real_idx]
+        top = CATEGORIES[real.index(max(real))]
+        confidence = max(pcl)
+        raw_top = labels[pcl.index(confidence)]
         category = raw_top if confidence >= self.threshold else "unclear"
 
         low = to_simplified(text).lower()
@@ -206,9 +207,8 @@ class Understanding:
         # Other categories the message is also about.
         also: list[str] = []
         head = category
-        for i in np.argsort(-pc):
-            c = self._cat_labels[int(i)]
-            if c not in (head, "unclear") and float(pc[i]) >= ALSO_MIN:
+        for v, c in sorted(zip(pcl, labels, strict=True), reverse=True):
+            if c not in (head, "unclear") and v >= ALSO_MIN:
                 also.append(c)
         if head == "complaint":
             for c, cues in _TOPIC_CUES.items():
