@@ -33,6 +33,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--file", type=Path, default=None, help="JSONL with `text` (default held-out)")
     p.add_argument("--single", type=int, default=10000, help="messages for the one-by-one run")
     a = p.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -43,7 +44,7 @@ def main() -> int:
     from streams.nlu import Understanding
     from streams.nlu.baseline import classify
 
-    data = Path(__file__).resolve().parent.parent / "streams/nlu/data/heldout.jsonl"
+    data = a.file or Path(__file__).resolve().parent.parent / "streams/nlu/data/heldout.jsonl"
     base = [json.loads(x)["text"] for x in data.read_text(encoding="utf-8").splitlines() if x]
     texts = (base * (a.n // len(base) + 1))[: a.n]
     t0 = time.perf_counter()
@@ -78,7 +79,7 @@ def main() -> int:
     )
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average (1 min) at the end: {load1:.2f} (other processes share the cores)")
-    print(f"messages: {len(texts)} (held-out set repeated, mean {avg_len:.0f} chars)")
+    print(f"messages: {len(texts)} ({data.name} repeated, mean {avg_len:.0f} chars)")
     print(f"load + warm-up: {load_s:.2f} s")
     print(
         f"analyze_batch (batch {a.batch}): {batch_rate:,.0f} messages/s wall, "

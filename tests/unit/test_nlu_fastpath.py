@@ -79,3 +79,17 @@ def test_realistic_eval_is_independent_and_covers_all_categories():
             if line.strip():
                 train_keys.add(split_key(json.loads(line)["text"]))
     assert not [t for t in texts if split_key(t) in train_keys]
+
+
+def test_segmenter_matches_jieba_on_every_corpus_message():
+    """The in-house DAG pass yields exactly jieba.lcut(HMM=False)'s words of two or more
+    characters, on every message of every corpus and on edge cases (ASCII runs, placeholders)."""
+    from streams.nlu import features
+
+    texts = ["abc def 我的app", "a b c 1 2 3", "", "\r\n基金\r\n", "ETF#C&D.E_F%G-H 融通ⒻⒸ0"]
+    for corpus in DATA_DIR.glob("*.jsonl"):
+        for line in corpus.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+    norms = [features.normalize(t) for t in texts]
+    assert [features._words(n) for n in norms] == [features._jieba_words(n) for n in norms]
