@@ -51,7 +51,22 @@ def parse_category(v: Any) -> str | None:
     for name, key in baseline.DESIGN_NAMES.items():  # 产品咨询 without 类, etc.
         if s and (s in name or name.startswith(s)):
             return key
+    # Looser spellings a hand-made eval file may use: 投诉建议类, 技术故障, 账户类, "Product
+    # inquiry", "tech"... decided by the first cue found.
+    low = s.lower()
+    for cues, key in _LOOSE:
+        if any(c in low for c in cues):
+            return key
     return None
+
+
+_LOOSE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("投诉", "建议", "complain", "suggest"), "complaint"),
+    (("技术", "故障", "tech"), "technical"),
+    (("账户", "帐户", "账号", "account"), "account"),
+    (("交易", "操作", "transact", "trade"), "transaction"),
+    (("产品", "咨询", "product"), "product"),
+)
 
 
 def load_eval(path: Path | str) -> tuple[list[str], list[str], list[bool | None], int]:

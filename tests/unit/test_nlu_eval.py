@@ -87,3 +87,15 @@ def test_eval_cli_text_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "baseline" in out and "macro-F1" in out and "confusion" in out
     assert eval_main([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_parser_accepts_loose_category_spellings():
+    """Hand-made eval files spell the design categories loosely; each maps to its key, and
+    labels outside the five categories are still skipped."""
+    assert parse_category("投诉建议类") == "complaint"
+    assert parse_category("技术故障") == "technical"
+    assert parse_category("账户类") == "account"
+    assert parse_category("交易类") == "transaction"
+    assert parse_category("Product inquiry") == "product"
+    assert parse_category("其他") is None
+    assert parse_category("unclear") is None
