@@ -19,8 +19,24 @@ from typing import Any
 from streams.nlu import baseline
 from streams.nlu.understand import CATEGORIES, Understanding
 
-_TRUE = {"1", "true", "yes", "y", "t", "是", "对", "负面", "negative", "neg"}
-_FALSE = {"0", "false", "no", "n", "f", "否", "不是", "非负面", "neutral", "positive", "none", ""}
+_TRUE = {"1", "true", "yes", "y", "t", "是", "对", "负面", "消极", "negative", "neg"}
+_FALSE = {
+    "0",
+    "false",
+    "no",
+    "n",
+    "f",
+    "否",
+    "不是",
+    "非负面",
+    "neutral",
+    "positive",
+    "none",
+    "",
+    "中性",
+    "正面",
+    "积极",
+}
 
 
 def parse_negative(v: Any) -> bool | None:
