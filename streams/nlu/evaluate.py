@@ -109,7 +109,8 @@ def load_eval(path: Path | str) -> tuple[list[str], list[str], list[bool | None]
             continue
         texts.append(text)
         gold.append(cat)
-        neg.append(parse_negative(r.get("negative")))
+        # `negative` is the flag; a file that carries a `sentiment` label instead is read from it.
+        neg.append(parse_negative(r.get("negative", r.get("sentiment"))))
     return texts, gold, neg, skipped
 
 

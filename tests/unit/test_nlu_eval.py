@@ -99,3 +99,18 @@ def test_parser_accepts_loose_category_spellings():
     assert parse_category("Product inquiry") == "product"
     assert parse_category("其他") is None
     assert parse_category("unclear") is None
+
+
+def test_sentiment_label_is_a_fallback_for_the_negative_flag(tmp_path):
+    """A line without `negative` but with `sentiment` counts towards the negative-class F1."""
+    from streams.nlu.evaluate import load_eval
+
+    f = tmp_path / "s.jsonl"
+    rows = [
+        {"text": "客服态度太差", "category": "投诉与建议类", "sentiment": "负面"},
+        {"text": "净值多少", "category": "产品咨询类", "sentiment": "中性"},
+        {"text": "怎么定投", "category": "交易操作类"},
+    ]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    _, _, neg, _ = load_eval(f)
+    assert neg == [True, False, None]
