@@ -33,6 +33,7 @@ _ORDER = re.compile(
     r"(?:订单|单号|流水号|申请编号|申请单|交易编号|业务编号|确认单号|order)\s*(?:号|编号|no\.?|id)?\s*[:：#]?\s*([A-Za-z]{0,4}\d{8,24})",
     re.I,
 )
+_ANY_DIGIT = re.compile(r"\d")
 _ORDER_BARE = re.compile(r"(?<![0-9])(20\d{2}[01]\d[0-3]\d\d{6,10})(?![0-9])")
 
 
@@ -60,7 +61,10 @@ def _resolve(cands: list[Fund], cls: str | None) -> Fund:
 def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
     cat = catalogue or load_catalogue()
     low = to_simplified(text).lower()
-    pii = find_pii(text)
+    # Most messages carry no digits: then there is no personal data, code, order number or
+    # digit amount to look for, and the regex passes over them are skipped.
+    has_digit = _ANY_DIGIT.search(text) is not None
+    pii = find_pii(text) if has_digit or "@" in text else []
     pii_spans = [(p.start, p.end) for p in pii]
 
     def in_pii(a: int, b: int) -> bool:
@@ -83,7 +87,7 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
         add(f)
 
     codes: list[str] = []
-    for m in _CODE.finditer(text):
+    for m in _CODE.finditer(text) if has_digit else ():
         if in_pii(m.start(), m.end()):
             continue
         code = m.group(1)
@@ -108,10 +112,10 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
 
     orders: list[str] = []
     order_spans: list[tuple[int, int]] = []
-    for m in _ORDER.finditer(text):
+    for m in _ORDER.finditer(text) if has_digit else ():
         orders.append(m.group(1))
         order_spans.append(m.span(1))
-    for m in _ORDER_BARE.finditer(text):
+    for m in _ORDER_BARE.finditer(text) if has_digit else ():
         if m.group(1) not in orders and not in_pii(m.start(), m.end()):
             orders.append(m.group(1))
             order_spans.append(m.span(1))

@@ -19,8 +19,24 @@ from typing import Any
 from streams.nlu import baseline
 from streams.nlu.understand import CATEGORIES, Understanding
 
-_TRUE = {"1", "true", "yes", "y", "t", "是", "对", "负面", "negative", "neg"}
-_FALSE = {"0", "false", "no", "n", "f", "否", "不是", "非负面", "neutral", "positive", "none", ""}
+_TRUE = {"1", "true", "yes", "y", "t", "是", "对", "负面", "消极", "negative", "neg"}
+_FALSE = {
+    "0",
+    "false",
+    "no",
+    "n",
+    "f",
+    "否",
+    "不是",
+    "非负面",
+    "neutral",
+    "positive",
+    "none",
+    "",
+    "中性",
+    "正面",
+    "积极",
+}
 
 
 def parse_negative(v: Any) -> bool | None:
@@ -51,7 +67,22 @@ def parse_category(v: Any) -> str | None:
     for name, key in baseline.DESIGN_NAMES.items():  # 产品咨询 without 类, etc.
         if s and (s in name or name.startswith(s)):
             return key
+    # Looser spellings a hand-made eval file may use: 投诉建议类, 技术故障, 账户类, "Product
+    # inquiry", "tech"... decided by the first cue found.
+    low = s.lower()
+    for cues, key in _LOOSE:
+        if any(c in low for c in cues):
+            return key
     return None
+
+
+_LOOSE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("投诉", "建议", "complain", "suggest"), "complaint"),
+    (("技术", "故障", "tech"), "technical"),
+    (("账户", "帐户", "账号", "account"), "account"),
+    (("交易", "操作", "transact", "trade"), "transaction"),
+    (("产品", "咨询", "product"), "product"),
+)
 
 
 def load_eval(path: Path | str) -> tuple[list[str], list[str], list[bool | None], int]:
@@ -78,7 +109,8 @@ def load_eval(path: Path | str) -> tuple[list[str], list[str], list[bool | None]
             continue
         texts.append(text)
         gold.append(cat)
-        neg.append(parse_negative(r.get("negative")))
+        # `negative` is the flag; a file that carries a `sentiment` label instead is read from it.
+        neg.append(parse_negative(r.get("negative", r.get("sentiment"))))
     return texts, gold, neg, skipped
 
 

@@ -13,6 +13,7 @@ message is featurised once and scored with a single gather-and-sum over W.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,12 @@ import numpy as np
 from streams.nlu.features import analyze
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
+# 1 + log(tf), the sublinear term frequency, for the counts a message can have.
+_SUBLINEAR = [0.0] + [1.0 + math.log(c) for c in range(1, 256)]
+
+
+def _tf(c: int) -> float:
+    return _SUBLINEAR[c] if c < 256 else 1.0 + math.log(c)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,24 @@ class LinearBundle:
         contrib = self.W[all_idx] * vals[:, None]
         out[nonempty] += np.add.reduceat(contrib, starts, axis=0)
         return out
+
+    def logits_one(self, text: str) -> np.ndarray:
+        """Raw scores (K,) of one message; the same arithmetic as :meth:`logits_batch`.
+
+        One message at a time is the latency path of the pipeline; list comprehensions, a
+        table for 1 + log(tf) and ``take`` keep the per-call overhead of numpy small.
+        """
+        get = self.vocab.get
+        counts = Counter(analyze(text))
+        js = [get(t) for t in counts]
+        idx = [j for j in js if j is not None]
+        if not idx:
+            return self.b.copy()
+        tfs = [_tf(c) for c, j in zip(counts.values(), js, strict=True) if j is not None]
+        ia = np.array(idx, dtype=np.intp)
+        vals = np.array(tfs, dtype=np.float32) * self.idf.take(ia)
+        vals /= math.sqrt(float(vals @ vals))
+        return np.asarray(vals @ self.W.take(ia, axis=0) + self.b)
 
     def probs(self, logits: np.ndarray, head: str) -> np.ndarray:
         """Calibrated probabilities of one head: (N, n_labels) softmax or (N,) sigmoid."""

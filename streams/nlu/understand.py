@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -122,6 +123,8 @@ class Understanding:
         self._real_idx = [self._cat_labels.index(c) for c in CATEGORIES if c in self._cat_labels]
         ih = bundle.heads["intent"]
         self._intent_labels = list(ih.labels)
+        self._cat_slice = (cat.start, cat.end, cat.temperature)
+        self._intent_slice = (ih.start, ih.end, ih.temperature)
         self._intent_mask: dict[str, np.ndarray] = {}
         for c, ints in self.allowed.items():
             m = np.zeros(len(self._intent_labels), dtype=bool)
@@ -141,7 +144,23 @@ class Understanding:
         return u
 
     def analyze(self, text: str) -> Analysis:
-        return self.analyze_batch([text])[0]
+        """One message: the same result as ``analyze_batch([text])[0]``, without batch overhead."""
+        if not isinstance(text, str):
+            text = str(text)
+        z = self.bundle.logits_one(text)
+        pc, pi = self._softmax(z, self._cat_slice), self._softmax(z, self._intent_slice)
+        sig = self._sig
+        return self._one(text, pc, pi, sig(z, "negative"), sig(z, "anger"), sig(z, "anxiety"))
+
+    def _softmax(self, z: np.ndarray, sl: tuple[int, int, float]) -> np.ndarray:
+        v = z[sl[0] : sl[1]] / sl[2]
+        e = np.exp(v - v.max())
+        return np.asarray(e / e.sum())
+
+    def _sig(self, z: np.ndarray, head: str) -> float:
+        h = self.bundle.heads[head]
+        x = float(z[h.start]) / h.temperature
+        return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
     def analyze_batch(self, texts: list[str]) -> list[Analysis]:
         if not texts:
@@ -162,13 +181,14 @@ class Understanding:
     def _one(
         self, text: str, pc: np.ndarray, pi: np.ndarray, p_neg: float, p_anger: float, p_anx: float
     ) -> Analysis:
-        scores = {c: round(float(pc[i]), 4) for i, c in enumerate(self._cat_labels)}
-        real = pc[self._real_idx]
-        real = real / max(float(real.sum()), 1e-9)
-        top_i = int(real.argmax())
-        top = CATEGORIES[top_i]
-        raw_top = self._cat_labels[int(pc.argmax())]
-        confidence = float(pc.max())
+        # Six numbers: plain Python lists are cheaper than numpy calls at this size.
+        pcl: list[float] = pc.tolist()
+        labels = self._cat_labels
+        scores = {c: round(v, 4) for c, v in zip(labels, pcl, strict=True)}
+        real = [pcl[i] for i in self._real_idx]
+        top = CATEGORIES[real.index(max(real))]
+        confidence = max(pcl)
+        raw_top = labels[pcl.index(confidence)]
         category = raw_top if confidence >= self.threshold else "unclear"
 
         low = to_simplified(text).lower()
@@ -187,9 +207,8 @@ class Understanding:
         # Other categories the message is also about.
         also: list[str] = []
         head = category
-        for i in np.argsort(-pc):
-            c = self._cat_labels[int(i)]
-            if c not in (head, "unclear") and float(pc[i]) >= ALSO_MIN:
+        for v, c in sorted(zip(pcl, labels, strict=True), reverse=True):
+            if c not in (head, "unclear") and v >= ALSO_MIN:
                 also.append(c)
         if head == "complaint":
             for c, cues in _TOPIC_CUES.items():

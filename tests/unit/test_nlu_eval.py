@@ -87,3 +87,30 @@ def test_eval_cli_text_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "baseline" in out and "macro-F1" in out and "confusion" in out
     assert eval_main([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_parser_accepts_loose_category_spellings():
+    """Hand-made eval files spell the design categories loosely; each maps to its key, and
+    labels outside the five categories are still skipped."""
+    assert parse_category("投诉建议类") == "complaint"
+    assert parse_category("技术故障") == "technical"
+    assert parse_category("账户类") == "account"
+    assert parse_category("交易类") == "transaction"
+    assert parse_category("Product inquiry") == "product"
+    assert parse_category("其他") is None
+    assert parse_category("unclear") is None
+
+
+def test_sentiment_label_is_a_fallback_for_the_negative_flag(tmp_path):
+    """A line without `negative` but with `sentiment` counts towards the negative-class F1."""
+    from streams.nlu.evaluate import load_eval
+
+    f = tmp_path / "s.jsonl"
+    rows = [
+        {"text": "客服态度太差", "category": "投诉与建议类", "sentiment": "负面"},
+        {"text": "净值多少", "category": "产品咨询类", "sentiment": "中性"},
+        {"text": "怎么定投", "category": "交易操作类"},
+    ]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    _, _, neg, _ = load_eval(f)
+    assert neg == [True, False, None]
