@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from channels.broker import BrokerUnavailable
 from channels.email_parse import MalformedMail, auto_generated, parse_email
@@ -34,6 +34,7 @@ from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
 
+SMTP_LISTENING = Gauge("omnirouter_smtp_listening", "1 while the SMTP listener is bound")
 SMTP_MESSAGES = Counter(
     "omnirouter_smtp_messages_total",
     "Mail offered to the SMTP listener, by outcome",
@@ -124,9 +125,16 @@ class SmtpListener:
         if self.settings.smtp_port <= 0:
             return
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, host=self.settings.smtp_host, port=self.settings.smtp_port
-        )
+        try:
+            self._server = await loop.create_server(
+                self._protocol, host=self.settings.smtp_host, port=self.settings.smtp_port
+            )
+        except OSError as exc:
+            # The HTTP channels must not go down with it; ops see the error and the metric.
+            SMTP_LISTENING.set(0)
+            log.error("smtp.listen_failed", port=self.settings.smtp_port, error=repr(exc))
+            return
+        SMTP_LISTENING.set(1)
         log.info("smtp.listening", host=self.settings.smtp_host, port=self.settings.smtp_port)
 
     async def stop(self) -> None:

@@ -116,6 +116,8 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "OMNIROUTER_PARTITIONS": str(PARTITIONS),
         "OMNIROUTER_SESSION_TIMEOUT_S": "6",
+        # No SMTP listener unless a test asks for one: 2525 may be taken by another run.
+        "OMNIROUTER_SMTP_PORT": "0",
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
         **extra,
