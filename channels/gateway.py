@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from channels import openapi
+from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
 from channels.settings import GatewaySettings
@@ -136,6 +137,7 @@ class Gateway:
         )
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
+        self.adapters = Adapters(self, redis_url)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -144,6 +146,7 @@ class Gateway:
             middlewares=[errors_middleware], client_max_size=self.settings.max_body_bytes
         )
         r = app.router
+        self.adapters.install(app)  # first: it takes /v1/inbound/app over from the generic route
         r.add_post("/v1/inbound/{channel}", self.inbound)
         r.add_put("/v1/agents/{agent_id}", self.put_agent)
         r.add_get("/v1/agents/{agent_id}", self.get_agent)

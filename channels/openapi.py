@@ -120,6 +120,24 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "InboundMessage",
         202,
     ),
+    # Channel adapters (docs/channels.md): signatures in headers, 401 when missing or wrong.
+    (
+        "post",
+        "/v1/inbound/app",
+        "A signed app webhook (X-Omnirouter-App-Id, -Timestamp, -Signature)",
+        "InboundMessage",
+        202,
+    ),
+    (
+        "post",
+        "/v1/telephony/twilio",
+        "Twilio voice webhook (form-encoded, X-Twilio-Signature); answers TwiML",
+        None,
+        200,
+    ),
+    ("post", "/v1/telephony/events", "Signed generic call lifecycle event", "Object", 202),
+    ("get", "/v1/chat/ws", "WebSocket of the web chat widget (?visitor_id, ?since)", None, 101),
+    ("get", "/v1/chat/widget", "The embeddable chat widget page", None, 200),
     ("put", "/v1/agents/{agent_id}", "Create or update an agent", "Agent", 200),
     (
         "get",

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _num(name: str, default: float) -> float:
@@ -32,3 +34,112 @@ class GatewaySettings:
     )
     max_inflight: int = field(default_factory=lambda: int(_num("OMNIROUTER_MAX_INFLIGHT", 2000)))
     send_timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_SEND_TIMEOUT_S", 5))
+
+
+# -- channel adapters ---------------------------------------------------------------------------
+# | variable | default | meaning |
+# | --- | --- | --- |
+# | OMNIROUTER_SMTP_HOST | 127.0.0.1 | address the SMTP listener binds |
+# | OMNIROUTER_SMTP_PORT | 2525 | its port; 0 turns the listener off (e.g. a second gateway) |
+# | OMNIROUTER_SMTP_DOMAINS | omnirouter.local | recipient domains we accept mail for (comma list) |
+# | OMNIROUTER_SMTP_MAX_BYTES | 10485760 | larger messages get 552 |
+# | OMNIROUTER_APP_SECRETS | {} | JSON {app_id: secret} for signed app webhooks |
+# | OMNIROUTER_WEBHOOK_TOLERANCE_S | 300 | replay window for signed webhook timestamps |
+# | OMNIROUTER_TELEPHONY_SECRET | (none) | HMAC secret of the generic telephony webhook |
+# | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | Twilio auth token that signs X-Twilio-Signature |
+# | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
+# | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
+
+
+def _json(name: str, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be JSON, got {raw!r}") from None
+
+
+_DEFAULT_IVR = {
+    "1": "product",
+    "2": "transaction",
+    "3": "account",
+    "4": "complaint",
+    "5": "technical",
+}
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    smtp_host: str = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMTP_HOST", "127.0.0.1")
+    )
+    smtp_port: int = field(default_factory=lambda: int(_num("OMNIROUTER_SMTP_PORT", 2525)))
+    smtp_domains: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            d.strip().lower()
+            for d in os.environ.get("OMNIROUTER_SMTP_DOMAINS", "omnirouter.local").split(",")
+            if d.strip()
+        )
+    )
+    smtp_max_bytes: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
+    )
+    app_secrets: dict[str, str] = field(
+        default_factory=lambda: dict(_json("OMNIROUTER_APP_SECRETS", {}))
+    )
+    webhook_tolerance_s: float = field(
+        default_factory=lambda: _num("OMNIROUTER_WEBHOOK_TOLERANCE_S", 300)
+    )
+    telephony_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TELEPHONY_SECRET") or None
+    )
+    twilio_auth_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TWILIO_AUTH_TOKEN") or None
+    )
+    public_url: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_PUBLIC_URL") or None
+    )
+    ivr_menu: dict[str, str] = field(
+        default_factory=lambda: dict(_json("OMNIROUTER_IVR_MENU", _DEFAULT_IVR))
+    )
+
+
+# -- outbound delivery (`omnirouter delivery`) --------------------------------------------------
+# | variable | default | meaning |
+# | --- | --- | --- |
+# | OMNIROUTER_SMTP_RELAY | (none: email replies fail) | host:port of the outgoing mail relay |
+# | OMNIROUTER_SMTP_FROM | 客服中心 <service@omnirouter.local> | From of email replies |
+# | OMNIROUTER_SMTP_CHARSET | utf-8 | body charset of email replies (gb18030 for old GB-only clients) |
+# | OMNIROUTER_APP_WEBHOOK_URL | (none: app replies fail) | the app backend's reply webhook |
+# | OMNIROUTER_APP_WEBHOOK_SECRET | (none) | HMAC secret outbound app webhooks are signed with |
+# | OMNIROUTER_DELIVERY_ATTEMPTS | 5 | tries per reply before failed + cs.dlq.v1 |
+# | OMNIROUTER_DELIVERY_BACKOFF_S | 1 | first retry delay; doubles each try, at most 30 s |
+# | OMNIROUTER_DELIVERY_TIMEOUT_S | 10 | per attempt (HTTP request, SMTP session) |
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    smtp_relay: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMTP_RELAY") or None
+    )
+    smtp_from: str = field(
+        default_factory=lambda: os.environ.get(
+            "OMNIROUTER_SMTP_FROM", "客服中心 <service@omnirouter.local>"
+        )
+    )
+    smtp_charset: str = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMTP_CHARSET", "utf-8")
+    )
+    app_webhook_url: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_APP_WEBHOOK_URL") or None
+    )
+    app_webhook_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_APP_WEBHOOK_SECRET") or None
+    )
+    attempts: int = field(
+        default_factory=lambda: max(1, int(_num("OMNIROUTER_DELIVERY_ATTEMPTS", 5)))
+    )
+    backoff_s: float = field(default_factory=lambda: _num("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
+    timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))

@@ -60,6 +60,7 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
             "attachments",
             "call",
             "subject",
+            "body",
         ),
     )
     cmid = v.req_string(d, "channel_message_id", max_len=200)
@@ -84,14 +85,21 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
     call = None
     if d.get("call") is not None:
         c = v.obj(d["call"], "call")
-        v.no_unknown(c, ("call_id", "event"), prefix="call")
+        v.no_unknown(c, ("call_id", "event", "hint"), prefix="call")
         call = {
             "call_id": v.req_string(c, "call_id", prefix="call", max_len=200),
             "event": v.choice(c, "event", CALL_EVENTS, prefix="call"),
         }
+        hint = v.choice(c, "hint", CATEGORIES, prefix="call", required=False)
+        if hint is not None:
+            call["hint"] = hint  # the caller's IVR menu choice
     # A call event such as "started" carries no words; every other message must.
     text_required = call is None or call["event"] == "transcript"
-    text = v.string(d, "text", required=text_required, max_len=MAX_TEXT)
+    # allow_empty: the normalized form of a word-less call event carries text "" and is
+    # parsed again by the worker.
+    text = v.string(
+        d, "text", required=text_required, max_len=MAX_TEXT, allow_empty=not text_required
+    )
     thread = None
     if d.get("thread") is not None:
         t = v.obj(d["thread"], "thread")
@@ -133,6 +141,9 @@ def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
         "from": frm,
         "text": text or "",
         "subject": v.string(d, "subject", required=False, max_len=998),
+        # The whole text as written (quoted history, signature) for the agent; `text` is what
+        # the classifier sees. Only adapters that strip something (email) set it.
+        "body": v.string(d, "body", required=False, max_len=MAX_TEXT * 5),
         "sent_at": v.string(d, "sent_at", required=False, max_len=64),
         "thread": thread,
         "attachments": attachments,

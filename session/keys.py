@@ -162,6 +162,38 @@ def agent_frames(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:frames"
 
 
+def visitor_frames(visitor_id: str) -> str:
+    """STREAM of frames for a web chat visitor (agent replies, delivery notes), capped.
+
+    The delivery service appends; every gateway instance reads the streams of the visitors
+    connected to it, so a reply reaches the socket wherever it is, and a widget that
+    reconnects with `?since=<frame id>` receives what it missed.
+    """
+    return f"{PREFIX}:visitor:{visitor_id}:frames"
+
+
+def call_state(call_id: str) -> str:
+    """HASH what the gateway knows of a call between webhooks: caller (as the carrier gave it),
+    verified, callee, hint (IVR category), status, say_pos (last say event answered)."""
+    return f"{PREFIX}:callstate:{call_id}"
+
+
+def call_say(call_id: str) -> str:
+    """STREAM of say events (agent/bot text to speak) for the telephony platform, capped."""
+    return f"{PREFIX}:callstate:{call_id}:say"
+
+
+def delivery(reply_id: str) -> str:
+    """STRING final delivery outcome of an outbound reply (sent|delivered|failed), with a TTL,
+    so a redelivered cs.outbound.v1 event is not sent to the customer twice."""
+    return f"{PREFIX}:delivery:{reply_id}"
+
+
+def delivery_ready(instance_id: str) -> str:
+    """STRING set with a TTL while a delivery service instance consumes cs.outbound.v1."""
+    return f"{PREFIX}:delivery:{instance_id}:ready"
+
+
 def inbound_pending() -> str:
     """ZSET event id -> ms when the gateway accepted it; removed once the session stage has
     applied it (or dead-lettered it). What stays too long is re-published by the auditor."""

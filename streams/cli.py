@@ -19,6 +19,12 @@ def _gateway(_: argparse.Namespace) -> int:
     return run_gateway()
 
 
+def _delivery(_: argparse.Namespace) -> int:
+    from channels.delivery import run_delivery
+
+    return run_delivery()
+
+
 def _dev(args: argparse.Namespace) -> int:
     from streams.dev import run_dev
 
@@ -49,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "gateway", help="the HTTP gateway against KAFKA_BOOTSTRAP and REDIS_URL"
     ).set_defaults(func=_gateway)
+    sub.add_parser(
+        "delivery", help="deliver replies (cs.outbound.v1) on email, chat, app and phone"
+    ).set_defaults(func=_delivery)
     for name, func, help_ in (
         ("train", _train, "train the message-understanding model"),
         ("eval", _eval, "evaluate it on a JSONL file"),

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from channels.settings import GatewaySettings
+from channels.settings import ChannelSettings, GatewaySettings
 from session import keys
 from streams import embedded
 from streams.settings import Settings
@@ -115,12 +115,16 @@ def load_sample_data(base: str) -> tuple[int, int]:
     return len(agents), len(customers)
 
 
+DEV_APP_SECRETS = '{"dev-app": "dev-app-secret"}'
+
 BANNER = """
 omnirouter is running.
 
   gateway        {base}
   readiness      {base}/readyz      metrics  {base}/metrics
   queues         {base}/v1/queues
+  chat widget    {base}/v1/chat/widget
+  smtp ingress   {smtp} (mail to anyone@{domains}); replies by `omnirouter delivery`
   kafka          {bootstrap}
   redis          {redis_url}
   sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …)
@@ -163,7 +167,11 @@ def run_dev(workers: int = 1) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        children.spawn("gateway", "gateway")
+        # Signed app posts need a secret; dev gets a known one unless one is configured.
+        chs = ChannelSettings()
+        app_env = {} if chs.app_secrets else {"OMNIROUTER_APP_SECRETS": DEV_APP_SECRETS}
+        children.spawn("gateway", "gateway", extra_env=app_env)
+        children.spawn("delivery", "delivery")
         for i in range(workers):
             children.spawn(
                 f"worker-{i + 1}",
@@ -181,6 +189,8 @@ def run_dev(workers: int = 1) -> int:
                 redis_url=infra.redis_url,
                 n_agents=n_agents,
                 n_customers=n_customers,
+                smtp=f"{chs.smtp_host}:{chs.smtp_port}" if chs.smtp_port else "off",
+                domains=",".join(chs.smtp_domains),
             ),
             flush=True,
         )

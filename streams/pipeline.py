@@ -80,6 +80,10 @@ class Pipeline:
                 "also": [],
             }
         )
+        hint = (msg.get("call") or {}).get("hint")
+        if hint and analysis.get("category") in (None, "unclear"):
+            # The caller chose a menu entry: a better guess than "unclear" from a few words.
+            analysis = {**analysis, "category": hint, "category_source": "ivr"}
         data = {
             "event_id": env.id,
             "received_at": env.time,
@@ -137,6 +141,14 @@ class Pipeline:
             "from": {k: v for k, v in d["from"].items() if k != "verified"},
             "message_id": thread.get("message_id"),
         }
+
+        # What the delivery service needs to answer on the same mail thread or call, and the
+        # whole mail body (quoted history included) for the agent.
+        reply_to["references"] = thread.get("references") or []
+        reply_to["subject"] = d.get("subject")
+        reply_to["call_id"] = (d.get("call") or {}).get("call_id")
+        if d.get("body"):
+            entry["body"] = d["body"]
         res = await self.session.ingest(
             customer_id=customer["id"],
             event_id=d["event_id"],
@@ -385,6 +397,10 @@ class Pipeline:
                 subject=conv_id,
                 id=f"{env.id}.outbound",
                 data={
+                    # For the delivery service: the mail thread and the call to answer on.
+                    "references": reply_to.get("references") or [],
+                    "subject": reply_to.get("subject"),
+                    "call_id": reply_to.get("call_id"),
                     "reply_id": env.id,
                     "conversation_id": conv_id,
                     "customer_id": customer_id,

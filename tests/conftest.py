@@ -8,6 +8,7 @@ suite at existing services instead.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,11 @@ from streams import embedded
 
 PARTITIONS = 4
 
+# Channel adapter secrets the gateway under test is configured with (tests sign with them).
+APP_ID, APP_SECRET = "test-app", "test-app-secret"
+TELEPHONY_SECRET = "test-telephony-secret"
+TWILIO_TOKEN = "test-twilio-token"
+
 
 @dataclass
 class Services:
@@ -32,6 +38,7 @@ class Services:
     redis_url: str
     gateway_url: str
     logdir: Path
+    smtp_port: int = 0
 
     @property
     def ws_url(self) -> str:
@@ -109,6 +116,8 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "OMNIROUTER_PARTITIONS": str(PARTITIONS),
         "OMNIROUTER_SESSION_TIMEOUT_S": "6",
+        # No SMTP listener unless a test asks for one: 2525 may be taken by another run.
+        "OMNIROUTER_SMTP_PORT": "0",
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
         **extra,
@@ -118,15 +127,27 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def services(infra: embedded.Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     logdir = tmp_path_factory.mktemp("logs")
-    port = embedded.free_port()
+    port, smtp_port = embedded.free_port(), embedded.free_port()
     gw_log, wk_log = logdir / "gateway.log", logdir / "worker.log"
-    gateway = _spawn(["gateway"], child_env(infra, OMNIROUTER_PORT=str(port)), gw_log)
+    gateway = _spawn(
+        ["gateway"],
+        child_env(
+            infra,
+            OMNIROUTER_PORT=str(port),
+            OMNIROUTER_SMTP_PORT=str(smtp_port),
+            OMNIROUTER_SMTP_MAX_BYTES=str(512 * 1024),
+            OMNIROUTER_APP_SECRETS=json.dumps({APP_ID: APP_SECRET}),
+            OMNIROUTER_TELEPHONY_SECRET=TELEPHONY_SECRET,
+            OMNIROUTER_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+        ),
+        gw_log,
+    )
     worker = _spawn(["worker"], child_env(infra, OMNIROUTER_WORKER_ID="test-worker-1"), wk_log)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz", gateway, gw_log)
         wait_worker(redis.Redis.from_url(infra.redis_url), "test-worker-1", worker, wk_log)
-        yield Services(infra.bootstrap, infra.redis_url, base, logdir)
+        yield Services(infra.bootstrap, infra.redis_url, base, logdir, smtp_port)
     finally:
         _stop(gateway)
         _stop(worker)

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 
-from tests.conftest import Services
+from session import keys
+from streams import embedded
+from tests.conftest import APP_SECRET, Services, _spawn, _stop, child_env, wait_http
 from tests.integration.helpers import Api
 
 pytestmark = pytest.mark.integration
@@ -23,3 +33,114 @@ async def http(
 @pytest.fixture
 async def api(http: aiohttp.ClientSession, services: Services) -> Api:
     return Api(http, services.gateway_url)
+
+
+# -- channel delivery: a local SMTP sink, an app backend, and the delivery service ------------
+
+
+class MailSink:
+    """A local SMTP relay that keeps every message it is given (aiosmtpd, own thread)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 2.0.0 queued"
+
+
+class AppBackend(ThreadingHTTPServer):
+    """The mobile app's backend receiving reply webhooks. A reply text containing
+    "[fail:N]" is answered 500 for its first N attempts, "[fail:always]" every time."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _AppHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/replies"
+
+
+class _AppHandler(BaseHTTPRequestHandler):
+    server: AppBackend
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        payload = orjson.loads(body)
+        text = payload.get("text", "")
+        with self.server.lock:
+            seen = sum(
+                1 for r in self.server.requests if r["payload"]["reply_id"] == payload["reply_id"]
+            )
+            fail_n = re.search(r"\[fail:(\d+|always)\]", text)
+            failing = bool(fail_n) and (fail_n.group(1) == "always" or seen < int(fail_n.group(1)))
+            status = 500 if failing else 200
+            self.server.requests.append(
+                {"headers": dict(self.headers), "body": body, "payload": payload, "status": status}
+            )
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@dataclass
+class DeliveryRig:
+    mail: MailSink
+    app: AppBackend
+
+
+@pytest.fixture(scope="session")
+def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]:
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=embedded.free_port())
+    controller.start()
+    app = AppBackend()
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    log = services.logdir / "delivery.log"
+    proc = _spawn(
+        ["delivery"],
+        child_env(
+            infra,
+            OMNIROUTER_WORKER_ID="test-delivery",
+            OMNIROUTER_SMTP_RELAY=f"127.0.0.1:{controller.port}",
+            OMNIROUTER_APP_WEBHOOK_URL=app.url,
+            OMNIROUTER_APP_WEBHOOK_SECRET=APP_SECRET,
+            OMNIROUTER_DELIVERY_ATTEMPTS="4",
+            OMNIROUTER_DELIVERY_BACKOFF_S="0.2",
+        ),
+        log,
+    )
+    try:
+        r = redis.Redis.from_url(services.redis_url)
+        deadline = time.monotonic() + 60
+        while not r.exists(keys.delivery_ready("test-delivery")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"delivery did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield DeliveryRig(sink, app)
+    finally:
+        _stop(proc)
+        controller.stop()
+        app.shutdown()
+        app.server_close()
+
+
+@pytest.fixture(scope="session")
+def second_gateway(services: Services, infra: embedded.Infra) -> Iterator[str]:
+    """Another gateway instance on the same broker and Redis (its SMTP listener off)."""
+    port = embedded.free_port()
+    log = services.logdir / "gateway-2.log"
+    proc = _spawn(
+        ["gateway"], child_env(infra, OMNIROUTER_PORT=str(port), OMNIROUTER_SMTP_PORT="0"), log
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/readyz", proc, log)
+        yield base
+    finally:
+        _stop(proc)

@@ -12,6 +12,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from channels import app_webhook
+from tests.conftest import APP_ID, APP_SECRET
+
 WAIT_S = 20.0  # generous: a slow CI machine must not turn into a flaky test
 
 
@@ -43,9 +46,13 @@ class Api:
         *,
         raw: bytes | None = None,
         content_type: str = "application/json",
+        sign: bool = True,
     ) -> tuple[int, Any]:
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
         headers = {"Content-Type": content_type} if data is not None else {}
+        if path == "/v1/inbound/app" and data is not None and sign:
+            # App webhooks must be signed (401 otherwise); sign as the configured test app.
+            headers.update(app_webhook.signed_headers(APP_ID, APP_SECRET, data))
         async with self.s.request(method, self.base + path, data=data, headers=headers) as resp:
             text = await resp.read()
             try:

@@ -1,0 +1,290 @@
+"""The web chat widget's socket: ``GET /v1/chat/ws?visitor_id=…&since=<frame id>``.
+
+Frames from the widget (JSON text):
+    {"type": "message", "client_id": "c-17", "text": "…", "name"?: "…"}   -> ack or error
+    "ping"                                                                -> {"type": "pong"}
+Frames to the widget:
+    {"type": "hello", "visitor_id", "frame_id"}           first, with the newest frame id
+    {"type": "ack", "client_id", "event_id", "duplicate"} once the broker has the message
+    {"type": "error", "client_id", "error": {code, message, field}}
+    {"type": "reply", "frame_id", "reply_id", "conversation_id", "text", "agent_id", "at"}
+
+A message's id is (visitor, client_id), so a widget that resends after a reconnect gets the
+first ack again and nothing is published twice. Replies reach the visitor through a capped
+Redis stream per visitor written by the delivery service; every gateway instance reads the
+streams of the visitors connected to it (the same design as channels/agent_feed.py), so the
+visitor may be on any instance, and `since` replays exactly what the widget missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import WSMsgType, web
+from prometheus_client import Counter, Gauge
+
+from channels.broker import BrokerUnavailable
+from channels.ingress import Ingress, InProgress
+from schemas import models
+from schemas.envelope import now_ms
+from schemas.errors import SchemaError
+from session import keys
+from session.store import SessionStore
+
+log = structlog.get_logger(__name__)
+
+CHAT_SOCKETS = Gauge("omnirouter_chat_sockets", "Open web chat sockets on this gateway")
+CHAT_MESSAGES = Counter(
+    "omnirouter_chat_messages_total", "Chat socket messages by outcome", ["outcome"]
+)  # accepted | duplicate | invalid | retry_later
+FRAMES_KEPT = 500  # per visitor
+_BLOCK_MS = 200
+_ID_MAX = 128
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def valid_id(value: str | None) -> bool:
+    return (
+        bool(value)
+        and len(value or "") <= _ID_MAX
+        and not any(c in (value or "") for c in " :/\\\x00")
+    )
+
+
+async def append_visitor_frame(
+    redis: aioredis.Redis, visitor_id: str, payload: dict[str, Any]
+) -> str:
+    """Called by the delivery service: queue a frame for a visitor, wherever they are."""
+    fid = await redis.xadd(
+        keys.visitor_frames(visitor_id),
+        {"f": orjson.dumps(payload)},
+        maxlen=FRAMES_KEPT,
+        approximate=True,
+    )
+    return _s(fid)
+
+
+class VisitorFeed:
+    """Reads the frame streams of the visitors connected to this gateway and pushes them."""
+
+    def __init__(self, redis: aioredis.Redis, session: SessionStore):
+        self.redis = redis
+        self.session = session
+        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.positions: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for socks in list(self.sockets.values()):
+            for ws in list(socks):
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+    async def newest(self, visitor_id: str) -> str:
+        last = await self.redis.xrevrange(keys.visitor_frames(visitor_id), count=1)
+        return _s(last[0][0]) if last else "0-0"
+
+    async def register(self, visitor_id: str, ws: web.WebSocketResponse, since: str | None) -> None:
+        """Push to `ws` from `since` (exclusive), or from now; replays what it missed first."""
+        start = since if since is not None else await self.newest(visitor_id)
+        if visitor_id in self.positions:
+            # Another socket of this visitor is followed already: catch this one up alone.
+            await self._replay(visitor_id, ws, start, self.positions[visitor_id])
+        else:
+            self.positions[visitor_id] = start
+        self.sockets[visitor_id].add(ws)
+
+    def unregister(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
+        self.sockets[visitor_id].discard(ws)
+        if not self.sockets[visitor_id]:
+            del self.sockets[visitor_id]
+            self.positions.pop(visitor_id, None)
+
+    async def _replay(
+        self, visitor_id: str, ws: web.WebSocketResponse, since: str, upto: str
+    ) -> None:
+        entries: Any = await self.redis.xrange(
+            keys.visitor_frames(visitor_id), min=f"({since}", max=upto
+        )
+        for fid, fields in entries:
+            await ws.send_str(self._text(fid, fields))
+
+    @staticmethod
+    def _text(fid: Any, fields: dict[bytes, bytes]) -> str:
+        payload = orjson.loads(fields[b"f"])
+        payload["frame_id"] = _s(fid)
+        return orjson.dumps(payload).decode()
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                if not self.positions:
+                    await asyncio.sleep(_BLOCK_MS / 1000)
+                    continue
+                streams: Any = {keys.visitor_frames(v): p for v, p in self.positions.items()}
+                result: Any = await self.redis.xread(streams, block=_BLOCK_MS, count=500)
+                for stream_key, entries in result or []:
+                    visitor_id = _s(stream_key).split(":")[-2]
+                    for fid, fields in entries:
+                        if visitor_id in self.positions:
+                            self.positions[visitor_id] = _s(fid)
+                        await self._push(visitor_id, fid, fields)
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("visitor_feed.error", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _push(self, visitor_id: str, fid: Any, fields: dict[bytes, bytes]) -> None:
+        text = self._text(fid, fields)
+        pushed = False
+        for ws in list(self.sockets.get(visitor_id, ())):
+            try:
+                await ws.send_str(text)
+                pushed = True
+            except Exception:
+                self.unregister(visitor_id, ws)
+        if pushed:
+            await self._delivered(orjson.loads(fields[b"f"]))
+
+    async def _delivered(self, payload: dict[str, Any]) -> None:
+        """A reply written to an open socket is delivered: say so in the timeline, once."""
+        reply_id, conv_id = payload.get("reply_id"), payload.get("conversation_id")
+        if not reply_id or not conv_id:
+            return
+        await self.session.append(
+            conv_id,
+            f"{reply_id}.delivery.delivered",
+            {
+                "kind": "delivery",
+                "reply_id": reply_id,
+                "channel": "chat",
+                "status": "delivered",
+                "at": now_ms(),
+            },
+        )
+
+
+class ChatSocket:
+    """The handler of GET /v1/chat/ws."""
+
+    def __init__(self, ingress: Ingress, feed: VisitorFeed):
+        self.ingress = ingress
+        self.feed = feed
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        visitor_id = request.query.get("visitor_id")
+        since = request.query.get("since") or None
+        if not valid_id(visitor_id):
+            return _error(400, "invalid_id", "visitor_id must be 1-128 characters", "visitor_id")
+        if since is not None and not _valid_stream_id(since):
+            return _error(400, "invalid_value", "since must be a frame id", "since")
+        assert visitor_id is not None
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=256 * 1024)
+        await ws.prepare(request)
+        structlog.contextvars.bind_contextvars(visitor_id=visitor_id)
+        await self.feed.register(visitor_id, ws, since)
+        CHAT_SOCKETS.inc()
+        try:
+            await ws.send_str(
+                orjson.dumps(
+                    {
+                        "type": "hello",
+                        "visitor_id": visitor_id,
+                        "frame_id": await self.feed.newest(visitor_id),
+                    }
+                ).decode()
+            )
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    if msg.data == "ping":
+                        await ws.send_str('{"type":"pong"}')
+                        continue
+                    await ws.send_str(
+                        orjson.dumps(await self._message(visitor_id, msg.data)).decode()
+                    )
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            CHAT_SOCKETS.dec()
+            self.feed.unregister(visitor_id, ws)
+        return ws
+
+    async def _message(self, visitor_id: str, data: str) -> dict[str, Any]:
+        client_id: Any = None
+        try:
+            try:
+                frame = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise SchemaError("frame is not JSON", code="malformed_json") from None
+            if not isinstance(frame, dict) or frame.get("type") != "message":
+                raise SchemaError(
+                    'frame must be {"type": "message", ...}', field="type", code="invalid_value"
+                )
+            client_id = frame.get("client_id")
+            if not isinstance(client_id, str) or not valid_id(client_id):
+                raise SchemaError(
+                    "client_id must be 1-128 characters", field="client_id", code="missing_field"
+                )
+            sender: dict[str, Any] = {"visitor_id": visitor_id}
+            if isinstance(frame.get("name"), str) and frame["name"].strip():
+                sender["name"] = frame["name"]
+            msg = models.parse_inbound(
+                "chat",
+                {
+                    "channel_message_id": f"{visitor_id}.{client_id}",
+                    "from": sender,
+                    "text": frame.get("text"),
+                },
+            )
+            accepted = await self.ingress.accept(msg)
+        except SchemaError as exc:
+            CHAT_MESSAGES.labels("invalid").inc()
+            return {"type": "error", "client_id": client_id, "error": exc.to_dict()}
+        except (BrokerUnavailable, InProgress) as exc:
+            CHAT_MESSAGES.labels("retry_later").inc()
+            return {
+                "type": "error",
+                "client_id": client_id,
+                "error": {"code": "retry_later", "message": str(exc)},
+            }
+        CHAT_MESSAGES.labels("duplicate" if accepted.duplicate else "accepted").inc()
+        return {
+            "type": "ack",
+            "client_id": client_id,
+            "event_id": accepted.event_id,
+            "duplicate": accepted.duplicate,
+        }
+
+
+def _valid_stream_id(value: str) -> bool:
+    left, _, right = value.partition("-")
+    return left.isdigit() and (right == "" or right.isdigit())
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(
+        {"error": body}, status=status, dumps=lambda o: orjson.dumps(o).decode()
+    )

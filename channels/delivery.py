@@ -1,0 +1,428 @@
+"""`omnirouter delivery`: replies on cs.outbound.v1 delivered on the customer's channel.
+
+- email: a threaded reply (Message-ID, In-Reply-To, References, "Re:" subject) through the
+  SMTP relay; UTF-8 in base64 and RFC 2047 headers, so no 8-bit byte crosses a GB-era relay;
+- chat: a frame on the visitor's Redis stream; whichever gateway holds the visitor's socket
+  pushes it (and records "delivered"), a widget that reconnects later gets it on resume;
+- app: a signed webhook to the app backend (channels/app_webhook.py), retried;
+- phone: a say event on the call's Redis stream for the telephony platform (the Twilio
+  webhook answers it as <Say>).
+
+Every outcome is recorded in the conversation timeline (`kind: delivery`, status sent,
+delivered or failed with the reason). Transient failures are retried with exponential backoff;
+after the last attempt the reply is marked failed and dead-lettered on cs.dlq.v1 with the
+reason. Events are processed at least once: the final outcome per reply id is remembered in
+Redis, so a redelivered event is not sent twice. Replies of one customer keep their order
+(grouped by partition key); different customers are delivered concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.policy
+import smtplib
+from collections import defaultdict
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from channels import app_webhook
+from channels.chat_ws import append_visitor_frame
+from channels.settings import DeliverySettings
+from schemas import envelope, events
+from schemas.envelope import Envelope, now_ms
+from schemas.errors import SchemaError
+from session import keys
+from session.store import SessionStore, connect
+from streams import topics
+
+log = structlog.get_logger(__name__)
+
+GROUP = "omnirouter-delivery"
+OUTCOME_TTL_S = 7 * 86_400
+SAY_KEPT = 200
+BACKOFF_MAX_S = 30.0
+
+
+class DeliveryError(Exception):
+    """This attempt failed. `permanent` ones are not retried (a 4xx, a refused recipient)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False):
+        super().__init__(reason)
+        self.reason, self.permanent = reason, permanent
+
+
+def build_email(
+    d: dict[str, Any], sender: str, domain: str, charset: str = "utf-8"
+) -> EmailMessage:
+    """A reply that mail clients thread under the customer's message."""
+    to = (d.get("to") or {}).get("email")
+    if not to:
+        raise DeliveryError("the customer has no email address", permanent=True)
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = sender
+    msg["To"] = to
+    subject = (d.get("subject") or "").strip() or "您的咨询"
+    if not subject.lower().startswith(("re:", "回复:", "回复：")):
+        subject = f"Re: {subject}"
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    # The worker may have chosen the Message-ID (so the customer's answer finds the thread).
+    msg["Message-ID"] = d.get("message_id") or f"<{d['reply_id']}@{domain}>"
+    parent = d.get("in_reply_to")
+    refs = [r for r in (d.get("references") or []) if isinstance(r, str)]
+    if parent:
+        msg["In-Reply-To"] = parent
+        if parent not in refs:
+            refs.append(parent)
+    if refs:
+        msg["References"] = " ".join(refs[-20:])
+    msg["X-Omnirouter-Conversation"] = str(d.get("conversation_id"))
+    # base64 either way: no 8-bit byte on the wire, whatever the relays in between accept.
+    msg.set_content(d["text"], charset=charset, cte="base64")
+    return msg
+
+
+def _send_mail(relay: str, msg: EmailMessage, timeout: float) -> None:
+    host, _, port = relay.rpartition(":")
+    with smtplib.SMTP(host or relay, int(port or 25), timeout=timeout) as smtp:
+        smtp.send_message(msg)
+
+
+class _Positions(ConsumerRebalanceListener):
+    """Forget read positions of partitions we lose; the next owner starts from the commit."""
+
+    def __init__(self, positions: dict[TopicPartition, int]):
+        self.positions = positions
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.positions.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class Delivery:
+    def __init__(
+        self, bootstrap: str, redis: aioredis.Redis, settings: DeliverySettings | None = None
+    ):
+        self.bootstrap = bootstrap
+        self.redis = redis
+        self.session = SessionStore(redis)
+        self.settings = settings or DeliverySettings()
+        self.domain = parseaddr(self.settings.smtp_from)[1].rpartition("@")[2] or "omnirouter.local"
+        self.http: aiohttp.ClientSession | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    # -- one reply -------------------------------------------------------------------------------
+
+    async def deliver(self, env: Envelope, origin: dict[str, Any]) -> str:
+        """Deliver one reply; returns the final status recorded (or 'skipped')."""
+        if env.type != events.REPLY_CREATED:
+            return "skipped"
+        d = env.data
+        reply_id, channel = d.get("reply_id") or env.id, d.get("channel")
+        structlog.contextvars.bind_contextvars(
+            conversation_id=d.get("conversation_id"),
+            customer_id=d.get("customer_id"),
+            agent_id=d.get("agent_id"),
+        )
+        if await self.redis.get(keys.delivery(reply_id)):
+            return "skipped"  # a redelivered event: this reply already has its outcome
+        sender = {
+            "email": self._email,
+            "chat": self._chat,
+            "app": self._app,
+            "phone": self._phone,
+        }.get(str(channel))
+        attempts, reason, status = 0, "", "failed"
+        if sender is None or not isinstance(d.get("text"), str):
+            reason = f"cannot deliver on channel {channel!r}"
+        else:
+            while attempts < self.settings.attempts:
+                attempts += 1
+                try:
+                    status = await sender(d)
+                    break
+                except DeliveryError as exc:
+                    reason = exc.reason
+                    if exc.permanent:
+                        break
+                except (
+                    OSError,
+                    aiohttp.ClientError,
+                    TimeoutError,
+                    smtplib.SMTPException,
+                    RedisError,
+                ) as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+                if attempts < self.settings.attempts:
+                    delay = min(BACKOFF_MAX_S, self.settings.backoff_s * 2 ** (attempts - 1))
+                    log.info(
+                        "delivery.retry",
+                        channel=channel,
+                        attempt=attempts,
+                        delay_s=delay,
+                        reason=reason,
+                    )
+                    await asyncio.sleep(delay)
+            else:
+                status = "failed"
+        if status == "failed":
+            await self._dead_letter(env, origin, reason, attempts)
+        await self._record(
+            d, reply_id, str(channel), status, reason if status == "failed" else None, attempts
+        )
+        await self.redis.set(keys.delivery(reply_id), status, ex=OUTCOME_TTL_S)
+        log.info("delivery.done", channel=channel, status=status, attempts=attempts)
+        return status
+
+    async def _record(
+        self,
+        d: dict[str, Any],
+        reply_id: str,
+        channel: str,
+        status: str,
+        reason: str | None,
+        attempts: int,
+    ) -> None:
+        conv_id = d.get("conversation_id")
+        if not conv_id:
+            return
+        entry: dict[str, Any] = {
+            "kind": "delivery",
+            "reply_id": reply_id,
+            "channel": channel,
+            "status": status,
+            "attempts": attempts,
+            "at": now_ms(),
+        }
+        if reason:
+            entry["reason"] = reason[:500]
+        await self.session.append(conv_id, f"{reply_id}.delivery.{status}", entry)
+
+    async def _dead_letter(
+        self, env: Envelope, origin: dict[str, Any], reason: str, attempts: int
+    ) -> None:
+        dlq = Envelope(
+            type=events.DEAD_LETTER,
+            source="omnirouter/delivery",
+            subject="delivery",
+            id=f"dlq.delivery.{env.data.get('reply_id') or env.id}",
+            data={
+                "stage": "delivery",
+                **origin,
+                "reason": reason,
+                "error_type": "DeliveryFailed",
+                "field": None,
+                "attempts": attempts,
+                "channel": env.data.get("channel"),
+                "original": envelope.encode(env).decode(),
+                "original_encoding": "utf-8",
+            },
+        )
+        assert self.producer is not None
+        await self.producer.send_and_wait(
+            topics.DLQ,
+            envelope.encode(dlq),
+            key=str(env.data.get("customer_id") or env.id).encode(),
+        )
+
+    # -- channels ----------------------------------------------------------------------------------
+
+    async def _email(self, d: dict[str, Any]) -> str:
+        relay = self.settings.smtp_relay
+        if not relay:
+            raise DeliveryError(
+                "no SMTP relay is configured (OMNIROUTER_SMTP_RELAY)", permanent=True
+            )
+        msg = build_email(d, self.settings.smtp_from, self.domain, self.settings.smtp_charset)
+        try:
+            await asyncio.to_thread(_send_mail, relay, msg, self.settings.timeout_s)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            raise DeliveryError(
+                f"recipient refused by the relay ({codes})", permanent=True
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"relay answered {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600
+            ) from None
+        return "sent"
+
+    async def _chat(self, d: dict[str, Any]) -> str:
+        visitor = (d.get("to") or {}).get("visitor_id")
+        if not visitor:
+            raise DeliveryError("the customer has no chat visitor id", permanent=True)
+        await append_visitor_frame(
+            self.redis,
+            visitor,
+            {
+                "type": "reply",
+                "reply_id": d["reply_id"],
+                "conversation_id": d.get("conversation_id"),
+                "text": d["text"],
+                "agent_id": d.get("agent_id"),
+                "author": d.get("author", "agent"),
+                "at": now_ms(),
+            },
+        )
+        return "sent"
+
+    async def _app(self, d: dict[str, Any]) -> str:
+        url, secret = self.settings.app_webhook_url, self.settings.app_webhook_secret
+        if not url or not secret:
+            raise DeliveryError(
+                "no app webhook is configured (OMNIROUTER_APP_WEBHOOK_URL/SECRET)", permanent=True
+            )
+        app_user = (d.get("to") or {}).get("app_user_id")
+        if not app_user:
+            raise DeliveryError("the customer has no app user id", permanent=True)
+        body = orjson.dumps(
+            {
+                "type": "reply",
+                "reply_id": d["reply_id"],
+                "conversation_id": d.get("conversation_id"),
+                "app_user_id": app_user,
+                "text": d["text"],
+                "agent_id": d.get("agent_id"),
+                "at": now_ms(),
+            }
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(d["reply_id"]),
+            **app_webhook.signed_headers("omnirouter", secret, body),
+        }
+        assert self.http is not None
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+        async with self.http.post(url, data=body, headers=headers, timeout=timeout) as resp:
+            if 200 <= resp.status < 300:
+                return "delivered"
+            permanent = 400 <= resp.status < 500 and resp.status not in (408, 425, 429)
+            raise DeliveryError(f"app backend answered {resp.status}", permanent=permanent)
+
+    async def _phone(self, d: dict[str, Any]) -> str:
+        call_id = d.get("call_id")
+        if not call_id:
+            raise DeliveryError("the reply has no call to speak on", permanent=True)
+        await self.redis.xadd(
+            keys.call_say(call_id),
+            {
+                "f": orjson.dumps(
+                    {
+                        "type": "say",
+                        "reply_id": d["reply_id"],
+                        "conversation_id": d.get("conversation_id"),
+                        "text": d["text"],
+                        "at": now_ms(),
+                    }
+                )
+            },
+            maxlen=SAY_KEPT,
+            approximate=True,
+        )
+        return "sent"
+
+    # -- the consumer ------------------------------------------------------------------------------
+
+    async def _handle(self, records: list[Any]) -> None:
+        """One customer's replies, in order."""
+        for rec in records:
+            origin = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+            structlog.contextvars.clear_contextvars()
+            try:
+                env = envelope.decode(rec.value)
+            except SchemaError as exc:
+                log.warning("delivery.undecodable", reason=str(exc), **origin)
+                continue
+            await self.deliver(env, origin)
+
+    async def run(self, ready_key: str | None = None, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        consumer = AIOKafkaConsumer(
+            topics.OUTBOUND,
+            bootstrap_servers=self.bootstrap,
+            group_id=GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,
+        )
+        positions: dict[TopicPartition, int] = {}
+        consumer.subscribe([topics.OUTBOUND], listener=_Positions(positions))
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=False)
+        self.http = aiohttp.ClientSession()
+        await consumer.start()
+        await self.producer.start()
+        try:
+            while not stop.is_set():
+                # Re-seek to our own position each round: the embedded broker can skip records
+                # for a consumer reading live at the head of a partition.
+                for tp in consumer.assignment():
+                    if tp in positions:
+                        consumer.seek(tp, positions[tp])
+                batches = await consumer.getmany(timeout_ms=200, max_records=200)
+                if ready_key and consumer.assignment():
+                    await self.redis.set(ready_key, b"1", ex=10)
+                by_key: dict[bytes, list[Any]] = defaultdict(list)
+                for tp, records in batches.items():
+                    for rec in records:
+                        if rec.offset < positions.get(tp, -1):
+                            continue
+                        by_key[rec.key or b""].append(rec)
+                if not by_key:
+                    continue
+                try:
+                    await asyncio.gather(*(self._handle(recs) for recs in by_key.values()))
+                except (RedisError, KafkaError, OSError) as exc:
+                    # Redis or the broker is away: nothing is committed, the next round reads
+                    # the batch again from our positions; replies already settled are skipped.
+                    log.warning("delivery.batch_failed", error=repr(exc))
+                    for tp, recs in batches.items():
+                        if recs:
+                            positions[tp] = min(positions.get(tp, recs[0].offset), recs[0].offset)
+                    await asyncio.sleep(1.0)
+                    continue
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+                positions.update(offsets)
+                await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+            await self.producer.stop()
+            await self.http.close()
+
+
+def run_delivery() -> int:
+    from streams import logs
+    from streams.settings import Settings
+
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    redis = connect(settings.require_redis())
+    service = Delivery(settings.require_bootstrap(), redis)
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await service.run(keys.delivery_ready(settings.worker_id), stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,327 @@
+"""Real MIME mail to a normalized inbound message; pure, no I/O.
+
+What Chinese customers' mail looks like in practice, and what we do about it:
+- charsets labelled GB2312 that contain GBK-only characters (Outlook, Foxmail): every GB label
+  is decoded as GB18030, its superset; Big5 as Big5-HKSCS for the same reason;
+- RFC 2047 encoded subjects and display names, base64 and quoted-printable bodies;
+- HTML-only mail (many webmail clients): turned into clean text;
+- replies with the whole earlier thread quoted, in English or Chinese client styles, and
+  signatures: stripped from `text` (what the classifier sees), kept in `body` for the agent;
+- attachments: kept as metadata only (name, type, size, sha256), never their bytes.
+"""
+
+from __future__ import annotations
+
+import email
+import email.parser
+import hashlib
+import html
+import re
+from datetime import UTC
+from email.header import decode_header
+from email.message import Message
+from email.utils import parseaddr, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+
+from schemas.models import MAX_ATTACHMENTS, MAX_TEXT
+
+
+class MalformedMail(ValueError):
+    """A message we cannot turn into a customer message (no sender, no structure)."""
+
+
+# A label says GB2312, the bytes are often GBK or GB18030: the superset decodes all three.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "gb_2312-80": "gb18030",
+    "euc-cn": "gb18030",
+    "big5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "unknown-8bit": "utf-8",
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
+}
+
+
+def _codec(charset: str | None) -> str:
+    cs = (charset or "utf-8").strip().strip('"').lower()
+    cs = _CHARSET_ALIASES.get(cs, cs)
+    try:
+        "".encode(cs)
+    except LookupError:
+        return "utf-8"
+    return cs
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    codec = _codec(charset)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        # A wrong label: try what Chinese mail most often really is before replacing.
+        for alt in ("utf-8", "gb18030", "big5hkscs"):
+            if alt != codec:
+                try:
+                    return data.decode(alt)
+                except UnicodeDecodeError:
+                    continue
+        return data.decode(codec, errors="replace")
+
+
+def decode_header_value(raw: Any) -> str:
+    """An RFC 2047 header (possibly several encoded words in mixed charsets) to text."""
+    if raw is None:
+        return ""
+    value = str(raw)
+    try:
+        parts = decode_header(value)
+    except Exception:
+        return value
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            out.append(decode_bytes(chunk, charset))
+        else:
+            out.append(chunk)
+    # decode_header keeps the whitespace between plain and encoded words; collapse folding.
+    return re.sub(r"\s*\r?\n\s*", " ", "".join(out)).strip()
+
+
+_BLOCK_TAGS = frozenset(
+    "p div br tr li h1 h2 h3 h4 h5 h6 blockquote table ul ol pre hr section article".split()
+)
+
+
+class _HtmlText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+        self.quote_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "head", "title"):
+            self._skip += 1
+        if tag == "blockquote":
+            self.quote_depth += 1
+            self.parts.append("\n\x00QUOTE_START\x00\n")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head", "title") and self._skip:
+            self._skip -= 1
+        if tag == "blockquote" and self.quote_depth:
+            self.quote_depth -= 1
+            self.parts.append("\n\x00QUOTE_END\x00\n")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Readable text from an HTML mail body; quoted blocks become "> " lines."""
+    parser = _HtmlText()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:
+        return _clean(re.sub(r"<[^>]+>", " ", html.unescape(markup)))
+    raw = "".join(parser.parts).replace("\xa0", " ")
+    lines, depth = [], 0
+    for line in raw.split("\n"):
+        if line == "\x00QUOTE_START\x00":
+            depth += 1
+            continue
+        if line == "\x00QUOTE_END\x00":
+            depth = max(0, depth - 1)
+            continue
+        line = re.sub(r"[ \t\r\f\v]+", " ", line).strip()
+        lines.append(("> " * depth + line) if depth and line else line)
+    return _clean("\n".join(lines))
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# Where a quoted earlier message starts, in the styles of common clients.
+_QUOTE_HEADERS = [
+    re.compile(r"^-{2,}\s*(original message|forwarded message)\s*-{2,}", re.I),
+    re.compile(r"^-{2,}\s*原始邮件\s*-{2,}"),
+    re.compile(r"^-{2,}\s*转发邮件\s*-{2,}"),
+    re.compile(r"^on .{3,200} wrote:\s*$", re.I),
+    re.compile(r"^在\s*.{3,200}(写道|寫道)\s*[:：]\s*$"),
+    re.compile(r"^.{0,80}\d{4}[-/年].{0,60}(写道|寫道)\s*[:：]\s*$"),
+    re.compile(r"^(发件人|寄件者|from)\s*[:：].+", re.I),
+    re.compile(r"^_{10,}\s*$"),
+]
+_SIGNATURE_START = re.compile(r"^(--|-- |__+|—— ?)$")
+_SENT_FROM = re.compile(r"^(发自我的|來自我的|sent from my |get outlook for )", re.I)
+
+
+def strip_quotes_and_signature(text: str) -> str:
+    """The customer's new words only: quoted history, reply headers and signature removed."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        s = line.strip()
+        if any(p.match(s) for p in _QUOTE_HEADERS):
+            break
+        if _SIGNATURE_START.match(s):
+            break
+        if s.startswith(">") or _SENT_FROM.match(s):
+            continue
+        out.append(line)
+    return _clean("\n".join(out))
+
+
+def _msg_ids(raw: Any) -> list[str]:
+    if not raw:
+        return []
+    return re.findall(r"<[^<>\s]+>", str(raw))[:50]
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    if part.get_filename() and part.get_content_maintype() != "text":
+        return True
+    return part.get_content_maintype() not in ("text", "multipart", "message")
+
+
+def _attachment_meta(part: Message) -> dict[str, Any]:
+    data = part.get_payload(decode=True)
+    blob = data if isinstance(data, bytes) else b""
+    name = part.get_filename()
+    name = decode_header_value(name) if name else f"unnamed.{part.get_content_subtype()}"
+    return {
+        "name": name[:256],
+        "content_type": part.get_content_type(),
+        "size": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+
+
+def _text_of(part: Message) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    return decode_bytes(data, part.get_content_charset())
+
+
+def _bodies(msg: Message) -> tuple[str, list[dict[str, Any]]]:
+    """The best text of the message and its attachments' metadata."""
+    plain: list[str] = []
+    htmls: list[str] = []
+    attachments: list[dict[str, Any]] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        if _is_attachment(part):
+            if len(attachments) < MAX_ATTACHMENTS:
+                attachments.append(_attachment_meta(part))
+            continue
+        ctype = part.get_content_type()
+        if ctype == "text/plain":
+            plain.append(_text_of(part))
+        elif ctype == "text/html":
+            htmls.append(_text_of(part))
+    if any(p.strip() for p in plain):
+        text = _clean("\n\n".join(p for p in plain if p.strip()))
+    else:
+        text = html_to_text("\n".join(htmls)) if htmls else ""
+    return text, attachments
+
+
+def parse_email(raw: bytes, *, envelope_from: str | None = None) -> dict[str, Any]:
+    """A normalized inbound message body (for models.parse_inbound("email", ...)).
+
+    Raises MalformedMail when there is no usable sender address.
+    """
+    if not raw or not raw.strip():
+        raise MalformedMail("empty message")
+    try:
+        msg = email.message_from_bytes(raw)
+    except Exception as exc:  # the parser is lenient; this is truly broken input
+        raise MalformedMail(f"unparseable message: {exc}") from None
+    if not msg.keys():
+        raise MalformedMail("message has no headers")
+    name, addr = parseaddr(decode_header_value(msg.get("From")))
+    if "@" not in addr and envelope_from:
+        addr = envelope_from
+    if "@" not in addr:
+        raise MalformedMail("message has no sender address (From)")
+    subject = decode_header_value(msg.get("Subject"))
+    full, attachments = _bodies(msg)
+    stripped = strip_quotes_and_signature(full)
+    text = stripped or full or subject or ("[附件]" if attachments else "")
+    if not text.strip():
+        text = "(empty message)"
+    ids = _msg_ids(msg.get("Message-ID"))
+    message_id = ids[0] if ids else None
+    if message_id is None:
+        # No Message-ID: the same bytes delivered twice still dedupe.
+        message_id = f"<{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.omnirouter>"
+    parents = _msg_ids(msg.get("In-Reply-To"))
+    in_reply_to = parents[0] if parents else None
+    out: dict[str, Any] = {
+        "channel_message_id": message_id[:200],
+        "from": {"email": addr.strip()[:320], **({"name": name[:320]} if name else {})},
+        "text": text[:MAX_TEXT],
+        "thread": {
+            "message_id": message_id,
+            "in_reply_to": in_reply_to,
+            "references": _msg_ids(msg.get("References")),
+        },
+        "attachments": attachments,
+    }
+    if subject:
+        out["subject"] = subject[:998]
+    if full and full != out["text"]:
+        out["body"] = full[: MAX_TEXT * 5]
+    date = msg.get("Date")
+    if date:
+        try:
+            out["sent_at"] = parsedate_to_datetime(str(date)).astimezone(UTC).isoformat()
+        except (TypeError, ValueError, IndexError):
+            pass
+    return out
+
+
+_LIST_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+
+
+def auto_generated(raw: bytes, envelope_from: str | None) -> str | None:
+    """Why this mail was written by a machine (a bounce, an out-of-office, a list), or None.
+
+    Such mail must not open conversations: answering it is how mail loops start (RFC 3834).
+    """
+    try:
+        headers = email.parser.BytesHeaderParser().parsebytes(raw)
+    except Exception:
+        return None
+    auto = (headers.get("Auto-Submitted") or "no").strip().lower()
+    if auto != "no" and auto:
+        return f"auto-submitted: {auto.split(';')[0]}"
+    if (headers.get("Precedence") or "").strip().lower() in _LIST_PRECEDENCE:
+        return "precedence: " + str(headers.get("Precedence")).strip().lower()
+    if headers.get("X-Autoreply") or headers.get("X-Autorespond"):
+        return "x-autoreply"
+    if envelope_from in ("", "<>") and headers.get("From"):
+        return "bounce (null envelope sender)"
+    ctype = (headers.get("Content-Type") or "").lower()
+    if "report-type=delivery-status" in ctype.replace(" ", "").replace('"', ""):
+        return "delivery status notification"
+    return None

@@ -1,0 +1,91 @@
+"""The one accept path every channel adapter uses: dedupe, publish, confirm.
+
+The HTTP gateway, the SMTP listener, the chat socket, the app webhook and the telephony
+webhooks all normalize into the same inbound message and hand it here. A message is accepted
+only once the broker acknowledged it; a retry with the same (channel, channel_message_id)
+gets the first event id back and publishes nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from channels.broker import BrokerLink, BrokerUnavailable
+from schemas import envelope, events
+from schemas.envelope import Envelope, new_id
+from session.ledger import InboundLedger
+from session.store import SessionStore
+from streams import topics
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "omnirouter/gateway"
+
+
+class InProgress(Exception):
+    """An earlier copy of this message is still waiting for the broker; retry shortly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: str
+    duplicate: bool
+
+
+def inbound_key(msg: dict[str, Any]) -> str:
+    """Partition key: the sender's strongest contact, so one sender's messages stay in order."""
+    frm = msg["from"]
+    for kind in ("app_user_id", "phone", "email", "visitor_id"):
+        if frm.get(kind):
+            return f"{kind}:{frm[kind]}"
+    return str(msg["channel_message_id"])
+
+
+class Ingress:
+    def __init__(self, session: SessionStore, ledger: InboundLedger, broker: BrokerLink):
+        self.session = session
+        self.ledger = ledger
+        self.broker = broker
+
+    async def accept(self, msg: dict[str, Any]) -> Accepted:
+        """Publish a normalized message (as returned by models.parse_inbound).
+
+        Raises BrokerUnavailable (nothing was accepted; the sender should retry) or InProgress.
+        """
+        channel, cmid = msg["channel"], msg["channel_message_id"]
+        event_id = new_id()
+        env = Envelope(
+            type=events.MESSAGE_RECEIVED,
+            source=f"{SOURCE}/{channel}",
+            subject=cmid,
+            id=event_id,
+            data=msg,
+        )
+        key, value = inbound_key(msg), envelope.encode(env)
+        # Reserved with the ledger, so an accepted event that gets lost is published again.
+        existing = await self.ledger.reserve(channel, cmid, event_id, key, value)
+        if existing is not None:
+            return Accepted(await self._settled(channel, cmid, existing), duplicate=True)
+        try:
+            await self.broker.send(topics.INBOUND, key.encode(), value)
+        except BrokerUnavailable:
+            await self.ledger.unreserve(channel, cmid, event_id)
+            raise
+        await self.ledger.confirm(channel, cmid, event_id)
+        log.info("inbound.accepted", channel=channel, event_id=event_id)
+        return Accepted(event_id, duplicate=False)
+
+    async def _settled(self, channel: str, cmid: str, existing: str) -> str:
+        # The first copy may still be waiting for the broker: wait for its answer briefly.
+        for _ in range(40):
+            if existing and not existing.startswith("pending:"):
+                return existing
+            await asyncio.sleep(0.05)
+            existing = await self.session.lookup_message(channel, cmid) or ""
+            if not existing:
+                break
+        raise InProgress("an earlier copy of this message is still being accepted")

@@ -1,0 +1,568 @@
+"""Channel adapters end to end: real SMTP sessions, chat sockets, signed app and Twilio
+webhooks in; replies delivered out by email, chat, app webhook and phone say events."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import smtplib
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import redis
+
+from channels import app_webhook, telephony
+from channels.broker import BrokerLink
+from channels.ingress import Ingress
+from channels.settings import ChannelSettings
+from channels.smtp import SmtpListener
+from schemas import events
+from session import keys
+from session.identity import anonymous_id, anonymous_key
+from session.ledger import InboundLedger
+from session.store import SessionStore, connect
+from streams import embedded, topics
+from tests import mail_samples as samples
+from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
+from tests.integration.conftest import DeliveryRig
+from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
+
+pytestmark = pytest.mark.integration
+
+
+def smtp_send(port: int, raw: bytes, rcpt: str = "service@omnirouter.local") -> tuple[int, str]:
+    """One real SMTP session with smtplib; returns the reply to DATA (or to RCPT if refused)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT_S) as s:
+        s.ehlo("mx.example.com")
+        s.mail("sender@example.com")
+        code, resp = s.rcpt(rcpt)
+        if code >= 400:
+            return code, resp.decode()
+        code, resp = s.data(raw)
+        return code, resp.decode()
+
+
+async def smtp(port: int, raw: bytes, rcpt: str = "service@omnirouter.local") -> tuple[int, str]:
+    return await asyncio.to_thread(smtp_send, port, raw, rcpt)
+
+
+def mid() -> str:
+    return f"<{uid('m')}@mail.example.com>"
+
+
+async def accept_offer(
+    api: Api, stream: AgentStream, agent: str, where: Callable[[dict[str, Any]], bool]
+) -> str:
+    """Accept this test's offer (a late event of an earlier test may be offered too)."""
+    offer = await stream.next("offer", where)
+    code, body = await api.call(
+        "POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent}
+    )
+    assert code == 200, body
+    return str(offer["conversation_id"])
+
+
+async def reply(api: Api, conv_id: str, agent: str, text: str) -> str:
+    code, body = await api.call(
+        "POST", f"/v1/conversations/{conv_id}/reply", {"agent_id": agent, "text": text}
+    )
+    assert code == 202, body
+    return str(body["reply_id"])
+
+
+def anon(channel: str, sender: dict[str, Any]) -> str:
+    """The anonymous customer id the worker gives an unidentified sender."""
+    return anonymous_id(*anonymous_key(channel, sender))
+
+
+async def processed(
+    api: Api, r: redis.Redis, channel: str, sender: dict[str, Any], *event_ids: str
+) -> None:
+    """Wait until the worker has put these events in the sender's conversation, so nothing of
+    this test is still in flight when the next test starts from a clean store."""
+
+    async def check() -> bool:
+        conv_id = r.get(keys.customer_current(anon(channel, sender)))
+        if not conv_id:
+            return False
+        _, conv = await api.call("GET", f"/v1/conversations/{conv_id.decode()}")
+        return {m.get("id") for m in conv.get("messages", [])} >= set(event_ids)
+
+    await eventually(check)
+
+
+async def delivery_status(api: Api, conv_id: str, reply_id: str, status: str) -> dict[str, Any]:
+    async def check() -> Any:
+        _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+        return next(
+            (
+                m
+                for m in conv["messages"]
+                if m.get("kind") == "delivery"
+                and m.get("reply_id") == reply_id
+                and m.get("status") == status
+            ),
+            None,
+        )
+
+    return dict(await eventually(check))
+
+
+# -- email ------------------------------------------------------------------------------------
+
+
+async def test_smtp_listener_accepts_real_mime_and_rejects_with_proper_codes(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """GBK, HTML-only, quoted-reply and attachment mail get 250 after the broker ack and arrive
+    normalized on cs.inbound.v1; a resend is deduplicated by Message-ID; an unknown domain gets
+    550, an oversized mail 552, a mail without sender 554; the listener keeps serving."""
+    port = services.smtp_port
+    ids = {name: mid() for name in samples.ALL}
+    raws = {
+        "gbk": samples.gbk_mail(ids["gbk"]),
+        "html_only": samples.html_only_mail(ids["html_only"]),
+        "reply": samples.reply_mail(message_id=ids["reply"]),
+        "attachment": samples.attachment_mail(ids["attachment"]),
+        "big5": samples.big5_mail(ids["big5"]),
+    }
+    answers = {name: await smtp(port, raw) for name, raw in raws.items()}
+    for name, (code, resp) in answers.items():
+        assert code == 250, (name, resp)
+    again = await smtp(port, raws["gbk"])
+    assert again == answers["gbk"]  # same event id: nothing published twice
+
+    assert (await smtp(port, raws["gbk"], rcpt="someone@elsewhere.example"))[0] == 550
+    big = samples.oversized_mail(mid(), 600 * 1024)
+    assert (await smtp(port, big))[0] == 552
+    assert (await smtp(port, b"not a mail at all, no headers\r\n"))[0] == 554
+    ooo = b"From: li@example.com\r\nAuto-Submitted: auto-replied\r\nSubject: OOO\r\n\r\naway\r\n"
+    assert (await smtp(port, ooo))[0] == 250  # accepted and dropped: no conversation, no loop
+    bad = await asyncio.to_thread(_no_sender_session, port)
+    assert bad[0] == 554, bad
+    serving = await smtp(port, samples.big5_mail(mid()))
+    assert serving[0] == 250  # still serving
+
+    _, metrics = await api.call("GET", "/metrics")
+    assert 'omnirouter_smtp_messages_total{outcome="rejected_domain"}' in metrics
+    assert 'omnirouter_smtp_messages_total{outcome="auto_discarded"} 1.0' in metrics
+    async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
+        got = {
+            name: (await inbound.find(lambda e, m=m: e["data"].get("channel_message_id") == m))[
+                "data"
+            ]
+            for name, m in ids.items()
+        }
+        await inbound.all_for(lambda e: True, 0.3)
+        copies = [e for e in inbound.events if e["data"].get("channel_message_id") == ids["gbk"]]
+    assert len(copies) == 1
+    assert got["gbk"]["subject"] == samples.GBK_SUBJECT
+    assert got["gbk"]["from"] == {"email": "wangkun@example.com", "name": "王堃"}
+    assert "161606" in got["gbk"]["text"]
+    assert "定投怎么设置" in got["html_only"]["text"] and "<" not in got["html_only"]["text"]
+    assert "T+1到T+3" not in got["reply"]["text"] and "T+1到T+3" in got["reply"]["body"]
+    assert got["reply"]["thread"]["in_reply_to"] == "<r-1@omnirouter.local>"
+    assert got["attachment"]["attachments"][0]["name"] == "对账单.pdf"
+    assert got["attachment"]["attachments"][0]["size"] == len(samples.PDF)
+    assert got["big5"]["text"] == samples.BIG5_BODY
+    event_of = {name: resp.split()[-1] for name, (_, resp) in answers.items()}
+    event_of["serving"] = serving[1].split()[-1]
+    for sender, names in (
+        ("wangkun@example.com", ["gbk"]),
+        ("zhangsan@example.cn", ["html_only"]),
+        ("li@example.com", ["reply", "attachment"]),
+        ("chen@example.tw", ["big5", "serving"]),
+    ):
+        await processed(api, fresh_redis, "email", {"email": sender}, *(event_of[n] for n in names))
+
+
+def _no_sender_session(port: int) -> tuple[int, bytes]:
+    """A null envelope sender and no From header: nothing to reply to."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT_S) as s:
+        s.ehlo("mx.example.com")
+        s.mail("<>")
+        s.rcpt("service@omnirouter.local")
+        return s.data(b"Subject: no sender\r\n\r\nhello\r\n")
+
+
+async def test_email_reply_is_threaded_through_the_relay(
+    api: Api, http: aiohttp.ClientSession, services: Services, delivery: DeliveryRig
+) -> None:
+    """An agent's reply to a GBK mail leaves through the SMTP relay with In-Reply-To and
+    References to the customer's Message-ID, a Re: subject, UTF-8 base64 body, and the
+    timeline records it as sent."""
+    agent = uid("agent")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    message_id, sender = mid(), f"{uid('c')}@example.com"
+    code, _ = await smtp(services.smtp_port, samples.gbk_mail(message_id, sender))
+    assert code == 250
+    conv_id = await accept_offer(
+        api, stream, agent, lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    )
+    reply_id = await reply(api, conv_id, agent, "您好，赎回款T+1到T+3个工作日到账，请留意。")
+
+    def sent() -> Any:
+        for raw in delivery.mail.messages:
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            if msg["In-Reply-To"] == message_id:
+                return msg
+        return None
+
+    async def wait_sent() -> Any:
+        return sent()
+
+    msg = await eventually(wait_sent)
+    assert msg["To"] == sender
+    assert message_id in msg["References"]
+    assert msg["Message-ID"] == f"<{reply_id}@omnirouter.local>"
+    assert str(msg["Subject"]) == f"Re: {samples.GBK_SUBJECT}"
+    part = msg.get_body(("plain",))
+    assert part["Content-Transfer-Encoding"] == "base64"
+    assert part.get_content().strip() == "您好，赎回款T+1到T+3个工作日到账，请留意。"
+    raw = next(r for r in delivery.mail.messages if message_id.encode() in r)
+    assert all(b < 0x80 for b in raw)  # 7-bit clean: safe through any GB-era relay
+    entry = await delivery_status(api, conv_id, reply_id, "sent")
+    assert entry["channel"] == "email"
+    await stream.close()
+
+
+# -- web chat ----------------------------------------------------------------------------------
+
+
+async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        frame = orjson.loads(msg.data)
+        if frame.get("type") == kind:
+            return dict(frame)
+
+
+async def test_chat_socket_dedupes_resends_and_resumes_missed_replies(
+    api: Api, http: aiohttp.ClientSession, services: Services, delivery: DeliveryRig
+) -> None:
+    """A widget message is acked with its event id; the agent's reply is pushed to the
+    socket and recorded as delivered; after a disconnect, a reply sent meanwhile arrives on
+    reconnect with `since`, and a resend of the same client id is not published again."""
+    agent, visitor = uid("agent"), uid("v")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    url = f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}"
+    ws = await http.ws_connect(url)
+    await _frame(ws, "hello")
+    await ws.send_str(
+        orjson.dumps(
+            {"type": "message", "client_id": "c-1", "text": f"定投怎么设置？{visitor}"}
+        ).decode()
+    )
+    ack = await _frame(ws, "ack")
+    assert ack["client_id"] == "c-1" and ack["duplicate"] is False
+    conv_id = await accept_offer(api, stream, agent, lambda f: visitor in f["preview"])
+    first = await reply(api, conv_id, agent, "在App里选择基金后点“定投”即可。")
+    got = await _frame(ws, "reply")
+    assert got["reply_id"] == first and got["text"] == "在App里选择基金后点“定投”即可。"
+    await delivery_status(api, conv_id, first, "delivered")
+    await ws.close()
+
+    missed = await reply(api, conv_id, agent, "还有其他问题吗？")
+    await delivery_status(api, conv_id, missed, "sent")
+    ws = await http.ws_connect(f"{url}&since={got['frame_id']}")
+    resumed = await _frame(ws, "reply")
+    assert resumed["reply_id"] == missed
+    await ws.send_str(
+        orjson.dumps({"type": "message", "client_id": "c-1", "text": "定投怎么设置？"}).decode()
+    )
+    again = await _frame(ws, "ack")
+    assert again["event_id"] == ack["event_id"] and again["duplicate"] is True
+    await ws.send_str('{"type": "message", "text": "no id"}')
+    err = await _frame(ws, "error")
+    assert err["error"]["field"] == "client_id"
+    await ws.close()
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
+    await stream.close()
+
+
+async def test_widget_page_is_served(api: Api) -> None:
+    """The embeddable widget is a static page that talks to /v1/chat/ws."""
+    code, body = await api.call("GET", "/v1/chat/widget")
+    assert code == 200 and "/v1/chat/ws" in body
+
+
+# -- app -------------------------------------------------------------------------------------
+
+
+def _app_body(user: str, text: str = "我的定投扣款失败了") -> bytes:
+    return orjson.dumps(
+        {"channel_message_id": uid("m"), "from": {"app_user_id": user}, "text": text}
+    )
+
+
+async def test_app_webhook_signature_is_required(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Unsigned, stale and tampered app posts get 401 with the reason; a signed one is
+    accepted and its app user id is marked as verified identity evidence."""
+    user = uid("u")
+    body = _app_body(user)
+    cases = {
+        "signature_missing": {},
+        "stale_timestamp": app_webhook.signed_headers(APP_ID, APP_SECRET, body, time.time() - 301),
+        "bad_signature": app_webhook.signed_headers(APP_ID, APP_SECRET, body + b" "),
+        "unknown_app": app_webhook.signed_headers("other-app", APP_SECRET, body),
+    }
+    async with aiohttp.ClientSession() as s:
+        for code_name, headers in cases.items():
+            async with s.post(
+                f"{services.gateway_url}/v1/inbound/app",
+                data=body,
+                headers={"Content-Type": "application/json", **headers},
+            ) as resp:
+                assert resp.status == 401, code_name
+                assert (await resp.json())["error"]["code"] == code_name
+    code, accepted = await api.call("POST", "/v1/inbound/app", raw=body)
+    assert code == 202, accepted
+    async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
+        ev = await inbound.find(lambda e: e["id"] == accepted["event_id"])
+    assert ev["data"]["from"] == {"app_user_id": user, "verified": ["app_user_id"]}
+    await processed(
+        api,
+        fresh_redis,
+        "app",
+        {"app_user_id": user, "verified": ["app_user_id"]},
+        accepted["event_id"],
+    )
+
+
+async def test_app_replies_retry_with_backoff_then_dead_letter(
+    api: Api, http: aiohttp.ClientSession, services: Services, delivery: DeliveryRig
+) -> None:
+    """A backend that fails twice then recovers gets the signed reply on the third try
+    (delivered); one that never recovers is tried 4 times, then the reply is failed with the
+    reason and dead-lettered on cs.dlq.v1."""
+    agent, user = uid("agent"), uid("u")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    code, _ = await api.call("POST", "/v1/inbound/app", raw=_app_body(user, f"定投扣款失败 {user}"))
+    assert code == 202
+    conv_id = await accept_offer(api, stream, agent, lambda f: user in f["preview"])
+    flaky = await reply(api, conv_id, agent, "[fail:2] 已为您重新发起扣款。")
+    dead = await reply(api, conv_id, agent, "[fail:always] 请稍后查看。")
+
+    ok_entry = await delivery_status(api, conv_id, flaky, "delivered")
+    assert ok_entry["attempts"] == 3
+    tries = [r for r in delivery.app.requests if r["payload"]["reply_id"] == flaky]
+    assert [r["status"] for r in tries] == [500, 500, 200]
+    for r in tries:
+        headers = {k.title(): v for k, v in r["headers"].items()}
+        assert app_webhook.verify(headers, r["body"], {"omnirouter": APP_SECRET}, 300)
+    assert tries[0]["payload"]["app_user_id"] == user
+
+    failed = await delivery_status(api, conv_id, dead, "failed")
+    assert failed["attempts"] == 4 and "500" in failed["reason"]
+    assert len([r for r in delivery.app.requests if r["payload"]["reply_id"] == dead]) == 4
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        letter = await dlq.find(
+            lambda e: (
+                e["data"].get("stage") == "delivery"
+                and orjson.loads(e["data"]["original"])["data"]["reply_id"] == dead
+            )
+        )
+    assert letter["type"] == events.DEAD_LETTER
+    assert "500" in letter["data"]["reason"] and letter["data"]["attempts"] == 4
+    await stream.close()
+
+
+# -- phone -----------------------------------------------------------------------------------
+
+
+async def twilio_post(
+    http: aiohttp.ClientSession,
+    services: Services,
+    params: dict[str, str],
+    token: str = TWILIO_TOKEN,
+) -> tuple[int, str]:
+    url = f"{services.gateway_url}/v1/telephony/twilio"
+    sig = telephony.twilio_signature(token, url, list(params.items()))
+    async with http.post(
+        url,
+        data=urllib.parse.urlencode(params),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+    ) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_twilio_call_with_menu_choice_and_speech_reaches_an_agent_and_hears_the_reply(
+    api: Api, http: aiohttp.ClientSession, services: Services, delivery: DeliveryRig
+) -> None:
+    """A Twilio call (start, Digits=2, a SpeechResult) becomes one phone conversation whose
+    caller is carrier-verified, offered at once; partial speech is not a message; a forged
+    signature gets 401; the agent's reply comes back as <Say> on the next webhook."""
+    agent = uid("agent")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    sid = "CA" + uid("x").replace("-", "")
+    caller = f"+86139{time.time_ns() % 10**8:08d}"
+    base = {"CallSid": sid, "From": caller, "To": "+864008000000", "CallStatus": "ringing"}
+
+    status, forged = await twilio_post(http, services, base, token="wrong-token")
+    assert status == 401 and "bad_signature" in forged
+    status, twiml = await twilio_post(http, services, base)
+    assert status == 200 and "<Gather" in twiml
+    anon_id = anon("phone", {"phone": caller, "verified": ["phone"]})
+    conv_id = await accept_offer(api, stream, agent, lambda f: f["customer"]["id"] == anon_id)
+    ivr = {**base, "CallStatus": "in-progress", "Digits": "2"}
+    assert (await twilio_post(http, services, ivr))[0] == 200
+    partial = {**base, "CallStatus": "in-progress", "UnstableSpeechResult": "我想"}
+    assert (await twilio_post(http, services, partial))[0] == 200
+    speech = {**base, "CallStatus": "in-progress", "SpeechResult": "我想问一下赎回什么时候到账"}
+    assert (await twilio_post(http, services, speech))[0] == 200
+
+    spoken = await stream.next(
+        "message", lambda f: f["message"].get("text", "").startswith("我想问")
+    )
+    assert spoken["conversation_id"] == conv_id
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    calls = [m["call"]["event"] for m in conv["messages"] if m.get("call")]
+    assert calls == ["started", "ivr", "transcript"]
+    assert conv["category"] == "transaction"
+    assert conv["reply_to"]["from"]["phone"] == caller
+    async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
+        started = await inbound.find(
+            lambda e: e["data"].get("channel_message_id") == f"{sid}:started"
+        )
+    assert started["data"]["from"] == {"phone": caller, "verified": ["phone"]}
+
+    reply_id = await reply(api, conv_id, agent, "赎回款一般T+1到T+3个工作日到账。")
+    await delivery_status(api, conv_id, reply_id, "sent")
+    status, twiml = await twilio_post(http, services, {**base, "CallStatus": "in-progress"})
+    assert status == 200 and '<Say language="zh-CN">赎回款一般T+1到T+3个工作日到账。</Say>' in twiml
+    status, twiml = await twilio_post(http, services, {**base, "CallStatus": "completed"})
+    assert status == 200 and "<Gather" not in twiml
+
+    async def ended() -> bool:
+        _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+        return any((m.get("call") or {}).get("event") == "ended" for m in conv["messages"])
+
+    await eventually(ended)
+    await stream.close()
+
+
+async def test_generic_call_events_are_signed_and_partials_dropped(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """The generic JSON call webhook needs the telephony signature; a partial transcript is
+    acknowledged but not published, a final one is."""
+    call_id = uid("call")
+
+    async def post(body: dict[str, Any], signed: bool = True) -> tuple[int, Any]:
+        raw = orjson.dumps(body)
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers.update(app_webhook.signed_headers("telephony", TELEPHONY_SECRET, raw))
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{services.gateway_url}/v1/telephony/events", data=raw, headers=headers
+            ) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    start = {"call_id": call_id, "event": "started", "from": "+8613700001111"}
+    assert (await post(start, signed=False))[0] == 401
+    assert (await post(start))[0] == 202
+    code, body = await post(
+        {"call_id": call_id, "event": "transcript", "text": "我", "final": False}
+    )
+    assert (code, body) == (200, {"ignored": "partial"})
+    code, body = await post(
+        {"call_id": call_id, "event": "transcript", "text": "我要改手机号", "seq": 1}
+    )
+    assert code == 202
+    async with TopicReader(services.bootstrap, topics.INBOUND) as inbound:
+        ev = await inbound.find(lambda e: e["id"] == body["event_id"])
+    assert ev["data"]["from"] == {"phone": "+8613700001111", "verified": ["phone"]}
+    assert ev["data"]["call"] == {"call_id": call_id, "event": "transcript"}
+    await processed(
+        api,
+        fresh_redis,
+        "phone",
+        {"phone": "+8613700001111", "verified": ["phone"]},
+        body["event_id"],
+    )
+
+
+async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    second_gateway: str,
+) -> None:
+    """A visitor whose socket is on gateway B gets the reply of an agent working through
+    gateway A, and resumes on gateway A what it missed while away from B."""
+    agent, visitor = uid("agent"), uid("v")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    ws_b = await http.ws_connect(
+        f"{second_gateway.replace('http', 'ws', 1)}/v1/chat/ws?visitor_id={visitor}"
+    )
+    await _frame(ws_b, "hello")
+    await ws_b.send_str(
+        orjson.dumps(
+            {"type": "message", "client_id": "c-1", "text": f"净值多少 {visitor}"}
+        ).decode()
+    )
+    await _frame(ws_b, "ack")
+    conv_id = await accept_offer(api, stream, agent, lambda f: visitor in f["preview"])
+    first = await reply(api, conv_id, agent, "今日净值请以官网公布为准。")
+    got = await _frame(ws_b, "reply")
+    assert got["reply_id"] == first
+    await ws_b.close()
+    missed = await reply(api, conv_id, agent, "还需要别的帮助吗？")
+    await delivery_status(api, conv_id, missed, "sent")
+    ws_a = await http.ws_connect(
+        f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}&since={got['frame_id']}"
+    )
+    assert (await _frame(ws_a, "reply"))["reply_id"] == missed
+    await ws_a.close()
+    await stream.close()
+
+
+async def test_smtp_answers_451_while_the_broker_is_unreachable_and_accepts_the_retry(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """A listener whose broker link is not connected answers 451 (try later) and keeps no
+    reservation, so the sending server's retry is accepted (250) once the broker is back."""
+    client = connect(services.redis_url)
+    broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
+    ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
+    port = embedded.free_port()
+    listener = SmtpListener(ingress, ChannelSettings(smtp_port=port))
+    await listener.start()
+    sender = f"{uid('c')}@example.com"
+    raw = samples.gbk_mail(mid(), sender)
+    try:
+        code, resp = await smtp(port, raw)
+        assert code == 451, resp
+        await broker.start()  # the broker is reachable again
+
+        async def connected() -> bool:
+            return broker.healthy
+
+        await eventually(connected)
+        code, resp = await smtp(port, raw)
+        assert code == 250, resp
+        await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+    finally:
+        await listener.stop()
+        await broker.stop()
+        await client.aclose()
