@@ -8,21 +8,27 @@ Kafka, so the same code runs in a worker, a benchmark or a property test.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from router import policy
 from router.policy import AgentView, Job
+from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
 from schemas.envelope import new_id, now_ms
 
 log = structlog.get_logger(__name__)
 
-# How many ranked agents to try before concluding the conversation must wait; each try that
+# How many ranked agents to try before concluding the conversation must wait (a stale view
+# of the loads makes some tries fail cheaply with agent_full); each try that
 # loses a race to another worker is one Lua call, so this bounds the work per decision.
-_MAX_TRIES = 8
+_MAX_TRIES = 32
+# How many heads of a queue the overflow check looks at per cycle.
+_OVERFLOW_SCAN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +54,51 @@ class NotRoutable:
 Placement = Offered | Queued | NotRoutable
 
 
+class _Pool:
+    """The agents of one routing cycle, with the load this cycle added, indexed by channel
+    so each decision looks only at agents with room on the conversation's channel."""
+
+    def __init__(self, agents: Iterable[AgentView]):
+        self.by_id = {a.id: a for a in agents}
+        self.room: dict[str, dict[str, AgentView]] = {}
+        for a in self.by_id.values():
+            for ch in a.capacity:
+                if a.free(ch) > 0:
+                    self.room.setdefault(ch, {})[a.id] = a
+
+    def any_room(self) -> bool:
+        return any(self.room.values())
+
+    def with_room(self, channel: str) -> list[AgentView]:
+        return list(self.room.get(channel, {}).values())
+
+    def took(self, agent_id: str, channel: str) -> None:
+        a = self.by_id[agent_id]
+        load = dict(a.load)
+        load[channel] = load.get(channel, 0) + 1
+        a = dataclasses.replace(a, load=load)
+        self.by_id[agent_id] = a
+        for ch, members in self.room.items():
+            if agent_id in members:
+                if a.free(ch) > 0:
+                    members[agent_id] = a
+                else:
+                    del members[agent_id]
+
+
 class Router:
-    def __init__(self, registry: Registry, settings: RouterSettings | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        settings: RouterSettings | None = None,
+        queues: QueueBook | None = None,
+    ):
         self.registry = registry
         self.settings = settings or RouterSettings()
+        self.queues = queues or QueueBook.from_env()
+
+    def queue_of(self, job: Job) -> str:
+        return job.queue or self.queues.queue_for(job.category)
 
     async def place(
         self, job: Job, agents: list[AgentView] | None = None, enqueue: bool = True
@@ -61,11 +108,44 @@ class Router:
         With `enqueue=False` (draining a queue) a job nobody can take yet returns None and
         stays where it is.
         """
+        job = dataclasses.replace(job, queue=self.queue_of(job))
+        if job.last_agent and not job.last_agent_at:
+            # A returning customer: whether the last agent still counts depends on how long ago.
+            at = await self.registry.last_agent_at(job.conversation_id)
+            job = dataclasses.replace(job, last_agent_at=at)
         if agents is None:
             agents = await self.registry.available_agents()
-        queue = policy.queue_for(job.category)
+        now = now_ms()
+        placed = await self._offer_best(job, agents, now)
+        if placed is not None or not enqueue:
+            return placed
+        assert job.queue is not None
         head_start = job.priority * self.settings.head_start_ms_per_point
-        for agent in policy.rank(job, agents)[:_MAX_TRIES]:
+        res = await self.registry.enqueue(job, job.queue, head_start)
+        if not res.ok:
+            return NotRoutable(job, res.values[0] if res.values else "")
+        log.info(
+            "route.queued",
+            conversation_id=job.conversation_id,
+            customer_id=job.customer_id,
+            queue=job.queue,
+            priority=job.priority,
+            candidates=len(agents),
+        )
+        return Queued(job, job.queue)
+
+    async def _offer_best(
+        self, job: Job, agents: list[AgentView], now: int, room: list[AgentView] | None = None
+    ) -> Offered | NotRoutable | None:
+        queue = self.queue_of(job)
+        q = self.queues.get(queue)
+        if not q.is_open(now):
+            return None
+        # Preferred agents (sticky, advisor, transfer target) hold a conversation even while
+        # they are full, so they must be seen; everybody else only matters with room.
+        pool = agents if (room is None or policy.preferred(job, now, self._sticky)) else room
+        head_start = job.priority * self.settings.head_start_ms_per_point
+        for agent in policy.candidates(job, pool, q, now, self._sticky)[:_MAX_TRIES]:
             offer_id = new_id()
             expires = now_ms() + self.settings.offer_timeout_ms
             res = await self.registry.offer(
@@ -75,58 +155,117 @@ class Router:
                 log.info(
                     "route.offered",
                     conversation_id=job.conversation_id,
+                    customer_id=job.customer_id,
                     agent_id=agent.id,
                     offer_id=offer_id,
+                    queue=queue,
                     category=job.category,
                     priority=job.priority,
-                    why=self._why(job, agent),
+                    waited_ms=now - job.enqueued_at if job.enqueued_at else 0,
+                    why=self._why(job, agent, now),
                 )
                 return Offered(job, agent.id, offer_id, expires)
             if res.reason == "conversation_not_routable":
                 return NotRoutable(job, res.values[0] if res.values else "")
             log.debug("route.claim_lost", agent_id=agent.id, reason=res.reason)
-        if not enqueue:
-            return None
-        res = await self.registry.enqueue(job, queue, head_start)
-        if not res.ok:
-            return NotRoutable(job, res.values[0] if res.values else "")
-        log.info(
-            "route.queued",
-            conversation_id=job.conversation_id,
-            queue=queue,
-            priority=job.priority,
-            candidates=len(agents),
-        )
-        return Queued(job, queue)
+        return None
+
+    @property
+    def _sticky(self) -> int:
+        return self.settings.sticky_window_ms
 
     async def drain(self) -> list[Offered]:
-        """One routing cycle over every queue: offer what can be offered now, best first."""
-        waiting = await self.registry.waiting(self.settings.drain_batch)
-        if not waiting:
-            return []
+        """One routing cycle over every queue: offer what can be offered now, best first.
+
+        Reads the queues page by page (highest priority first, merged across queues) and
+        keeps going past conversations nobody can take yet, so a fitting conversation deep
+        in a queue is found as long as some agent has room; stops when no agent has room,
+        the queues are exhausted or `drain_scan_max` entries were examined.
+        """
         agents = await self.registry.available_agents()
-        if not agents:
+        pool = _Pool(agents)
+        if not pool.any_room():
             return []
-        jobs = await self.registry.jobs([cid for _, cid, _ in waiting])
-        order = policy.best_jobs([(jobs[cid], score) for _, cid, score in waiting if cid in jobs])
+        now = now_ms()
+        names = [q for q in await self.registry.queue_names() if self.queues.get(q).is_open(now)]
+        cursor = dict.fromkeys(names, 0)
+        batch, scanned = self.settings.drain_batch, 0
         offered: list[Offered] = []
-        by_id = {a.id: a for a in agents}
-        for job in order:
-            if not any(a.free(job.channel) > 0 for a in by_id.values()):
-                continue
-            placed = await self.place(job, list(by_id.values()), enqueue=False)
-            if isinstance(placed, Offered):
-                offered.append(placed)
-                a = by_id[placed.agent_id]
-                load = dict(a.load)
-                load[job.channel] = load.get(job.channel, 0) + 1
-                by_id[a.id] = dataclasses.replace(a, load=load)
+        while cursor and scanned < self.settings.drain_scan_max and pool.any_room():
+            active = sorted(cursor)
+            pages = await self.registry.queue_pages_at([(q, cursor[q]) for q in active], batch)
+            entries = [(sc, c, q) for q, page in zip(active, pages, strict=True) for c, sc in page]
+            scanned += len(entries)
+            jobs = await self.registry.jobs([c for _, c, _ in entries])
+            taken: dict[str, int] = {}
+            for _, cid, q in sorted(entries):
+                job = jobs.get(cid)
+                if job is None:
+                    continue
+                room = pool.with_room(job.channel)
+                if not room and not policy.preferred(job, now, self._sticky):
+                    continue
+                placed = await self._offer_best(job, list(pool.by_id.values()), now, room)
+                if isinstance(placed, Offered):
+                    offered.append(placed)
+                    pool.took(placed.agent_id, job.channel)
+                    taken[q] = taken.get(q, 0) + 1
+            # Offered entries left the queue, so the next page starts that much earlier.
+            cursor = {
+                q: cursor[q] + len(page) - taken.get(q, 0)
+                for q, page in zip(active, pages, strict=True)
+                if len(page) == batch
+            }
         return offered
 
-    @staticmethod
-    def _why(job: Job, agent: AgentView) -> str:
-        if job.last_agent == agent.id:
+    async def maintain(self) -> list[dict[str, Any]]:
+        """Housekeeping of a routing cycle: free slots whose wrap-up ended, overflow queues
+        whose conversations waited past the threshold. Returns the alerts newly raised."""
+        now = now_ms()
+        freed = await self.registry.release_wrapups(now)
+        if freed:
+            log.info("route.wrapup_ended", agents=len(freed))
+        alerts: list[dict[str, Any]] = []
+        for name in await self.registry.queue_names():
+            q = self.queues.get(name)
+            if q.backup is None or q.overflow_after_s is None or q.name != name:
+                continue
+            threshold = int(q.overflow_after_s * 1000)
+            heads = await self.registry.queue_heads_since(name, _OVERFLOW_SCAN)
+            late = [(cid, since) for cid, since in heads if since and now - since > threshold]
+            if not late:
+                continue
+            moved = [cid for cid, _ in late if await self.registry.move(cid, name, q.backup)]
+            if not moved:
+                continue
+            oldest = max(now - since for _, since in late)
+            log.warning(
+                "route.overflow", queue=name, backup=q.backup, moved=len(moved), oldest_ms=oldest
+            )
+            alert = {
+                "id": new_id(),
+                "kind": "queue_overflow",
+                "queue": name,
+                "backup": q.backup,
+                "moved": len(moved),
+                "conversation_ids": moved[:50],
+                "oldest_wait_s": round(oldest / 1000, 1),
+                "threshold_s": q.overflow_after_s,
+                "at": now,
+            }
+            if await self.registry.raise_alert(
+                "queue_overflow", name, alert, self.settings.alert_latch_s
+            ):
+                alerts.append(alert)
+        return alerts
+
+    def _why(self, job: Job, agent: AgentView, now: int) -> str:
+        if job.pinned_agent == agent.id:
+            return "transferred_to_agent"
+        if job.last_agent == agent.id and now - job.last_agent_at <= self._sticky:
             return "last_agent"
         if job.advisor == agent.id or job.customer_id in agent.advisor_for:
             return "dedicated_advisor"
-        return f"skill {job.category}={agent.skills.get(job.category, 0)}"
+        q = self.queues.get(self.queue_of(job))
+        skill = q.skill or job.category
+        return f"skill {skill}={agent.skills.get(skill, 0)}"

@@ -95,7 +95,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     agent_events_t = app.topic(topics.AGENT_EVENTS)
     out_topics = {
         name: app.topic(name)
-        for name in (topics.MESSAGES, topics.ASSIGNMENTS, topics.OUTBOUND, topics.DLQ)
+        for name in (
+            topics.MESSAGES,
+            topics.ASSIGNMENTS,
+            topics.OUTBOUND,
+            topics.DLQ,
+            topics.ALERTS,
+        )
     }
 
     async def emit(topic: str, key: str, env: Envelope) -> None:
@@ -194,6 +200,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Expire overdue offers and offer waiting conversations to freed capacity."""
         with contextlib.suppress(*RETRIABLE):
             await pipeline.expire_offers()
+            await pipeline.maintain()
             await pipeline.drain()
 
     @app.timer(interval=2.0)
