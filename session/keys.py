@@ -96,7 +96,7 @@ def agents_version() -> str:
 
 
 def wrapups() -> str:
-    """ZSET ``<agent_id>|<channel>|<conversation_id>`` -> ms when the wrap-up after a resolve
+    """ZSET ``<agent_id>|<channel>|<conversation_id>|<seq>`` -> ms when the wrap-up after a resolve
     ends and the slot it still holds is freed (router/lua/wrapup.lua)."""
     return f"{PREFIX}:wrapups"
 

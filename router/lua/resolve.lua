@@ -18,7 +18,10 @@ local wrap = tonumber(redis.call('HGET', ak, 'wrap_up_s') or '0')
 local until_ms = 0
 if wrap > 0 then
   until_ms = now + wrap * 1000
-  redis.call('ZADD', p .. ':wrapups', until_ms, agent .. '|' .. c[3] .. '|' .. conv)
+  -- Unique per resolve: the same agent may resolve a reopened conversation again while the
+  -- first wrap-up still runs, and each holds its own slot.
+  local seq = redis.call('HINCRBY', ck, 'wrapup_seq', 1)
+  redis.call('ZADD', p .. ':wrapups', until_ms, agent .. '|' .. c[3] .. '|' .. conv .. '|' .. seq)
 elseif tonumber(redis.call('HINCRBY', lk, agent .. '|' .. c[3], -1)) <= 0 then
   redis.call('HDEL', lk, agent .. '|' .. c[3])
 end
