@@ -7,6 +7,7 @@ Kafka, so the same code runs in a worker, a benchmark or a property test.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ log = structlog.get_logger(__name__)
 # of the loads makes some tries fail cheaply with agent_full); each try that
 # loses a race to another worker is one Lua call, so this bounds the work per decision.
 _MAX_TRIES = 32
+# How long a worker may hold a queue's drain lease (it releases it at the end of the cycle).
+_LEASE_MS = 5_000
+# How long a cycle waits for queues another worker is draining before leaving them to it.
+_LEASE_WAIT_MS = 250
 # How many heads of a queue the overflow check looks at per cycle.
 _OVERFLOW_SCAN = 200
 
@@ -68,6 +73,16 @@ class _Pool:
 
     def any_room(self) -> bool:
         return any(self.room.values())
+
+    def could_serve(self, skill: str | None) -> bool:
+        return any(
+            (a.skills.get(skill, 0) if skill else max(a.skills.values(), default=0)) >= 1
+            for members in self.room.values()
+            for a in members.values()
+        )
+
+    def free_slots(self) -> int:
+        return sum(a.free(ch) for ch, members in self.room.items() for a in members.values())
 
     def with_room(self, channel: str) -> list[AgentView]:
         return list(self.room.get(channel, {}).values())
@@ -188,8 +203,39 @@ class Router:
             return []
         now = now_ms()
         names = [q for q in await self.registry.queue_names() if self.queues.get(q).is_open(now)]
+        # One worker drains a queue at a time: two workers walking the same heads in the
+        # same order would lose most claims to each other. A queue another worker is
+        # draining right now is served by that cycle; a lease outlives a dead worker by at
+        # most `_LEASE_MS`.
+        token = new_id()
+        offered: list[Offered] = []
+        deadline = now + _LEASE_WAIT_MS
+        while names:
+            mine = await self.registry.lease_queues(names, token, _LEASE_MS)
+            if mine:
+                try:
+                    offered += await self._drain_queues(mine, pool, now)
+                finally:
+                    await self.registry.release_queues(mine, token)
+            names = [q for q in names if q not in mine]
+            if not names or now_ms() > deadline:
+                break
+            # Another worker is draining those queues with a view taken before our slot
+            # freed: wait for its cycle to end, then look again with fresh loads.
+            await asyncio.sleep(0.002)
+            pool = _Pool(await self.registry.available_agents())
+            if not pool.any_room():
+                break
+        return offered
+
+    async def _drain_queues(self, names: list[str], pool: _Pool, now: int) -> list[Offered]:
+        # A queue nobody with room could ever serve (not even at its last step) is not read.
+        names = [q for q in names if pool.could_serve(self.queues.get(q).skill)]
         cursor = dict.fromkeys(names, 0)
-        batch, scanned = self.settings.drain_batch, 0
+        # Read little while little room is free (a freed slot needs one fitting
+        # conversation, usually at the head), more as pages come back without a taker.
+        batch = max(4, min(self.settings.drain_batch, 2 * pool.free_slots()))
+        scanned = 0
         offered: list[Offered] = []
         while cursor and scanned < self.settings.drain_scan_max and pool.any_room():
             active = sorted(cursor)
@@ -216,6 +262,7 @@ class Router:
                 for q, page in zip(active, pages, strict=True)
                 if len(page) == batch
             }
+            batch = min(self.settings.drain_batch, batch * 2)
         return offered
 
     async def maintain(self) -> list[dict[str, Any]]:

@@ -19,9 +19,24 @@ from router.policy import AgentView, Job
 from schemas.envelope import now_ms
 from session import keys
 
-_JOB_FIELDS = ["job", "last_agent", "queue", "enqueued_at", "queue_since", "last_agent_at"]
+_JOB_FIELDS = [
+    "job",
+    "last_agent",
+    "queue",
+    "enqueued_at",
+    "queue_since",
+    "last_agent_at",
+    "declined_until",
+]
 _RATE_WINDOW_MS = 900_000  # offer.lua keeps this much history of offers per queue
 _ALERTS_KEPT = 500
+# Drop the leases still held with our token (not one another worker took after ours expired).
+_UNLEASE = """
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
+return 0
+"""
 
 
 def _script(name: str) -> str:
@@ -80,6 +95,7 @@ class Registry:
         self._offline = redis.register_script(_script("offline.lua"))
         self._transfer = redis.register_script(_script("transfer.lua"))
         self._move = redis.register_script(_script("move.lua"))
+        self._unlease = redis.register_script(_UNLEASE)
         # Worker-local copy of the agents' profiles (skills, capacity, languages): they change
         # rarely, so a routing decision reads only status and load from Redis. Valid while
         # the version counter in Redis has not moved.
@@ -335,6 +351,19 @@ class Registry:
             pipe.zrange(keys.queue(q), start, start + limit - 1, withscores=True)
         return [[(_s(c), float(sc)) for c, sc in entries] for entries in await pipe.execute()]
 
+    async def lease_queues(self, names: list[str], token: str, ttl_ms: int) -> list[str]:
+        """The queues whose drain lease this caller got (others are being drained)."""
+        if not names:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for q in names:
+            pipe.set(keys.queue_lease(q), token, nx=True, px=ttl_ms)
+        return [q for q, got in zip(names, await pipe.execute(), strict=True) if got]
+
+    async def release_queues(self, names: list[str], token: str) -> None:
+        if names:
+            await self._unlease(keys=[keys.queue_lease(q) for q in names], args=[token])
+
     async def queue_pages_at(
         self, starts: list[tuple[str, int]], limit: int
     ) -> list[list[tuple[str, float]]]:
@@ -369,11 +398,22 @@ class Registry:
         pipe = self.redis.pipeline(transaction=False)
         for cid in conversation_ids:
             pipe.hmget(keys.conversation(cid), _JOB_FIELDS)
-            pipe.zrangebyscore(keys.declined(cid), now, "+inf")
-        raw = await pipe.execute()
+        rows = await pipe.execute()
+        # Only a conversation someone declined recently has a declined set worth reading.
+        with_declines = [
+            cid
+            for cid, row in zip(conversation_ids, rows, strict=True)
+            if row[-1] and int(float(row[-1])) > now
+        ]
+        declined: dict[str, frozenset[str]] = {}
+        if with_declines:
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in with_declines:
+                pipe.zrangebyscore(keys.declined(cid), now, "+inf")
+            for cid, agents in zip(with_declines, await pipe.execute(), strict=True):
+                declined[cid] = frozenset(_s(x) for x in agents)
         out: dict[str, Job] = {}
-        for i, cid in enumerate(conversation_ids):
-            fields, declined = raw[2 * i], raw[2 * i + 1]
+        for cid, fields in zip(conversation_ids, rows, strict=True):
             job_raw = fields[0]
             if not job_raw:
                 continue
@@ -384,7 +424,7 @@ class Registry:
             for f in ("enqueued_at", "queue_since", "last_agent_at"):
                 d[f] = int(float(extra.get(f, 0)))
             job = Job.from_dict(d)
-            out[cid] = dataclasses.replace(job, declined=frozenset(_s(x) for x in declined))
+            out[cid] = dataclasses.replace(job, declined=declined.get(cid, frozenset()))
         return out
 
     async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:

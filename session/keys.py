@@ -143,6 +143,12 @@ def queue(name: str) -> str:
     return f"{PREFIX}:queue:{name}"
 
 
+def queue_lease(name: str) -> str:
+    """STRING token of the worker draining this queue now, with a TTL (PX): one drainer per
+    queue at a time, so workers do not lose their claims to each other."""
+    return f"{PREFIX}:queue:{name}:lease"
+
+
 def queues() -> str:
     """SET of queue names that have ever held a conversation."""
     return f"{PREFIX}:queues"

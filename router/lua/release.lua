@@ -34,5 +34,9 @@ end
 if decline > 0 then
   redis.call('ZADD', ck .. ':declined', now + decline, o[2])
   redis.call('EXPIRE', ck .. ':declined', math.ceil(decline / 1000) + 60)
+  -- Routing reads the declined set only for conversations that may have one in force.
+  if tonumber(redis.call('HGET', ck, 'declined_until') or '0') < now + decline then
+    redis.call('HSET', ck, 'declined_until', now + decline)
+  end
 end
 return {'ok', o[1], o[2], o[3], o[5] or ''}

@@ -25,5 +25,9 @@ redis.call('HSET', ck, 'state', 'waiting', 'queue', q, 'enqueued_at', now, 'queu
 if decline > 0 then
   redis.call('ZADD', ck .. ':declined', now + decline, from)
   redis.call('EXPIRE', ck .. ':declined', math.ceil(decline / 1000) + 60)
+  -- Routing reads the declined set only for conversations that may have one in force.
+  if tonumber(redis.call('HGET', ck, 'declined_until') or '0') < now + decline then
+    redis.call('HSET', ck, 'declined_until', now + decline)
+  end
 end
 return {'ok', c[3], c[4] or ''}
