@@ -8,6 +8,7 @@ Kafka, so the same code runs in a worker, a benchmark or a property test.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,17 +60,31 @@ class NotRoutable:
 Placement = Offered | Queued | NotRoutable
 
 
+_Key = tuple[int, float, int, str]
+
+
 class _Pool:
-    """The agents of one routing cycle, with the load this cycle added, indexed by channel
-    so each decision looks only at agents with room on the conversation's channel."""
+    """The agents of one routing cycle, with the load this cycle added.
+
+    Indexed by channel (agents with room) and by (channel, skill): agents with room, sorted
+    the way `policy.rank` orders them when no agent is preferred (level, then load, then
+    idle time), so a decision walks the best few instead of ranking a thousand agents.
+    """
 
     def __init__(self, agents: Iterable[AgentView]):
         self.by_id = {a.id: a for a in agents}
         self.room: dict[str, dict[str, AgentView]] = {}
+        self.ranked: dict[tuple[str, str], list[tuple[_Key, str]]] = {}
+        self.advised: set[str] = set()
         for a in self.by_id.values():
+            self.advised |= a.advisor_for
             for ch in a.capacity:
                 if a.free(ch) > 0:
                     self.room.setdefault(ch, {})[a.id] = a
+                    for skill, level in a.skills.items():
+                        self.ranked.setdefault((ch, skill), []).append((_key(a, level), a.id))
+        for entries in self.ranked.values():
+            entries.sort()
 
     def any_room(self) -> bool:
         return any(self.room.values())
@@ -87,18 +102,43 @@ class _Pool:
     def with_room(self, channel: str) -> list[AgentView]:
         return list(self.room.get(channel, {}).values())
 
+    def best(self, job: Job, skill: str, level: int, limit: int) -> list[AgentView]:
+        """The first `limit` eligible agents with room, in rank order (no preferred agents)."""
+        out: list[AgentView] = []
+        for key, aid in self.ranked.get((job.channel, skill), ()):
+            if -key[0] < level:
+                break
+            a = self.by_id[aid]
+            if policy.eligible(job, a, level, skill):
+                out.append(a)
+                if len(out) >= limit:
+                    break
+        return out
+
     def took(self, agent_id: str, channel: str) -> None:
-        a = self.by_id[agent_id]
-        load = dict(a.load)
+        old = self.by_id[agent_id]
+        load = dict(old.load)
         load[channel] = load.get(channel, 0) + 1
-        a = dataclasses.replace(a, load=load)
+        a = dataclasses.replace(old, load=load)
         self.by_id[agent_id] = a
         for ch, members in self.room.items():
-            if agent_id in members:
+            if agent_id not in members:
+                continue
+            for skill, level in a.skills.items():
+                entries = self.ranked[(ch, skill)]
+                i = bisect.bisect_left(entries, (_key(old, level), agent_id))
+                if i < len(entries) and entries[i][1] == agent_id:
+                    del entries[i]
                 if a.free(ch) > 0:
-                    members[agent_id] = a
-                else:
-                    del members[agent_id]
+                    bisect.insort(entries, (_key(a, level), agent_id))
+            if a.free(ch) > 0:
+                members[agent_id] = a
+            else:
+                del members[agent_id]
+
+
+def _key(a: AgentView, level: int) -> _Key:
+    return (-level, a.utilisation(), a.last_offer_at, a.id)
 
 
 class Router:
@@ -150,17 +190,28 @@ class Router:
         return Queued(job, job.queue)
 
     async def _offer_best(
-        self, job: Job, agents: list[AgentView], now: int, room: list[AgentView] | None = None
+        self, job: Job, agents: list[AgentView], now: int, pool: _Pool | None = None
     ) -> Offered | NotRoutable | None:
         queue = self.queue_of(job)
         q = self.queues.get(queue)
         if not q.is_open(now):
             return None
-        # Preferred agents (sticky, advisor, transfer target) hold a conversation even while
-        # they are full, so they must be seen; everybody else only matters with room.
-        pool = agents if (room is None or policy.preferred(job, now, self._sticky)) else room
+        pref = policy.preferred(job, now, self._sticky)
+        if pool is not None and not pref and q.skill and job.customer_id not in pool.advised:
+            # The common case in a drain: nobody preferred, so the pre-sorted index gives the
+            # same order as policy.candidates without ranking every agent.
+            waited = now - (job.queue_since or job.enqueued_at or now)
+            ranked = pool.best(job, q.skill, q.min_level(waited), _MAX_TRIES)
+        else:
+            # Preferred agents (sticky, advisor, transfer target) hold a conversation even
+            # while they are full, so they must be seen; everybody else only with room.
+            if pool is None:
+                seen = agents
+            else:
+                seen = list(pool.by_id.values()) if pref else pool.with_room(job.channel)
+            ranked = policy.candidates(job, seen, q, now, self._sticky)[:_MAX_TRIES]
         head_start = job.priority * self.settings.head_start_ms_per_point
-        for agent in policy.candidates(job, pool, q, now, self._sticky)[:_MAX_TRIES]:
+        for agent in ranked:
             offer_id = new_id()
             expires = now_ms() + self.settings.offer_timeout_ms
             res = await self.registry.offer(
@@ -248,10 +299,9 @@ class Router:
                 job = jobs.get(cid)
                 if job is None:
                     continue
-                room = pool.with_room(job.channel)
-                if not room and not policy.preferred(job, now, self._sticky):
+                if not pool.room.get(job.channel) and not policy.preferred(job, now, self._sticky):
                     continue
-                placed = await self._offer_best(job, list(pool.by_id.values()), now, room)
+                placed = await self._offer_best(job, [], now, pool)
                 if isinstance(placed, Offered):
                     offered.append(placed)
                     pool.took(placed.agent_id, job.channel)

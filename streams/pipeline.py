@@ -165,7 +165,10 @@ class Pipeline:
                 # Keep what routing already knows (queue, wait so far, transfer target).
                 known = (await self.registry.jobs([res.conversation_id])).get(res.conversation_id)
                 if known is not None:
-                    job = dataclasses.replace(known, priority=max(known.priority, prio))
+                    # A customer who switched channel while waiting is now served there.
+                    job = dataclasses.replace(
+                        known, priority=max(known.priority, prio), channel=d["channel"]
+                    )
             assert job is not None
             placed = await self.router.place(job)
             await self._publish_placement(placed, customer, d, analysis)

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from router.dispatch import _Pool
 from router.policy import AgentView, Job, bot_allowed, candidates, preferred, queue_score
 from router.queues import Hours, QueueBook, QueueConfig, Step
 
@@ -199,3 +202,40 @@ def test_queue_file_overrides_one_queue_and_rejects_bad_backups(
     path.write_text(json.dumps({"queues": {"account": {"overflow_after_s": 42}}}))
     monkeypatch.setenv("OMNIROUTER_QUEUES_FILE", str(path))
     assert QueueBook.from_env().get("account").overflow_after_s == 42
+
+
+random_agent = st.builds(
+    lambda i, lvl, load, last, lang: agent(
+        f"a{i}",
+        skills={"product": lvl, "account": 6 - lvl},
+        load={"chat": load},
+        last_offer_at=last,
+        languages=lang,
+    ),
+    st.integers(0, 30),
+    st.integers(1, 5),
+    st.integers(0, 2),
+    st.integers(0, 3),
+    st.sampled_from([("zh",), ("zh", "en"), ("en",)]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pool=st.lists(random_agent, max_size=12, unique_by=lambda a: a.id),
+    takes=st.lists(st.integers(0, 11), max_size=6),
+    waited=st.sampled_from([0, 30_000, 90_000]),
+    lang=st.sampled_from(["zh", "en"]),
+)
+def test_drain_index_orders_agents_exactly_like_the_policy(
+    pool: list[AgentView], takes: list[int], waited: int, lang: str
+) -> None:
+    """The drain's pre-sorted index picks the same agents in the same order as
+    policy.candidates, also after offers made in the cycle changed some loads."""
+    p = _Pool(pool)
+    for t in takes:
+        if pool and p.room.get("chat", {}).get(pool[t % len(pool)].id):
+            p.took(pool[t % len(pool)].id, "chat")
+    j = job(language=lang, queue_since=NOW - waited, customer_id="nobody")
+    expected = candidates(j, p.with_room("chat"), Q, NOW, STICKY)
+    assert ids(p.best(j, "product", Q.min_level(waited), 99)) == ids(expected)
