@@ -18,7 +18,7 @@ import structlog
 
 from router import policy
 from router.policy import AgentView, Job
-from router.queues import QueueBook
+from router.queues import CATEGORIES, QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
 from schemas.envelope import new_id, now_ms
@@ -81,7 +81,7 @@ class _Pool:
             for ch in a.capacity:
                 if a.free(ch) > 0:
                     self.room.setdefault(ch, {})[a.id] = a
-                    for skill, level in a.skills.items():
+                    for skill, level in _index_levels(a):
                         self.ranked.setdefault((ch, skill), []).append((_key(a, level), a.id))
         for entries in self.ranked.values():
             entries.sort()
@@ -102,11 +102,14 @@ class _Pool:
     def with_room(self, channel: str) -> list[AgentView]:
         return list(self.room.get(channel, {}).values())
 
-    def best(self, job: Job, skill: str, level: int, limit: int) -> list[AgentView]:
-        """The first `limit` eligible agents with room, in rank order (no preferred agents)."""
+    def best(self, job: Job, skill: str | None, level: int, limit: int) -> list[AgentView]:
+        """The first `limit` eligible agents with room, in rank order (no preferred agents).
+
+        `skill` None is the any-skill queue, ranked by load and idle time only (valid for a
+        conversation whose category is no agent's skill, i.e. an unclear one)."""
         out: list[AgentView] = []
-        for key, aid in self.ranked.get((job.channel, skill), ()):
-            if -key[0] < level:
+        for key, aid in self.ranked.get((job.channel, skill or _ANY), ()):
+            if skill and -key[0] < level:
                 break
             a = self.by_id[aid]
             if policy.eligible(job, a, level, skill):
@@ -124,7 +127,7 @@ class _Pool:
         for ch, members in self.room.items():
             if agent_id not in members:
                 continue
-            for skill, level in a.skills.items():
+            for skill, level in _index_levels(a):
                 entries = self.ranked[(ch, skill)]
                 i = bisect.bisect_left(entries, (_key(old, level), agent_id))
                 if i < len(entries) and entries[i][1] == agent_id:
@@ -135,6 +138,13 @@ class _Pool:
                 members[agent_id] = a
             else:
                 del members[agent_id]
+
+
+_ANY = "*"  # index of every agent with any skill, for the unclear queue
+
+
+def _index_levels(a: AgentView) -> list[tuple[str, int]]:
+    return [*a.skills.items(), (_ANY, 0)] if a.skills else []
 
 
 def _key(a: AgentView, level: int) -> _Key:
@@ -197,7 +207,8 @@ class Router:
         if not q.is_open(now):
             return None
         pref = policy.preferred(job, now, self._sticky)
-        if pool is not None and not pref and q.skill and job.customer_id not in pool.advised:
+        fast = q.skill is not None or job.category not in CATEGORIES
+        if pool is not None and not pref and fast and job.customer_id not in pool.advised:
             # The common case in a drain: nobody preferred, so the pre-sorted index gives the
             # same order as policy.candidates without ranking every agent.
             waited = now - (job.queue_since or job.enqueued_at or now)

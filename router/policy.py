@@ -227,13 +227,14 @@ def rank(
     if pref is None:
         last = job.last_agent
 
-    def key(a: AgentView) -> tuple[int, int, int, float, int]:
+    def key(a: AgentView) -> tuple[int, int, int, float, int, str]:
         return (
             0 if last is not None and last == a.id else 1,
             0 if (job.advisor == a.id or job.customer_id in a.advisor_for) else 1,
             -a.skills.get(need, 0),
             a.utilisation(),
             a.last_offer_at,
+            a.id,  # every worker breaks ties the same way
         )
 
     return sorted(fit, key=key)

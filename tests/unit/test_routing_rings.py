@@ -239,3 +239,22 @@ def test_drain_index_orders_agents_exactly_like_the_policy(
     j = job(language=lang, queue_since=NOW - waited, customer_id="nobody")
     expected = candidates(j, p.with_room("chat"), Q, NOW, STICKY)
     assert ids(p.best(j, "product", Q.min_level(waited), 99)) == ids(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pool=st.lists(random_agent, max_size=12, unique_by=lambda a: a.id),
+    takes=st.lists(st.integers(0, 11), max_size=6),
+)
+def test_drain_index_for_the_unclear_queue_matches_the_policy(
+    pool: list[AgentView], takes: list[int]
+) -> None:
+    """For unclear conversations the index orders by load then idle time, like the policy."""
+    p = _Pool(pool)
+    for t in takes:
+        if pool and p.room.get("chat", {}).get(pool[t % len(pool)].id):
+            p.took(pool[t % len(pool)].id, "chat")
+    unclear = QueueBook().get("unclear")
+    j = job(category="unclear", customer_id="nobody")
+    expected = candidates(j, p.with_room("chat"), unclear, NOW, STICKY)
+    assert ids(p.best(j, None, 1, 99)) == ids(expected)
