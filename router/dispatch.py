@@ -33,6 +33,9 @@ _MAX_TRIES = 32
 _LEASE_MS = 5_000
 # How long a cycle waits for queues another worker is draining before leaving them to it.
 _LEASE_WAIT_MS = 250
+# How long a worker reuses what it read of a waiting conversation (same queue and score).
+_MEMO_MS = 2_000
+_MEMO_MAX = 50_000
 # How many heads of a queue the overflow check looks at per cycle.
 _OVERFLOW_SCAN = 200
 
@@ -161,6 +164,8 @@ class Router:
         self.registry = registry
         self.settings = settings or RouterSettings()
         self.queues = queues or QueueBook.from_env()
+        # conversation id -> (read at ms, queue score, job); see _jobs.
+        self._memo: dict[str, tuple[int, float, Job]] = {}
 
     def queue_of(self, job: Job) -> str:
         return job.queue or self.queues.queue_for(job.category)
@@ -304,7 +309,7 @@ class Router:
             pages = await self.registry.queue_pages_at([(q, cursor[q]) for q in active], batch)
             entries = [(sc, c, q) for q, page in zip(active, pages, strict=True) for c, sc in page]
             scanned += len(entries)
-            jobs = await self.registry.jobs([c for _, c, _ in entries])
+            jobs = await self._jobs(entries)
             taken: dict[str, int] = {}
             for _, cid, q in sorted(entries):
                 job = jobs.get(cid)
@@ -317,6 +322,7 @@ class Router:
                     offered.append(placed)
                     pool.took(placed.agent_id, job.channel)
                     taken[q] = taken.get(q, 0) + 1
+                    self._memo.pop(cid, None)
             # Offered entries left the queue, so the next page starts that much earlier.
             cursor = {
                 q: cursor[q] + len(page) - taken.get(q, 0)
@@ -325,6 +331,33 @@ class Router:
             }
             batch = min(self.settings.drain_batch, batch * 2)
         return offered
+
+    async def _jobs(self, entries: list[tuple[float, str, str]]) -> dict[str, Job]:
+        """The jobs of queue entries, reading from Redis only those not seen in the last
+        `_MEMO_MS` at the same queue and score.
+
+        Conversations that fit nobody stay at the heads of the queues and every cycle would
+        read them again. A memo entry is keyed by queue and score, which change whenever
+        the conversation is re-queued, moved, re-prioritised or transferred; what can go
+        stale within `_MEMO_MS` is its declined set, and a stale one costs at most a claim
+        that offer.lua refuses."""
+        now = now_ms()
+        if len(self._memo) > _MEMO_MAX:
+            self._memo = {c: m for c, m in self._memo.items() if now - m[0] <= _MEMO_MS}
+        out: dict[str, Job] = {}
+        fetch: list[str] = []
+        for sc, cid, q in entries:
+            m = self._memo.get(cid)
+            if m is not None and now - m[0] <= _MEMO_MS and m[1] == sc and m[2].queue == q:
+                out[cid] = m[2]
+            else:
+                fetch.append(cid)
+        fresh = await self.registry.jobs(fetch)
+        scores = {cid: sc for sc, cid, _ in entries}
+        for cid, job in fresh.items():
+            self._memo[cid] = (now, scores[cid], job)
+        out.update(fresh)
+        return out
 
     async def maintain(self) -> list[dict[str, Any]]:
         """Housekeeping of a routing cycle: free slots whose wrap-up ended, overflow queues
