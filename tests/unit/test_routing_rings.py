@@ -258,3 +258,21 @@ def test_drain_index_for_the_unclear_queue_matches_the_policy(
     j = job(category="unclear", customer_id="nobody")
     expected = candidates(j, p.with_room("chat"), unclear, NOW, STICKY)
     assert ids(p.best(j, None, 1, 99)) == ids(expected)
+
+
+def test_agent_profile_keeps_phone_excludes_chat_and_transfer_body_is_checked() -> None:
+    """phone_excludes_chat reaches the registry (it used to be dropped); a transfer names
+    exactly one target."""
+    from schemas.errors import SchemaError
+    from schemas.models import parse_agent, parse_transfer
+
+    body = {"skills": {"product": 3}, "capacity": {"chat": 2, "phone": 1}}
+    assert parse_agent("a1", {**body, "phone_excludes_chat": True})["phone_excludes_chat"]
+    assert not parse_agent("a1", body)["phone_excludes_chat"]
+    with pytest.raises(SchemaError) as bad:
+        parse_agent("a1", {**body, "phone_excludes_chat": "yes"})
+    assert bad.value.field == "phone_excludes_chat"
+    assert parse_transfer({"agent_id": "a1", "to_agent": "a2", "note": "n"})["to_agent"] == "a2"
+    for wrong in ({"agent_id": "a1"}, {"agent_id": "a1", "to_agent": "a2", "to_queue": "x"}):
+        with pytest.raises(SchemaError):
+            parse_transfer(wrong)
