@@ -21,8 +21,10 @@ from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
 from channels.settings import GatewaySettings
+from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
+from router.transfer import TransferRefused, transfer_conversation
 from schemas import envelope, events, models
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
@@ -126,6 +128,7 @@ class Gateway:
     def __init__(self, bootstrap: str, redis_url: str, settings: GatewaySettings | None = None):
         self.settings = settings or GatewaySettings()
         self.router_settings = RouterSettings()
+        self.queue_book = QueueBook.from_env()
         self.redis = connect(redis_url)
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis)
@@ -157,12 +160,14 @@ class Gateway:
         r.add_get("/v1/conversations/{conversation_id}", self.get_conversation)
         r.add_post("/v1/conversations/{conversation_id}/reply", self.reply)
         r.add_post("/v1/conversations/{conversation_id}/resolve", self.resolve)
+        r.add_post("/v1/conversations/{conversation_id}/transfer", self.transfer)
         r.add_put("/v1/customers/{customer_id}", self.put_customer)
         r.add_get("/v1/customers/{customer_id}", self.get_customer)
         r.add_delete("/v1/customers/{customer_id}", self.erase_customer)
         r.add_get("/v1/customers/{customer_id}/conversations", self.customer_conversations)
         r.add_get("/v1/queues", self.queues)
         r.add_get("/v1/openapi.json", self.openapi)
+        r.add_get("/v1/alerts", self.alerts)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
         r.add_get("/metrics", self.metrics)
@@ -281,14 +286,15 @@ class Gateway:
     async def set_status(self, request: web.Request) -> web.Response:
         agent_id = _path_id(request, "agent_id")
         status = models.parse_status(await self._body(request))
-        previous = await self.registry.set_status(agent_id, status)
-        if previous is None:
+        changed = await self.registry.change_status(agent_id, status)
+        if changed is None:
             raise ApiError(
                 404,
                 "agent_not_found",
                 f"register the agent first with PUT /v1/agents/{agent_id}",
                 field="agent_id",
             )
+        previous = changed.previous
         await self._publish(
             topics.AGENT_EVENTS,
             agent_id,
@@ -296,10 +302,25 @@ class Gateway:
                 type=events.AGENT_STATUS_CHANGED,
                 source=SOURCE,
                 subject=agent_id,
-                data={"agent_id": agent_id, "status": status, "previous": previous},
+                data={
+                    "agent_id": agent_id,
+                    "status": status,
+                    "previous": previous,
+                    # Already back in their queues; listed so the worker can tell desktops.
+                    "revoked_offers": changed.revoked,
+                    "returned": changed.returned,
+                },
             ),
         )
-        return ok({"agent_id": agent_id, "status": status, "previous": previous})
+        return ok(
+            {
+                "agent_id": agent_id,
+                "status": status,
+                "previous": previous,
+                "revoked_offers": len(changed.revoked),
+                "returned_conversations": len(changed.returned),
+            }
+        )
 
     async def agent_stream(self, request: web.Request) -> web.StreamResponse:
         agent_id = _path_id(request, "agent_id")
@@ -428,6 +449,7 @@ class Gateway:
             for c in await self.session.list_conversations(conv["customer_id"])
             if c["id"] != conv_id
         ]
+        conv["waiting"] = await self.registry.position(conv_id)
         return ok(conv)
 
     async def _assigned_to(self, conv_id: str, agent_id: str) -> str:
@@ -473,7 +495,7 @@ class Gateway:
                 f"conversation is {res.values[0]} and not assigned to {body['agent_id']}",
                 field="agent_id",
             )
-        channel, customer_id = res.values
+        channel, customer_id = res.values[0], res.values[1]
         with contextlib.suppress(ApiError):
             await self._publish(
                 topics.AGENT_EVENTS,
@@ -491,6 +513,29 @@ class Gateway:
                 ),
             )
         return ok({"conversation_id": conv_id, "state": "resolved"})
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        conv_id = _path_id(request, "conversation_id")
+        body = models.parse_transfer(await self._body(request))
+        try:
+            res = await transfer_conversation(
+                self.registry, self.router_settings, self.queue_book, conv_id, body
+            )
+        except TransferRefused as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        customer_id = res["customer_id"]
+        with contextlib.suppress(ApiError):  # Redis already moved it; the event adds the note
+            await self._publish(
+                topics.AGENT_EVENTS,
+                customer_id or conv_id,
+                Envelope(
+                    type=events.AGENT_TRANSFERRED,
+                    source=SOURCE,
+                    subject=conv_id,
+                    data={**body, "conversation_id": conv_id, "customer_id": customer_id},
+                ),
+            )
+        return ok({"conversation_id": conv_id, "state": "waiting", "queue": res["queue"]})
 
     # -- customers ---------------------------------------------------------------------------
 
@@ -539,6 +584,15 @@ class Gateway:
 
     async def openapi(self, _: web.Request) -> web.Response:
         return ok(openapi.spec())
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 500:
+            raise ApiError(400, "invalid_value", "limit must be 1-500", field="limit")
+        return ok({"alerts": await self.registry.alerts(limit)})
 
     async def healthz(self, _: web.Request) -> web.Response:
         return ok({"status": "ok"})

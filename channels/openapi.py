@@ -108,6 +108,16 @@ SCHEMAS: dict[str, Any] = {
             "verified": {"type": "object"},
         },
     },
+    "Transfer": {
+        "type": "object",
+        "required": ["agent_id"],
+        "properties": {
+            "agent_id": {"type": "string"},
+            "to_queue": {"type": "string"},
+            "to_agent": {"type": "string"},
+            "note": {"type": "string"},
+        },
+    },
     "Object": {"type": "object"},
 }
 
@@ -181,7 +191,21 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         200,
     ),
     ("get", "/v1/customers/{customer_id}/conversations", "The customer's conversations", None, 200),
-    ("get", "/v1/queues", "Waiting conversations per queue", None, 200),
+    (
+        "post",
+        "/v1/conversations/{conversation_id}/transfer",
+        "Transfer to a queue or a named agent, keeping the history",
+        "Transfer",
+        200,
+    ),
+    (
+        "get",
+        "/v1/queues",
+        "Waiting conversations per queue, oldest wait, estimated wait",
+        None,
+        200,
+    ),
+    ("get", "/v1/alerts", "Recent alerts (queue overflow, …)", None, 200),
     ("get", "/v1/openapi.json", "This document", None, 200),
     ("get", "/healthz", "The process is up", None, 200),
     ("get", "/readyz", "Broker, Redis and agent feed are ready", None, 200),

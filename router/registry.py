@@ -7,6 +7,7 @@ not made here: see router/policy.py.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,6 +18,25 @@ import redis.asyncio as aioredis
 from router.policy import AgentView, Job
 from schemas.envelope import now_ms
 from session import keys
+
+_JOB_FIELDS = [
+    "job",
+    "last_agent",
+    "queue",
+    "enqueued_at",
+    "queue_since",
+    "last_agent_at",
+    "declined_until",
+]
+_RATE_WINDOW_MS = 900_000  # offer.lua keeps this much history of offers per queue
+_ALERTS_KEPT = 500
+# Drop the leases still held with our token (not one another worker took after ours expired).
+_UNLEASE = """
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
+return 0
+"""
 
 
 def _script(name: str) -> str:
@@ -43,6 +63,26 @@ class ScriptResult:
         return cls(ok=vals[0] == "ok", reason=vals[0], values=vals[1:])
 
 
+_CHANNELS = ("chat", "app", "email", "phone")
+_PROFILE_FIELDS = ["skills", "languages", "advisor_for", "phone_excludes_chat"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    skills: dict[str, int]
+    capacity: dict[str, int]
+    languages: tuple[str, ...]
+    advisor_for: frozenset[str]
+    phone_excludes_chat: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineResult:
+    previous: str
+    revoked: list[tuple[str, str, str]]  # (offer_id, conversation_id, customer_id)
+    returned: list[tuple[str, str]]  # (conversation_id, customer_id)
+
+
 class Registry:
     def __init__(self, redis: aioredis.Redis):
         self.redis = redis
@@ -51,6 +91,16 @@ class Registry:
         self._release = redis.register_script(_script("release.lua"))
         self._resolve = redis.register_script(_script("resolve.lua"))
         self._enqueue = redis.register_script(_script("enqueue.lua"))
+        self._wrapup = redis.register_script(_script("wrapup.lua"))
+        self._offline = redis.register_script(_script("offline.lua"))
+        self._transfer = redis.register_script(_script("transfer.lua"))
+        self._move = redis.register_script(_script("move.lua"))
+        self._unlease = redis.register_script(_UNLEASE)
+        # Worker-local copy of the agents' profiles (skills, capacity, languages): they change
+        # rarely, so a routing decision reads only status and load from Redis. Valid while
+        # the version counter in Redis has not moved.
+        self._profiles: dict[str, _Profile] = {}
+        self._profiles_version: bytes | None = None
 
     # -- agents ------------------------------------------------------------------------------
 
@@ -75,30 +125,44 @@ class Registry:
         pipe.delete(keys.agent_capacity(aid))
         pipe.hset(keys.agent_capacity(aid), mapping=profile["capacity"])
         pipe.sadd(keys.agents(), aid)
+        pipe.incr(keys.agents_version())
         await pipe.execute()
         agent = await self.get_agent(aid)
         assert agent is not None
         return agent
 
     async def set_status(self, agent_id: str, status: str) -> str | None:
-        """Set the status; returns the previous one, or None if there is no such agent."""
-        previous = await self.redis.hget(keys.agent(agent_id), "status")
-        if previous is None:
+        """Set the status; returns the previous one, or None if there is no such agent.
+
+        Going offline gives back every offer and assignment (see `go_offline`)."""
+        res = await self.change_status(agent_id, status)
+        return res.previous if res else None
+
+    async def change_status(self, agent_id: str, status: str) -> OfflineResult | None:
+        """Set the status atomically; offline also returns offers and assignments to their
+        queues. None if there is no such agent."""
+        raw = [
+            _s(x)
+            for x in await self._offline(
+                args=[keys.PREFIX, agent_id, status, now_ms(), "1" if status == "offline" else "0"]
+            )
+        ]
+        if raw[0] == "agent_not_found":
             return None
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.agent(agent_id), "status", status)
-        if status == "available":
-            pipe.sadd(keys.agents_available(), agent_id)
-        else:
-            pipe.srem(keys.agents_available(), agent_id)
-        await pipe.execute()
-        return _s(previous)
+        n = int(raw[1])
+        offers = raw[2 : 2 + 3 * n]
+        convs = raw[2 + 3 * n :]
+        return OfflineResult(
+            previous=raw[0],
+            revoked=[(offers[i], offers[i + 1], offers[i + 2]) for i in range(0, len(offers), 3)],
+            returned=[(convs[i], convs[i + 1]) for i in range(0, len(convs), 2)],
+        )
 
     async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.agent(agent_id))
         pipe.hgetall(keys.agent_capacity(agent_id))
-        pipe.hgetall(keys.agent_load(agent_id))
+        pipe.hmget(keys.agents_load(), [f"{agent_id}|{ch}" for ch in _CHANNELS])
         pipe.smembers(keys.agent_offers(agent_id))
         pipe.smembers(keys.agent_conversations(agent_id))
         prof, cap, load, offers, convs = await pipe.execute()
@@ -113,49 +177,69 @@ class Registry:
             "languages": orjson.loads(p.get("languages", '["zh"]')),
             "advisor_for": orjson.loads(p.get("advisor_for", "[]")),
             "wrap_up_s": int(p.get("wrap_up_s", 0)),
+            "phone_excludes_chat": p.get("phone_excludes_chat") == "1",
             "capacity": _ints(cap),
-            "load": _ints(load),
+            "load": {ch: int(n or 0) for ch, n in zip(_CHANNELS, load, strict=True)},
             "offers": sorted(_s(x) for x in offers),
             "conversations": sorted(_s(x) for x in convs),
         }
 
-    async def available_agents(self) -> list[AgentView]:
-        ids = sorted(_s(x) for x in await self.redis.smembers(keys.agents_available()))
-        if not ids:
-            return []
+    async def _refresh_profiles(self, version: bytes | None, ids: list[str]) -> None:
+        if version != self._profiles_version:
+            self._profiles = {}
+            self._profiles_version = version
+        missing = [aid for aid in ids if aid not in self._profiles]
+        if not missing:
+            return
         pipe = self.redis.pipeline(transaction=False)
-        for aid in ids:
-            pipe.hmget(
-                keys.agent(aid),
-                [
-                    "status",
-                    "skills",
-                    "languages",
-                    "advisor_for",
-                    "last_offer_at",
-                    "phone_excludes_chat",
-                ],
-            )
+        for aid in missing:
+            pipe.hmget(keys.agent(aid), _PROFILE_FIELDS)
             pipe.hgetall(keys.agent_capacity(aid))
-            pipe.hgetall(keys.agent_load(aid))
         raw = await pipe.execute()
+        for i, aid in enumerate(missing):
+            (skills, langs, advisor_for, phone_ex), cap = raw[2 * i], raw[2 * i + 1]
+            if skills is None:
+                continue
+            self._profiles[aid] = _Profile(
+                skills=orjson.loads(skills),
+                capacity=_ints(cap),
+                languages=tuple(orjson.loads(langs or b'["zh"]')),
+                advisor_for=frozenset(orjson.loads(advisor_for or b"[]")),
+                phone_excludes_chat=phone_ex == b"1",
+            )
+
+    async def available_agents(self) -> list[AgentView]:
+        """Every available agent with its current load: four commands in one round trip
+        (plus profile reads only after a profile changed), whatever the number of agents."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.agents_version())
+        pipe.smembers(keys.agents_available())
+        pipe.hgetall(keys.agents_load())
+        pipe.hgetall(keys.agents_last_offer())
+        version, ids_raw, load_raw, last_raw = await pipe.execute()
+        ids = sorted(_s(x) for x in ids_raw)
+        await self._refresh_profiles(version, ids)
+        loads: dict[str, dict[str, int]] = {}
+        for k, v in load_raw.items():
+            aid, _, ch = _s(k).partition("|")
+            loads.setdefault(aid, {})[ch] = int(v)
+        last = {_s(k): int(v) for k, v in last_raw.items()}
         out = []
-        for i, aid in enumerate(ids):
-            prof, cap, load = raw[3 * i : 3 * i + 3]
-            status, skills, langs, advisor_for, last_offer, phone_ex = prof
-            if status is None:
+        for aid in ids:
+            prof = self._profiles.get(aid)
+            if prof is None:
                 continue
             out.append(
                 AgentView(
                     id=aid,
-                    status=_s(status),
-                    skills=orjson.loads(skills or b"{}"),
-                    capacity=_ints(cap),
-                    load=_ints(load),
-                    languages=tuple(orjson.loads(langs or b'["zh"]')),
-                    advisor_for=frozenset(orjson.loads(advisor_for or b"[]")),
-                    last_offer_at=int(last_offer or 0),
-                    phone_excludes_chat=phone_ex == b"1",
+                    status="available",
+                    skills=prof.skills,
+                    capacity=prof.capacity,
+                    load=loads.get(aid, {}),
+                    languages=prof.languages,
+                    advisor_for=prof.advisor_for,
+                    last_offer_at=last.get(aid, 0),
+                    phone_excludes_chat=prof.phone_excludes_chat,
                 )
             )
         return out
@@ -245,42 +329,215 @@ class Registry:
         raw = await self.redis.hgetall(keys.offer(offer_id))
         return {_s(k): _s(v) for k, v in raw.items()} if raw else None
 
-    async def waiting(self, limit: int) -> list[tuple[str, str, float]]:
-        """(queue, conversation_id, score) for the first `limit` of every queue."""
-        names = sorted(_s(x) for x in await self.redis.smembers(keys.queues()))
+    async def waiting(self, limit: int, start: int = 0) -> list[tuple[str, str, float]]:
+        """(queue, conversation_id, score) for entries start..start+limit-1 of every queue."""
+        names = await self.queue_names()
+        return [
+            (q, c, sc)
+            for q, entries in zip(names, await self.queue_pages(names, start, limit), strict=True)
+            for c, sc in entries
+        ]
+
+    async def queue_names(self) -> list[str]:
+        return sorted(_s(x) for x in await self.redis.smembers(keys.queues()))
+
+    async def queue_pages(
+        self, names: list[str], start: int, limit: int
+    ) -> list[list[tuple[str, float]]]:
         if not names:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for q in names:
-            pipe.zrange(keys.queue(q), 0, limit - 1, withscores=True)
-        out: list[tuple[str, str, float]] = []
-        for q, entries in zip(names, await pipe.execute(), strict=True):
-            out.extend((q, _s(c), float(s)) for c, s in entries)
-        return out
+            pipe.zrange(keys.queue(q), start, start + limit - 1, withscores=True)
+        return [[(_s(c), float(sc)) for c, sc in entries] for entries in await pipe.execute()]
+
+    async def lease_queues(self, names: list[str], token: str, ttl_ms: int) -> list[str]:
+        """The queues whose drain lease this caller got (others are being drained)."""
+        if not names:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for q in names:
+            pipe.set(keys.queue_lease(q), token, nx=True, px=ttl_ms)
+        return [q for q, got in zip(names, await pipe.execute(), strict=True) if got]
+
+    async def release_queues(self, names: list[str], token: str) -> None:
+        if names:
+            await self._unlease(keys=[keys.queue_lease(q) for q in names], args=[token])
+
+    async def queue_pages_at(
+        self, starts: list[tuple[str, int]], limit: int
+    ) -> list[list[tuple[str, float]]]:
+        """One page per queue, each from its own offset, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for q, start in starts:
+            pipe.zrange(keys.queue(q), start, start + limit - 1, withscores=True)
+        return [[(_s(c), float(sc)) for c, sc in entries] for entries in await pipe.execute()]
+
+    async def queue_heads_since(self, queue: str, limit: int) -> list[tuple[str, int]]:
+        """(conversation_id, ms it entered this queue) for the first `limit` of a queue."""
+        cids = [_s(c) for c in await self.redis.zrange(keys.queue(queue), 0, limit - 1)]
+        if not cids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for c in cids:
+            pipe.hget(keys.conversation(c), "queue_since")
+        return [
+            (c, int(float(x)) if x else 0) for c, x in zip(cids, await pipe.execute(), strict=True)
+        ]
+
+    async def last_agent_at(self, conversation_id: str) -> int:
+        at = await self.redis.hget(keys.conversation(conversation_id), "last_agent_at")
+        return int(float(at)) if at else 0
 
     async def jobs(self, conversation_ids: list[str]) -> dict[str, Job]:
+        """What routing knows of each waiting conversation, with its queue times and the
+        agents it must not be offered to now (declined within the cool-down)."""
         if not conversation_ids:
             return {}
+        now = now_ms()
         pipe = self.redis.pipeline(transaction=False)
         for cid in conversation_ids:
-            pipe.hmget(keys.conversation(cid), ["job", "last_agent"])
-            pipe.zrangebyscore(keys.declined(cid), now_ms(), "+inf")
-        raw = await pipe.execute()
+            pipe.hmget(keys.conversation(cid), _JOB_FIELDS)
+        rows = await pipe.execute()
+        # Only a conversation someone declined recently has a declined set worth reading.
+        with_declines = [
+            cid
+            for cid, row in zip(conversation_ids, rows, strict=True)
+            if row[-1] and int(float(row[-1])) > now
+        ]
+        declined: dict[str, frozenset[str]] = {}
+        if with_declines:
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in with_declines:
+                pipe.zrangebyscore(keys.declined(cid), now, "+inf")
+            for cid, agents in zip(with_declines, await pipe.execute(), strict=True):
+                declined[cid] = frozenset(_s(x) for x in agents)
         out: dict[str, Job] = {}
-        for i, cid in enumerate(conversation_ids):
-            (job_raw, last_agent), declined = raw[2 * i], raw[2 * i + 1]
+        for cid, fields in zip(conversation_ids, rows, strict=True):
+            job_raw = fields[0]
             if not job_raw:
                 continue
             d = orjson.loads(job_raw)
-            d["last_agent"] = _s(last_agent) if last_agent else d.get("last_agent")
+            extra = {f: _s(v) for f, v in zip(_JOB_FIELDS[1:], fields[1:], strict=True) if v}
+            d["last_agent"] = extra.get("last_agent")
+            d["queue"] = extra.get("queue") or d.get("queue")
+            for f in ("enqueued_at", "queue_since", "last_agent_at"):
+                d[f] = int(float(extra.get(f, 0)))
             job = Job.from_dict(d)
-            out[cid] = Job(**{**job.to_dict(), "declined": frozenset(_s(x) for x in declined)})
+            out[cid] = dataclasses.replace(job, declined=declined.get(cid, frozenset()))
         return out
 
-    async def queue_stats(self) -> list[dict[str, Any]]:
-        names = sorted(_s(x) for x in await self.redis.smembers(keys.queues()))
+    async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:
+        """Free the slots whose wrap-up ended; the agents that got a slot back."""
+        return [_s(x) for x in await self._wrapup(args=[keys.PREFIX, now, limit])]
+
+    async def transfer(
+        self,
+        conversation_id: str,
+        from_agent: str,
+        job: Job,
+        *,
+        queue: str,
+        head_start_ms: int,
+        decline_ms: int,
+        to_agent: str | None,
+    ) -> ScriptResult:
+        return ScriptResult.of(
+            await self._transfer(
+                args=[
+                    keys.PREFIX,
+                    conversation_id,
+                    from_agent,
+                    now_ms(),
+                    queue,
+                    head_start_ms,
+                    orjson.dumps(job.to_dict()),
+                    decline_ms,
+                    to_agent or "",
+                ]
+            )
+        )
+
+    async def move(self, conversation_id: str, from_queue: str, to_queue: str) -> bool:
+        res = await self._move(args=[keys.PREFIX, conversation_id, from_queue, to_queue, now_ms()])
+        return _s(res[0]) == "ok"
+
+    async def service_rates(self, names: list[str], now: int) -> dict[str, float]:
+        """Offers made per second from each queue over the last 15 minutes."""
+        pipe = self.redis.pipeline(transaction=False)
+        for q in names:
+            pipe.zcount(keys.queue_served(q), now - _RATE_WINDOW_MS, "+inf")
+        return {
+            q: int(n) / (_RATE_WINDOW_MS / 1000)
+            for q, n in zip(names, await pipe.execute(), strict=True)
+        }
+
+    async def queue_stats(self, now: int | None = None) -> list[dict[str, Any]]:
+        """Per queue: how many wait, the longest wait among the first 200, and the estimated
+        wait of a newcomer (waiting / recent service rate; null while nothing was served)."""
+        now = now or now_ms()
+        names = await self.queue_names()
+        if not names:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for q in names:
             pipe.zcard(keys.queue(q))
-        counts = await pipe.execute()
-        return [{"queue": q, "waiting": int(n)} for q, n in zip(names, counts, strict=True)]
+            pipe.zrange(keys.queue(q), 0, 199)
+        raw = await pipe.execute()
+        rates = await self.service_rates(names, now)
+        heads = [[_s(c) for c in raw[2 * i + 1]] for i in range(len(names))]
+        pipe = self.redis.pipeline(transaction=False)
+        for convs in heads:
+            for c in convs:
+                pipe.hget(keys.conversation(c), "queue_since")
+        since = iter(await pipe.execute())
+        out = []
+        for i, q in enumerate(names):
+            n = int(raw[2 * i])
+            starts = [int(float(x)) for x in (next(since) for _ in heads[i]) if x]
+            rate = rates[q]
+            out.append(
+                {
+                    "queue": q,
+                    "waiting": n,
+                    "oldest_wait_s": round((now - min(starts)) / 1000, 1) if starts else 0,
+                    "served_per_min": round(rate * 60, 2),
+                    "estimated_wait_s": round((n + 1) / rate, 1) if rate > 0 else None,
+                }
+            )
+        return out
+
+    async def position(self, conversation_id: str) -> dict[str, Any] | None:
+        """Where a waiting conversation stands: its queue, 1-based position, estimated wait."""
+        state, queue = await self.redis.hmget(
+            keys.conversation(conversation_id), ["state", "queue"]
+        )
+        if _s(state or b"") != "waiting" or not queue:
+            return None
+        q = _s(queue)
+        rank_raw = await self.redis.zrank(keys.queue(q), conversation_id)
+        if not isinstance(rank_raw, int):
+            return None
+        rank = rank_raw
+        rate = (await self.service_rates([q], now_ms()))[q]
+        return {
+            "queue": q,
+            "position": int(rank) + 1,
+            "estimated_wait_s": round((int(rank) + 1) / rate, 1) if rate > 0 else None,
+        }
+
+    async def raise_alert(
+        self, kind: str, subject: str, data: dict[str, Any], latch_s: int
+    ) -> bool:
+        """Record an alert unless one of this kind and subject was raised in the last
+        `latch_s` seconds (by any worker); True when this call raised it."""
+        if not await self.redis.set(keys.alert_latch(kind, subject), "1", nx=True, ex=latch_s):
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lpush(keys.alerts(), orjson.dumps(data))
+        pipe.ltrim(keys.alerts(), 0, _ALERTS_KEPT - 1)
+        await pipe.execute()
+        return True
+
+    async def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for x in await self.redis.lrange(keys.alerts(), 0, limit - 1)]

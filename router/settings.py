@@ -5,7 +5,11 @@
 | OMNIROUTER_OFFER_TIMEOUT_S | 30 | an offer not accepted in this time goes to the next agent |
 | OMNIROUTER_DECLINE_COOLDOWN_S | 300 | an agent who rejected (or let expire) a conversation is not offered it again for this long |
 | OMNIROUTER_PRIORITY_HEAD_START_S | 10 | seconds of wait one priority point is worth in a queue (aging) |
-| OMNIROUTER_DRAIN_BATCH | 50 | waiting conversations looked at per queue in one routing cycle |
+| OMNIROUTER_DRAIN_BATCH | 50 | waiting conversations read per queue per page in one routing cycle |
+| OMNIROUTER_DRAIN_SCAN_MAX | 2000 | at most this many waiting conversations examined per cycle (pages stop early once no agent has room) |
+| OMNIROUTER_STICKY_WINDOW_S | 1800 | the last agent counts as "this conversation's agent" for this long after its last contact |
+| OMNIROUTER_ALERT_LATCH_S | 300 | the same alert (kind, queue) is raised at most once in this time across workers |
+| OMNIROUTER_QUEUES_FILE | (built-in) | JSON queue configuration (requirements, steps, hours, backup, overflow); see router/queues.py and docs/routing.md |
 """
 
 from __future__ import annotations
@@ -34,3 +38,10 @@ class RouterSettings:
         default_factory=lambda: int(_num("OMNIROUTER_PRIORITY_HEAD_START_S", 10) * 1000)
     )
     drain_batch: int = field(default_factory=lambda: int(_num("OMNIROUTER_DRAIN_BATCH", 50)))
+    drain_scan_max: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_DRAIN_SCAN_MAX", 2000))
+    )
+    sticky_window_ms: int = field(
+        default_factory=lambda: int(_num("OMNIROUTER_STICKY_WINDOW_S", 1800) * 1000)
+    )
+    alert_latch_s: int = field(default_factory=lambda: int(_num("OMNIROUTER_ALERT_LATCH_S", 300)))

@@ -25,13 +25,22 @@ AGENT_REJECTED: Final = "omnirouter.agent.rejected.v1"
 AGENT_REPLIED: Final = "omnirouter.agent.replied.v1"
 AGENT_RESOLVED: Final = "omnirouter.agent.resolved.v1"
 AGENT_STATUS_CHANGED: Final = "omnirouter.agent.status_changed.v1"
+AGENT_TRANSFERRED: Final = "omnirouter.agent.transferred.v1"  # to a queue or a named agent
 
 REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
 CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
+ALERT_RAISED: Final = "omnirouter.alert.raised.v1"  # cs.alerts.v1 (queue overflow, …)
 
 DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1
 
 AGENT_EVENTS: Final = frozenset(
-    {AGENT_ACCEPTED, AGENT_REJECTED, AGENT_REPLIED, AGENT_RESOLVED, AGENT_STATUS_CHANGED}
+    {
+        AGENT_ACCEPTED,
+        AGENT_REJECTED,
+        AGENT_REPLIED,
+        AGENT_RESOLVED,
+        AGENT_STATUS_CHANGED,
+        AGENT_TRANSFERRED,
+    }
 )

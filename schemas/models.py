@@ -227,6 +227,33 @@ def parse_agent(agent_id: str, body: Any) -> dict[str, Any]:
         "languages": v.string_list(d, "languages", max_len=16) or ["zh"],
         "advisor_for": v.string_list(d, "advisor_for", max_items=10_000, max_len=64),
         "wrap_up_s": v.integer(d, "wrap_up_s", hi=3600, required=False) or 0,
+        "phone_excludes_chat": _flag(d, "phone_excludes_chat"),
+    }
+
+
+def _flag(d: dict[str, Any], name: str) -> bool:
+    value = d.get(name, False)
+    if not isinstance(value, bool):
+        raise SchemaError(f"{name} must be true or false", field=name, code="invalid_type")
+    return value
+
+
+def parse_transfer(body: Any) -> dict[str, Any]:
+    """``POST /v1/conversations/{id}/transfer``: exactly one of to_queue / to_agent."""
+    d = v.obj(body, "")
+    v.no_unknown(d, ("agent_id", "to_queue", "to_agent", "note"))
+    agent_id = v.string(d, "agent_id", max_len=128)
+    to_queue = v.string(d, "to_queue", required=False, max_len=64)
+    to_agent = v.string(d, "to_agent", required=False, max_len=128)
+    if bool(to_queue) == bool(to_agent):
+        raise SchemaError(
+            "give exactly one of to_queue or to_agent", field="to_queue", code="invalid_value"
+        )
+    return {
+        "agent_id": agent_id,
+        "to_queue": to_queue,
+        "to_agent": to_agent,
+        "note": v.string(d, "note", required=False, max_len=2000) or "",
     }
 
 

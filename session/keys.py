@@ -113,9 +113,44 @@ def agent_capacity(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:cap"
 
 
-def agent_load(agent_id: str) -> str:
-    """HASH channel -> conversations held (offered or assigned) on that channel."""
-    return f"{PREFIX}:agent:{agent_id}:load"
+def agents_load() -> str:
+    """HASH ``<agent_id>|<channel>`` -> conversations held on that channel (offered, assigned
+    or in wrap-up); a field is deleted at zero. One hash for all agents, so a routing cycle
+    reads every agent's load in one HGETALL instead of one round trip per agent."""
+    return f"{PREFIX}:agents:load"
+
+
+def agents_last_offer() -> str:
+    """HASH agent id -> ms of the last offer made to it (longest idle goes first)."""
+    return f"{PREFIX}:agents:last_offer"
+
+
+def agents_version() -> str:
+    """STRING counter bumped on every profile change; workers cache profiles until it moves."""
+    return f"{PREFIX}:agents:version"
+
+
+def wrapups() -> str:
+    """ZSET ``<agent_id>|<channel>|<conversation_id>|<seq>`` -> ms when the wrap-up after a resolve
+    ends and the slot it still holds is freed (router/lua/wrapup.lua)."""
+    return f"{PREFIX}:wrapups"
+
+
+def queue_served(name: str) -> str:
+    """ZSET offer id -> ms, offers made from the queue in the last 15 minutes (service rate
+    for the estimated wait)."""
+    return f"{PREFIX}:queue:{name}:served"
+
+
+def alerts() -> str:
+    """LIST of JSON alert events, newest first, capped (GET /v1/alerts)."""
+    return f"{PREFIX}:alerts"
+
+
+def alert_latch(kind: str, subject: str) -> str:
+    """STRING with a TTL: an alert of this kind for this subject was raised recently, so
+    several workers seeing the same condition raise it once."""
+    return f"{PREFIX}:alert:{kind}:{subject}"
 
 
 def agent_offers(agent_id: str) -> str:
@@ -141,6 +176,12 @@ def offers_by_expiry() -> str:
 def queue(name: str) -> str:
     """ZSET conversation id -> score (enqueue ms minus priority head start): lowest first."""
     return f"{PREFIX}:queue:{name}"
+
+
+def queue_lease(name: str) -> str:
+    """STRING token of the worker draining this queue now, with a TTL (PX): one drainer per
+    queue at a time, so workers do not lose their claims to each other."""
+    return f"{PREFIX}:queue:{name}:lease"
 
 
 def queues() -> str:

@@ -97,7 +97,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     customers_t = app.topic(topics.CUSTOMERS)
     out_topics = {
         name: app.topic(name)
-        for name in (topics.MESSAGES, topics.ASSIGNMENTS, topics.OUTBOUND, topics.DLQ)
+        for name in (
+            topics.MESSAGES,
+            topics.ASSIGNMENTS,
+            topics.OUTBOUND,
+            topics.DLQ,
+            topics.ALERTS,
+        )
     }
 
     async def emit(topic: str, key: str, env: Envelope) -> None:
@@ -229,6 +235,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Expire overdue offers and offer waiting conversations to freed capacity."""
         with contextlib.suppress(*RETRIABLE):
             await pipeline.expire_offers()
+            await pipeline.maintain()
             await pipeline.drain()
 
     async def republish(key: str, value: bytes) -> None:

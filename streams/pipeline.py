@@ -9,6 +9,7 @@ have published, and consumers of those topics dedupe by id.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -173,7 +174,7 @@ class Pipeline:
             priority=prio,
         )
         if res.state in ("open", "waiting"):
-            job = Job(
+            job: Job | None = Job(
                 conversation_id=res.conversation_id,
                 customer_id=customer["id"],
                 category=category,
@@ -183,6 +184,15 @@ class Pipeline:
                 last_agent=res.last_agent,
                 advisor=customer.get("advisor"),
             )
+            if res.state == "waiting":
+                # Keep what routing already knows (queue, wait so far, transfer target).
+                known = (await self.registry.jobs([res.conversation_id])).get(res.conversation_id)
+                if known is not None:
+                    # A customer who switched channel while waiting is now served there.
+                    job = dataclasses.replace(
+                        known, priority=max(known.priority, prio), channel=d["channel"]
+                    )
+            assert job is not None
             placed = await self.router.place(job)
             await self._publish_placement(placed, customer, d, analysis)
         elif res.state == "offered" and res.outcome == "duplicate" and res.offer_id:
@@ -361,7 +371,10 @@ class Pipeline:
             if d.get("status") == "available":
                 await self.drain()
             elif d.get("status") == "offline":
+                await self._gave_back(env.id, d)
                 await self._revoke_offers(d["agent_id"])
+        elif env.type == events.AGENT_TRANSFERRED:
+            await self._on_transfer(env)
         else:
             raise UnknownEventType(f"cs.agent-events.v1 does not carry {env.type!r}")
 
@@ -414,6 +427,85 @@ class Pipeline:
                 },
             ),
         )
+
+    async def _gave_back(self, event_id: str, d: dict[str, Any]) -> None:
+        """Tell desktops and other consumers what an agent going offline gave back; the
+        registry already put every conversation back in its queue (router/lua/offline.lua)."""
+        agent_id = d["agent_id"]
+        for offer_id, conv_id, customer_id in d.get("revoked_offers") or []:
+            await self._offer_revoked(
+                offer_id, (conv_id, agent_id, "", customer_id), "agent_offline"
+            )
+        for conv_id, customer_id in d.get("returned") or []:
+            await self.session.append(
+                conv_id,
+                f"{event_id}.{conv_id}.returned",
+                {
+                    "kind": "system",
+                    "text": f"returned to the queue: {agent_id} went offline",
+                    "at": now_ms(),
+                    "agent_id": agent_id,
+                },
+            )
+            await self._assignment_ended(event_id, conv_id, customer_id, agent_id, "agent_offline")
+
+    async def _assignment_ended(
+        self, event_id: str, conv_id: str, customer_id: str, agent_id: str, reason: str
+    ) -> None:
+        await self.emit(
+            topics.ASSIGNMENTS,
+            customer_id or conv_id,
+            Envelope(
+                type=events.ASSIGNMENT_ENDED,
+                source=SOURCE,
+                subject=agent_id,
+                id=f"{event_id}.{conv_id}.ended",
+                data={
+                    "agent_id": agent_id,
+                    "conversation_id": conv_id,
+                    "customer_id": customer_id,
+                    "reason": reason,
+                },
+            ),
+        )
+
+    async def _on_transfer(self, env: Envelope) -> None:
+        d = env.data
+        target = d.get("to_agent") or f"queue {d.get('to_queue')}"
+        await self.session.append(
+            d["conversation_id"],
+            env.id,
+            {
+                "kind": "transfer",
+                "text": f"transferred by {d['agent_id']} to {target}",
+                "note": d.get("note") or "",
+                "from_agent": d["agent_id"],
+                "to_agent": d.get("to_agent"),
+                "to_queue": d.get("to_queue"),
+                "at": now_ms(),
+            },
+        )
+        await self._assignment_ended(
+            env.id, d["conversation_id"], d.get("customer_id") or "", d["agent_id"], "transferred"
+        )
+        await self.drain()
+
+    async def maintain(self) -> int:
+        """Wrap-ups and overflow; each newly raised alert goes to cs.alerts.v1."""
+        alerts = await self.router.maintain()
+        for alert in alerts:
+            await self.emit(
+                topics.ALERTS,
+                alert["queue"],
+                Envelope(
+                    type=events.ALERT_RAISED,
+                    source=SOURCE,
+                    subject=alert["queue"],
+                    id=f"{alert['id']}.alert",
+                    data=alert,
+                ),
+            )
+        return len(alerts)
 
     async def _revoke_offers(self, agent_id: str) -> None:
         agent = await self.registry.get_agent(agent_id)

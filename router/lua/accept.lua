@@ -12,7 +12,8 @@ redis.call('DEL', ok)
 redis.call('ZREM', p .. ':offers:expiry', offer)
 redis.call('SREM', p .. ':agent:' .. agent .. ':offers', offer)
 redis.call('HSET', ck, 'state', 'assigned', 'agent_id', agent, 'last_agent', agent,
-  'assigned_at', now, 'assigned_channel', o[3])
-redis.call('HDEL', ck, 'offer_id', 'offer_agent', 'queue', 'enqueued_at')
+  'assigned_at', now, 'last_agent_at', now, 'assigned_channel', o[3])
+-- The queue stays recorded: an assignment returned by an agent going offline goes back there.
+redis.call('HDEL', ck, 'offer_id', 'offer_agent', 'enqueued_at', 'queue_since')
 redis.call('SADD', p .. ':agent:' .. agent .. ':convs', o[1])
 return {'ok', o[1], o[3], o[5] or ''}

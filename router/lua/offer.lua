@@ -12,30 +12,36 @@ local offer, expires, now, cust = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]),
 local job, queue, head = ARGV[9], ARGV[10], ARGV[11]
 local ck = p .. ':conv:' .. conv
 local ak = p .. ':agent:' .. agent
+local lk = p .. ':agents:load'
 
 local state = redis.call('HGET', ck, 'state')
 if state ~= 'open' and state ~= 'waiting' then return {'conversation_not_routable', state or 'missing'} end
 if redis.call('HGET', ak, 'status') ~= 'available' then return {'agent_unavailable', agent} end
 local cap = tonumber(redis.call('HGET', ak .. ':cap', channel) or '0')
-local load = tonumber(redis.call('HGET', ak .. ':load', channel) or '0')
+local load = tonumber(redis.call('HGET', lk, agent .. '|' .. channel) or '0')
 if load >= cap then return {'agent_full', agent} end
 -- An agent on a call takes no new chat when configured so (phone excludes chat).
 if channel ~= 'phone' and redis.call('HGET', ak, 'phone_excludes_chat') == '1'
-   and tonumber(redis.call('HGET', ak .. ':load', 'phone') or '0') > 0 then
+   and tonumber(redis.call('HGET', lk, agent .. '|phone') or '0') > 0 then
   return {'agent_on_call', agent}
 end
 local until_ms = redis.call('ZSCORE', ck .. ':declined', agent)
 if until_ms and tonumber(until_ms) > now then return {'agent_declined', agent} end
 
-redis.call('HINCRBY', ak .. ':load', channel, 1)
+redis.call('HINCRBY', lk, agent .. '|' .. channel, 1)
 local q = redis.call('HGET', ck, 'queue')
 if q then redis.call('ZREM', p .. ':queue:' .. q, conv) end
 if not redis.call('HGET', ck, 'enqueued_at') then redis.call('HSET', ck, 'enqueued_at', now) end
+if not redis.call('HGET', ck, 'queue_since') then redis.call('HSET', ck, 'queue_since', now) end
 redis.call('HSET', ck, 'state', 'offered', 'offer_id', offer, 'offer_agent', agent, 'job', job,
   'queue', queue, 'head_start', head)
 redis.call('HSET', p .. ':offer:' .. offer, 'conversation_id', conv, 'agent_id', agent,
   'channel', channel, 'expires_at', expires, 'created_at', now, 'customer_id', cust)
 redis.call('ZADD', p .. ':offers:expiry', expires, offer)
 redis.call('SADD', ak .. ':offers', offer)
-redis.call('HSET', ak, 'last_offer_at', now)
+redis.call('HSET', p .. ':agents:last_offer', agent, now)
+-- Recent offers per queue: their rate gives the estimated wait of those still queued.
+local served = p .. ':queue:' .. queue .. ':served'
+redis.call('ZADD', served, now, offer)
+redis.call('ZREMRANGEBYSCORE', served, '-inf', now - 900000)
 return {'ok', offer}

@@ -15,12 +15,12 @@ if not o[1] then
 end
 if need ~= '' and o[2] ~= need then return {'offer_not_yours'} end
 if only_expired == '1' and tonumber(o[4]) > now then return {'offer_not_expired'} end
-local ak = p .. ':agent:' .. o[2]
+local lk = p .. ':agents:load'
 redis.call('DEL', ok)
 redis.call('ZREM', p .. ':offers:expiry', offer)
-redis.call('SREM', ak .. ':offers', offer)
-if tonumber(redis.call('HINCRBY', ak .. ':load', o[3], -1)) < 0 then
-  redis.call('HSET', ak .. ':load', o[3], 0)
+redis.call('SREM', p .. ':agent:' .. o[2] .. ':offers', offer)
+if tonumber(redis.call('HINCRBY', lk, o[2] .. '|' .. o[3], -1)) <= 0 then
+  redis.call('HDEL', lk, o[2] .. '|' .. o[3])
 end
 local ck = p .. ':conv:' .. o[1]
 local c = redis.call('HMGET', ck, 'offer_id', 'queue', 'enqueued_at', 'head_start')
@@ -34,5 +34,9 @@ end
 if decline > 0 then
   redis.call('ZADD', ck .. ':declined', now + decline, o[2])
   redis.call('EXPIRE', ck .. ':declined', math.ceil(decline / 1000) + 60)
+  -- Routing reads the declined set only for conversations that may have one in force.
+  if tonumber(redis.call('HGET', ck, 'declined_until') or '0') < now + decline then
+    redis.call('HSET', ck, 'declined_until', now + decline)
+  end
 end
 return {'ok', o[1], o[2], o[3], o[5] or ''}

@@ -23,8 +23,9 @@ local function del(...)
 end
 local function unload(agent, channel)
   if not agent or not channel then return end
-  local lk = p .. ':agent:' .. agent .. ':load'
-  if tonumber(redis.call('HINCRBY', lk, channel, -1)) < 0 then redis.call('HSET', lk, channel, 0) end
+  -- Same layout as router/lua: one hash of every agent's load, field agent|channel.
+  local lk, field = p .. ':agents:load', agent .. '|' .. channel
+  if tonumber(redis.call('HINCRBY', lk, field, -1)) <= 0 then redis.call('HDEL', lk, field) end
 end
 for _, c in ipairs(convs) do
   local ck = p .. ':conv:' .. c

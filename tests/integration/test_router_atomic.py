@@ -10,12 +10,18 @@ import pytest
 
 from router.dispatch import Offered, Queued, Router
 from router.policy import Job
+from router.queues import QueueBook
 from router.registry import Registry
 from session import keys
 from session.store import connect
 from streams.embedded import Infra
 
 pytestmark = pytest.mark.integration
+
+# Any product skill will do, so the race is about capacity, not about levels.
+ANY_LEVEL = QueueBook.from_mapping(
+    {"queues": {"product": {"steps": [{"after_s": 0, "min_level": 1}]}}}
+)
 
 
 @pytest.fixture
@@ -54,7 +60,7 @@ async def test_concurrent_routers_never_exceed_capacity_or_double_offer(registry
     slots each: after one routing cycle exactly 20 conversations are offered, none twice,
     every agent at most 2, and each agent's load counter equal to what it really holds."""
     await _agents(registry, 10, 2)
-    routers = [Router(Registry(registry.redis)) for _ in range(4)]
+    routers = [Router(Registry(registry.redis), queues=ANY_LEVEL) for _ in range(4)]
     jobs = [
         Job(
             conversation_id=f"c{i}",
@@ -114,7 +120,7 @@ async def test_expired_offer_returns_to_queue_and_frees_capacity(registry: Regis
     assert state == b"waiting"
     assert await registry.redis.zscore(keys.queue("product"), "c1") is not None
     # The agent who let it expire is not offered it again during the cool-down.
-    again = await Router(registry).place(job, enqueue=False)
+    again = await Router(registry, queues=ANY_LEVEL).place(job, enqueue=False)
     assert again is None
 
 

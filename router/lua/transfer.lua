@@ -1,0 +1,33 @@
+-- The assigned agent hands a conversation over: to a queue, or to a named agent (pinned, so
+-- routing offers it to that agent only until they decline). Same conversation, same
+-- timeline, so the whole history travels with it. The transferring agent's slot is freed and
+-- it is not offered the conversation back for the decline cool-down.
+-- ARGV: prefix, conversation_id, from_agent, now_ms, to_queue, head_start_ms, job_json,
+--       decline_ms, to_agent ('' for none)
+-- Returns {'ok', channel, customer_id} or {reason, state}.
+local p, conv, from, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local q, head, job, decline, to = ARGV[5], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local ck = p .. ':conv:' .. conv
+local c = redis.call('HMGET', ck, 'state', 'agent_id', 'assigned_channel', 'customer_id')
+if not c[1] then return {'conversation_not_found', ''} end
+if c[1] ~= 'assigned' or c[2] ~= from then return {'not_assigned_to_agent', c[1]} end
+if to ~= '' and redis.call('EXISTS', p .. ':agent:' .. to) == 0 then return {'agent_not_found', to} end
+local lk = p .. ':agents:load'
+if tonumber(redis.call('HINCRBY', lk, from .. '|' .. c[3], -1)) <= 0 then
+  redis.call('HDEL', lk, from .. '|' .. c[3])
+end
+redis.call('SREM', p .. ':agent:' .. from .. ':convs', conv)
+redis.call('HDEL', ck, 'agent_id', 'last_agent', 'last_agent_at')
+redis.call('ZADD', p .. ':queue:' .. q, now - head, conv)
+redis.call('SADD', p .. ':queues', q)
+redis.call('HSET', ck, 'state', 'waiting', 'queue', q, 'enqueued_at', now, 'queue_since', now,
+  'job', job, 'head_start', head, 'transferred_at', now, 'transferred_by', from)
+if decline > 0 then
+  redis.call('ZADD', ck .. ':declined', now + decline, from)
+  redis.call('EXPIRE', ck .. ':declined', math.ceil(decline / 1000) + 60)
+  -- Routing reads the declined set only for conversations that may have one in force.
+  if tonumber(redis.call('HGET', ck, 'declined_until') or '0') < now + decline then
+    redis.call('HSET', ck, 'declined_until', now + decline)
+  end
+end
+return {'ok', c[3], c[4] or ''}

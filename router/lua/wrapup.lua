@@ -1,0 +1,18 @@
+-- Free the capacity of every wrap-up that is due. ZREM decides who frees a slot, so two
+-- workers running this at once free each slot exactly once.
+-- ARGV: prefix, now_ms, limit
+-- Returns the list of agent ids that got a slot back.
+local p, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local wk, lk = p .. ':wrapups', p .. ':agents:load'
+local due = redis.call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, limit)
+local out = {}
+for _, m in ipairs(due) do
+  if redis.call('ZREM', wk, m) == 1 then
+    local agent, channel = string.match(m, '^([^|]+)|([^|]+)|')
+    if tonumber(redis.call('HINCRBY', lk, agent .. '|' .. channel, -1)) <= 0 then
+      redis.call('HDEL', lk, agent .. '|' .. channel)
+    end
+    table.insert(out, agent)
+  end
+end
+return out
