@@ -6,7 +6,6 @@ broker outage is a 503 with Retry-After; nothing a client can send produces a 50
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -187,6 +186,21 @@ class Gateway:
 
     async def _publish(self, topic: str, key: str, env: Envelope) -> None:
         await self._publish_raw(topic, key, envelope.encode(env))
+
+    async def _note_event(self, type_: str, key: str, subject: str, data: dict[str, Any]) -> None:
+        """Publish an agent event whose state change Redis has already made.
+
+        Best effort: the answer to the agent stands even if the broker is away, because the
+        routing cycle repairs from Redis; the event only speeds things up and adds notes.
+        """
+        try:
+            await self._publish(
+                topics.AGENT_EVENTS,
+                key,
+                Envelope(type=type_, source=SOURCE, subject=subject, data=data),
+            )
+        except ApiError:
+            log.warning("agent_event.not_published", type=type_, subject=subject)
 
     async def _publish_raw(self, topic: str, key: str, value: bytes) -> None:
         try:
@@ -384,23 +398,18 @@ class Gateway:
         conv_id, channel, customer_id = res.values
         structlog.contextvars.bind_contextvars(agent_id=agent_id, conversation_id=conv_id)
         log.info("offer.accepted", offer_id=offer_id)
-        with contextlib.suppress(ApiError):  # Redis already says assigned; the event is a note
-            await self._publish(
-                topics.AGENT_EVENTS,
-                customer_id or conv_id,
-                Envelope(
-                    type=events.AGENT_ACCEPTED,
-                    source=SOURCE,
-                    subject=agent_id,
-                    data={
-                        "agent_id": agent_id,
-                        "offer_id": offer_id,
-                        "conversation_id": conv_id,
-                        "customer_id": customer_id,
-                        "channel": channel,
-                    },
-                ),
-            )
+        await self._note_event(
+            events.AGENT_ACCEPTED,
+            customer_id or conv_id,
+            agent_id,
+            {
+                "agent_id": agent_id,
+                "offer_id": offer_id,
+                "conversation_id": conv_id,
+                "customer_id": customer_id,
+                "channel": channel,
+            },
+        )
         return ok({"conversation_id": conv_id, "state": "assigned", "agent_id": agent_id})
 
     async def reject(self, request: web.Request) -> web.Response:
@@ -415,22 +424,17 @@ class Gateway:
         conv_id, _, _, customer_id = res.values
         log.info("offer.rejected", offer_id=offer_id, agent_id=agent_id, conversation_id=conv_id)
         # The conversation is back in its queue already; the event only speeds up re-routing.
-        with contextlib.suppress(ApiError):
-            await self._publish(
-                topics.AGENT_EVENTS,
-                customer_id or conv_id,
-                Envelope(
-                    type=events.AGENT_REJECTED,
-                    source=SOURCE,
-                    subject=agent_id,
-                    data={
-                        "agent_id": agent_id,
-                        "offer_id": offer_id,
-                        "conversation_id": conv_id,
-                        "reason": body.get("reason"),
-                    },
-                ),
-            )
+        await self._note_event(
+            events.AGENT_REJECTED,
+            customer_id or conv_id,
+            agent_id,
+            {
+                "agent_id": agent_id,
+                "offer_id": offer_id,
+                "conversation_id": conv_id,
+                "reason": body.get("reason"),
+            },
+        )
         return ok({"conversation_id": conv_id, "state": "waiting"})
 
     # -- conversations -----------------------------------------------------------------------
@@ -496,22 +500,17 @@ class Gateway:
                 field="agent_id",
             )
         channel, customer_id = res.values[0], res.values[1]
-        with contextlib.suppress(ApiError):
-            await self._publish(
-                topics.AGENT_EVENTS,
-                customer_id or conv_id,
-                Envelope(
-                    type=events.AGENT_RESOLVED,
-                    source=SOURCE,
-                    subject=conv_id,
-                    data={
-                        "agent_id": body["agent_id"],
-                        "conversation_id": conv_id,
-                        "channel": channel,
-                        "customer_id": customer_id,
-                    },
-                ),
-            )
+        await self._note_event(
+            events.AGENT_RESOLVED,
+            customer_id or conv_id,
+            conv_id,
+            {
+                "agent_id": body["agent_id"],
+                "conversation_id": conv_id,
+                "channel": channel,
+                "customer_id": customer_id,
+            },
+        )
         return ok({"conversation_id": conv_id, "state": "resolved"})
 
     async def transfer(self, request: web.Request) -> web.Response:
@@ -524,17 +523,12 @@ class Gateway:
         except TransferRefused as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         customer_id = res["customer_id"]
-        with contextlib.suppress(ApiError):  # Redis already moved it; the event adds the note
-            await self._publish(
-                topics.AGENT_EVENTS,
-                customer_id or conv_id,
-                Envelope(
-                    type=events.AGENT_TRANSFERRED,
-                    source=SOURCE,
-                    subject=conv_id,
-                    data={**body, "conversation_id": conv_id, "customer_id": customer_id},
-                ),
-            )
+        await self._note_event(
+            events.AGENT_TRANSFERRED,
+            customer_id or conv_id,
+            conv_id,
+            {**body, "conversation_id": conv_id, "customer_id": customer_id},
+        )
         return ok({"conversation_id": conv_id, "state": "waiting", "queue": res["queue"]})
 
     # -- customers ---------------------------------------------------------------------------
