@@ -23,8 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy streams channels router session schemas
 
+# Each benchmark prints its figures and the machine; docs/performance.md keeps the results.
 bench: $(STAMP)
-	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/e2e.py --rate 100 --n 1000
+	$(BIN)/python bench/nlu.py
+	$(BIN)/python bench/router.py
+	$(BIN)/python bench/session.py
+	$(BIN)/python bench/channels.py
 
 model: $(STAMP)
 	$(BIN)/omnirouter train
