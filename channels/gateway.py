@@ -6,6 +6,7 @@ broker outage is a 503 with Retry-After; nothing a client can send produces a 50
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -231,6 +232,17 @@ class Gateway:
         except (SchemaError, ApiError):
             INBOUND_TOTAL.labels(channel, "rejected").inc()
             raise
+        if msg["from"].get("verified") and not self._trusted(request):
+            INBOUND_TOTAL.labels(channel, "rejected").inc()
+            # Evidence decides whose history a sender sees; an anonymous client claiming it
+            # would be exactly the "I am customer X" the session store must never believe.
+            raise ApiError(
+                401,
+                "untrusted_evidence",
+                "from.verified is accepted only from trusted channel systems "
+                "(Authorization: Bearer <OMNIROUTER_INBOUND_TOKEN>)",
+                field="from.verified",
+            )
         cmid = msg["channel_message_id"]
         event_id = new_id()
         env = Envelope(
@@ -275,6 +287,11 @@ class Gateway:
             field="channel_message_id",
             headers={"Retry-After": "1"},
         )
+
+    def _trusted(self, request: web.Request) -> bool:
+        token = self.settings.inbound_token
+        given = request.headers.get("Authorization", "")
+        return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
     @staticmethod
     def _inbound_key(msg: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@
 | OMNIROUTER_MAX_BODY_BYTES | 262144 | larger request bodies get 413 |
 | OMNIROUTER_MAX_INFLIGHT | 2000 | broker sends in flight before new posts are shed with 503 |
 | OMNIROUTER_SEND_TIMEOUT_S | 5 | how long a post waits for the broker's acknowledgement |
+| OMNIROUTER_INBOUND_TOKEN | (none) | bearer token of trusted channel systems; only they may send `from.verified` to the generic `POST /v1/inbound/{channel}` (unset: nobody may) |
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class GatewaySettings:
     )
     max_inflight: int = field(default_factory=lambda: int(_num("OMNIROUTER_MAX_INFLIGHT", 2000)))
     send_timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_SEND_TIMEOUT_S", 5))
+    inbound_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_INBOUND_TOKEN") or None
+    )
 
 
 # -- channel adapters ---------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def load_sample_data(base: str) -> tuple[int, int]:
 
 
 DEV_APP_SECRETS = '{"dev-app": "dev-app-secret"}'
+DEV_INBOUND_TOKEN = "dev-inbound-token"  # trusted channel systems' bearer token in dev
 
 BANNER = """
 omnirouter is running.
@@ -170,6 +171,8 @@ def run_dev(workers: int = 1) -> int:
         # Signed app posts need a secret; dev gets a known one unless one is configured.
         chs = ChannelSettings()
         app_env = {} if chs.app_secrets else {"OMNIROUTER_APP_SECRETS": DEV_APP_SECRETS}
+        if not os.environ.get("OMNIROUTER_INBOUND_TOKEN"):
+            app_env["OMNIROUTER_INBOUND_TOKEN"] = DEV_INBOUND_TOKEN
         children.spawn("gateway", "gateway", extra_env=app_env)
         children.spawn("delivery", "delivery")
         for i in range(workers):

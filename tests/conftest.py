@@ -28,6 +28,7 @@ PARTITIONS = 4
 
 # Channel adapter secrets the gateway under test is configured with (tests sign with them).
 APP_ID, APP_SECRET = "test-app", "test-app-secret"
+INBOUND_TOKEN = "test-inbound-token"
 TELEPHONY_SECRET = "test-telephony-secret"
 TWILIO_TOKEN = "test-twilio-token"
 
@@ -120,6 +121,7 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_SMTP_PORT": "0",
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
+        "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
         **extra,
     }
 

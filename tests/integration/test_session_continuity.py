@@ -558,3 +558,23 @@ def _dump(r: redis.Redis) -> list[tuple[bytes, bytes]]:
                     parts += [k, v]
         out.append((key, b"\0".join(parts)))
     return out
+
+
+async def test_untrusted_client_cannot_claim_verified_evidence(api: Api) -> None:
+    """A client without the trusted channel systems' token cannot send from.verified (it
+    would otherwise be the 'I am customer X' claim); the same post without it is accepted."""
+    body = {
+        "channel_message_id": uid("m"),
+        "from": {"phone": "+8613800000001", "verified": ["phone"]},
+        "text": "我的定投扣款记录",
+    }
+    code, resp = await api.call("POST", "/v1/inbound/phone", body, sign=False)
+    assert code == 401
+    assert resp["error"] == {
+        "code": "untrusted_evidence",
+        "message": resp["error"]["message"],
+        "field": "from.verified",
+    }
+    body["from"] = {"phone": "+8613800000001"}
+    code, resp = await api.call("POST", "/v1/inbound/phone", body, sign=False)
+    assert code == 202, resp
