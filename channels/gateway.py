@@ -31,7 +31,7 @@ from schemas.errors import DecodeError, SchemaError
 from session import keys, privacy
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
-from streams import topics
+from streams import asyncapi, topics
 
 log = structlog.get_logger(__name__)
 
@@ -167,6 +167,7 @@ class Gateway:
         r.add_get("/v1/customers/{customer_id}/conversations", self.customer_conversations)
         r.add_get("/v1/queues", self.queues)
         r.add_get("/v1/openapi.json", self.openapi)
+        r.add_get("/v1/asyncapi.json", self.asyncapi)
         r.add_get("/v1/alerts", self.alerts)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
@@ -595,6 +596,9 @@ class Gateway:
 
     async def openapi(self, _: web.Request) -> web.Response:
         return ok(openapi.spec())
+
+    async def asyncapi(self, _: web.Request) -> web.Response:
+        return ok(asyncapi.spec())
 
     async def alerts(self, request: web.Request) -> web.Response:
         try:

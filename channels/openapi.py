@@ -207,6 +207,7 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ),
     ("get", "/v1/alerts", "Recent alerts (queue overflow, …)", None, 200),
     ("get", "/v1/openapi.json", "This document", None, 200),
+    ("get", "/v1/asyncapi.json", "The topic contract (AsyncAPI 3.0)", None, 200),
     ("get", "/healthz", "The process is up", None, 200),
     ("get", "/readyz", "Broker, Redis and agent feed are ready", None, 200),
     ("get", "/metrics", "Prometheus metrics", None, 200),
