@@ -18,9 +18,6 @@ visitor may be on any instance, and `since` replays exactly what the widget miss
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -31,6 +28,7 @@ from prometheus_client import Counter, Gauge
 
 from channels.broker import BrokerUnavailable
 from channels.ingress import Ingress, InProgress
+from channels.stream_feed import StreamFeed
 from schemas import models
 from schemas.envelope import now_ms
 from schemas.errors import SchemaError
@@ -44,7 +42,6 @@ CHAT_MESSAGES = Counter(
     "omnirouter_chat_messages_total", "Chat socket messages by outcome", ["outcome"]
 )  # accepted | duplicate | invalid | retry_later
 FRAMES_KEPT = 500  # per visitor
-_BLOCK_MS = 200
 _ID_MAX = 128
 
 
@@ -73,98 +70,15 @@ async def append_visitor_frame(
     return _s(fid)
 
 
-class VisitorFeed:
+class VisitorFeed(StreamFeed):
     """Reads the frame streams of the visitors connected to this gateway and pushes them."""
 
     def __init__(self, redis: aioredis.Redis, session: SessionStore):
-        self.redis = redis
+        super().__init__(redis, keys.visitor_frames, "visitor_feed")
         self.session = session
-        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-        self.positions: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        for socks in list(self.sockets.values()):
-            for ws in list(socks):
-                with contextlib.suppress(Exception):
-                    await ws.close()
-
-    async def newest(self, visitor_id: str) -> str:
-        last = await self.redis.xrevrange(keys.visitor_frames(visitor_id), count=1)
-        return _s(last[0][0]) if last else "0-0"
-
-    async def register(self, visitor_id: str, ws: web.WebSocketResponse, since: str | None) -> None:
-        """Push to `ws` from `since` (exclusive), or from now; replays what it missed first."""
-        start = since if since is not None else await self.newest(visitor_id)
-        if visitor_id in self.positions:
-            # Another socket of this visitor is followed already: catch this one up alone.
-            await self._replay(visitor_id, ws, start, self.positions[visitor_id])
-        else:
-            self.positions[visitor_id] = start
-        self.sockets[visitor_id].add(ws)
-
-    def unregister(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
-        self.sockets[visitor_id].discard(ws)
-        if not self.sockets[visitor_id]:
-            del self.sockets[visitor_id]
-            self.positions.pop(visitor_id, None)
-
-    async def _replay(
-        self, visitor_id: str, ws: web.WebSocketResponse, since: str, upto: str
-    ) -> None:
-        entries: Any = await self.redis.xrange(
-            keys.visitor_frames(visitor_id), min=f"({since}", max=upto
-        )
-        for fid, fields in entries:
-            await ws.send_str(self._text(fid, fields))
-
-    @staticmethod
-    def _text(fid: Any, fields: dict[bytes, bytes]) -> str:
-        payload = orjson.loads(fields[b"f"])
-        payload["frame_id"] = _s(fid)
-        return orjson.dumps(payload).decode()
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                if not self.positions:
-                    await asyncio.sleep(_BLOCK_MS / 1000)
-                    continue
-                streams: Any = {keys.visitor_frames(v): p for v, p in self.positions.items()}
-                result: Any = await self.redis.xread(streams, block=_BLOCK_MS, count=500)
-                for stream_key, entries in result or []:
-                    visitor_id = _s(stream_key).split(":")[-2]
-                    for fid, fields in entries:
-                        if visitor_id in self.positions:
-                            self.positions[visitor_id] = _s(fid)
-                        await self._push(visitor_id, fid, fields)
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("visitor_feed.error", error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _push(self, visitor_id: str, fid: Any, fields: dict[bytes, bytes]) -> None:
-        text = self._text(fid, fields)
-        pushed = False
-        for ws in list(self.sockets.get(visitor_id, ())):
-            try:
-                await ws.send_str(text)
-                pushed = True
-            except Exception:
-                self.unregister(visitor_id, ws)
-        if pushed:
-            await self._delivered(orjson.loads(fields[b"f"]))
+    async def on_pushed(self, rid: str, payload: dict[str, Any]) -> None:
+        await self._delivered(payload)
 
     async def _delivered(self, payload: dict[str, Any]) -> None:
         """A reply written to an open socket is delivered: say so in the timeline, once."""
