@@ -14,14 +14,11 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-import structlog
 
 from channels.stream_feed import StreamFeed
 from schemas import events
 from schemas.envelope import Envelope
 from session import keys
-
-log = structlog.get_logger(__name__)
 
 FRAME_TYPES = {
     events.OFFER_CREATED: "offer",
