@@ -17,24 +17,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-
-def _num(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+from schemas.env import number
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     host: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(_num("OMNIROUTER_PORT", 8080)))
+    port: int = field(default_factory=lambda: int(number("OMNIROUTER_PORT", 8080)))
     max_body_bytes: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_MAX_BODY_BYTES", 256 * 1024))
+        default_factory=lambda: int(number("OMNIROUTER_MAX_BODY_BYTES", 256 * 1024))
     )
-    max_inflight: int = field(default_factory=lambda: int(_num("OMNIROUTER_MAX_INFLIGHT", 2000)))
-    send_timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_SEND_TIMEOUT_S", 5))
+    max_inflight: int = field(default_factory=lambda: int(number("OMNIROUTER_MAX_INFLIGHT", 2000)))
+    send_timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_SEND_TIMEOUT_S", 5))
     inbound_token: str | None = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_INBOUND_TOKEN") or None
     )
@@ -79,7 +73,7 @@ class ChannelSettings:
     smtp_host: str = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_SMTP_HOST", "127.0.0.1")
     )
-    smtp_port: int = field(default_factory=lambda: int(_num("OMNIROUTER_SMTP_PORT", 2525)))
+    smtp_port: int = field(default_factory=lambda: int(number("OMNIROUTER_SMTP_PORT", 2525)))
     smtp_domains: tuple[str, ...] = field(
         default_factory=lambda: tuple(
             d.strip().lower()
@@ -88,13 +82,13 @@ class ChannelSettings:
         )
     )
     smtp_max_bytes: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
+        default_factory=lambda: int(number("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
     )
     app_secrets: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_APP_SECRETS", {}))
     )
     webhook_tolerance_s: float = field(
-        default_factory=lambda: _num("OMNIROUTER_WEBHOOK_TOLERANCE_S", 300)
+        default_factory=lambda: number("OMNIROUTER_WEBHOOK_TOLERANCE_S", 300)
     )
     telephony_secret: str | None = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_TELEPHONY_SECRET") or None
@@ -143,7 +137,7 @@ class DeliverySettings:
         default_factory=lambda: os.environ.get("OMNIROUTER_APP_WEBHOOK_SECRET") or None
     )
     attempts: int = field(
-        default_factory=lambda: max(1, int(_num("OMNIROUTER_DELIVERY_ATTEMPTS", 5)))
+        default_factory=lambda: max(1, int(number("OMNIROUTER_DELIVERY_ATTEMPTS", 5)))
     )
-    backoff_s: float = field(default_factory=lambda: _num("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
-    timeout_s: float = field(default_factory=lambda: _num("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))
+    backoff_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
+    timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))

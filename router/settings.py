@@ -14,34 +14,27 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-
-def _num(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+from schemas.env import number
 
 
 @dataclass(frozen=True)
 class RouterSettings:
     offer_timeout_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_OFFER_TIMEOUT_S", 30) * 1000)
+        default_factory=lambda: int(number("OMNIROUTER_OFFER_TIMEOUT_S", 30) * 1000)
     )
     decline_cooldown_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_DECLINE_COOLDOWN_S", 300) * 1000)
+        default_factory=lambda: int(number("OMNIROUTER_DECLINE_COOLDOWN_S", 300) * 1000)
     )
     head_start_ms_per_point: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_PRIORITY_HEAD_START_S", 10) * 1000)
+        default_factory=lambda: int(number("OMNIROUTER_PRIORITY_HEAD_START_S", 10) * 1000)
     )
-    drain_batch: int = field(default_factory=lambda: int(_num("OMNIROUTER_DRAIN_BATCH", 50)))
+    drain_batch: int = field(default_factory=lambda: int(number("OMNIROUTER_DRAIN_BATCH", 50)))
     drain_scan_max: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_DRAIN_SCAN_MAX", 2000))
+        default_factory=lambda: int(number("OMNIROUTER_DRAIN_SCAN_MAX", 2000))
     )
     sticky_window_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_STICKY_WINDOW_S", 1800) * 1000)
+        default_factory=lambda: int(number("OMNIROUTER_STICKY_WINDOW_S", 1800) * 1000)
     )
-    alert_latch_s: int = field(default_factory=lambda: int(_num("OMNIROUTER_ALERT_LATCH_S", 300)))
+    alert_latch_s: int = field(default_factory=lambda: int(number("OMNIROUTER_ALERT_LATCH_S", 300)))

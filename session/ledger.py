@@ -11,13 +11,13 @@ second delivery harmless.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
 import redis.asyncio as aioredis
 import structlog
 
+from schemas.env import number
 from schemas.envelope import now_ms
 from session import keys
 
@@ -28,11 +28,7 @@ COPY_TTL_S = 7 * 86_400
 
 def audit_after_ms() -> int:
     """OMNIROUTER_AUDIT_AFTER_S (default 120): how old an unsettled event must be to resend."""
-    raw = os.environ.get("OMNIROUTER_AUDIT_AFTER_S", "")
-    try:
-        return int(float(raw) * 1000) if raw else 120_000
-    except ValueError:
-        raise SystemExit(f"OMNIROUTER_AUDIT_AFTER_S must be a number, got {raw!r}") from None
+    return int(number("OMNIROUTER_AUDIT_AFTER_S", 120) * 1000)
 
 
 def _script(name: str) -> str:

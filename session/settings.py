@@ -12,33 +12,26 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-
-def _num(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+from schemas.env import number
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     reopen_window_ms: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000)
+        default_factory=lambda: int(number("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000)
     )
-    history_cap: int = field(default_factory=lambda: int(_num("OMNIROUTER_HISTORY_CAP", 1000)))
+    history_cap: int = field(default_factory=lambda: int(number("OMNIROUTER_HISTORY_CAP", 1000)))
     conversation_ttl_s: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400)
+        default_factory=lambda: int(number("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400)
     )
     dedupe_ttl_s: int = field(
-        default_factory=lambda: int(_num("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600)
+        default_factory=lambda: int(number("OMNIROUTER_DEDUPE_TTL_H", 168) * 3600)
     )
     visitor_link_ttl_s: int = field(
-        default_factory=lambda: max(1, int(_num("OMNIROUTER_VISITOR_LINK_TTL_H", 12) * 3600))
+        default_factory=lambda: max(1, int(number("OMNIROUTER_VISITOR_LINK_TTL_H", 12) * 3600))
     )
     merge_link_ttl_s: int = field(
-        default_factory=lambda: max(1, int(_num("OMNIROUTER_MERGE_LINK_TTL_H", 1) * 3600))
+        default_factory=lambda: max(1, int(number("OMNIROUTER_MERGE_LINK_TTL_H", 1) * 3600))
     )

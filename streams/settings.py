@@ -19,15 +19,11 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from schemas.env import number
+
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    return int(number(name, default))
 
 
 @dataclass(frozen=True)
