@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchinfo import cpu_model  # bench/ is sys.path[0] when a benchmark runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
@@ -35,16 +37,6 @@ from channels.email_parse import parse_email
 from session import keys
 from streams import embedded
 from tests import mail_samples
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_parse(seconds: float) -> tuple[float, int]:

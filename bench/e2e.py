@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import aiohttp
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,21 +33,6 @@ from session import keys
 from streams import embedded
 
 AGENTS = 40  # x 100 chat slots: more than a phase posts, so nothing waits in a queue
-
-
-def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def pct(values: list[float], p: float) -> float:

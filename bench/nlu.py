@@ -16,17 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchinfo import cpu_model  # bench/ is sys.path[0] when a benchmark runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

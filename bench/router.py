@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchinfo import cpu_model  # bench/ is sys.path[0] when a benchmark runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import structlog
@@ -52,16 +54,6 @@ SETTINGS = RouterSettings(
     sticky_window_ms=1_800_000,
     alert_latch_s=300,
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def quiet() -> None:

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchinfo import cpu_model  # bench/ is sys.path[0] when a benchmark runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis.asyncio import connection as rconn
@@ -42,16 +44,6 @@ async def _counting_send(self: Any, command: Any, check_health: bool = True) -> 
 
 
 rconn.AbstractConnection.send_packed_command = _counting_send  # type: ignore[method-assign]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def commands(info: dict[str, Any]) -> int:
