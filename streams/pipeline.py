@@ -59,6 +59,16 @@ class Pipeline:
         self.emit = emit
         self.ledger = ledger
 
+    async def _to_agents(
+        self, type_: str, key: str, subject: str, event_id: str, data: dict[str, Any]
+    ) -> None:
+        """An event on cs.assignments.v1 (and so a frame for the agent or queue in `subject`)."""
+        await self.emit(
+            topics.ASSIGNMENTS,
+            key,
+            Envelope(type=type_, source=SOURCE, subject=subject, id=event_id, data=data),
+        )
+
     # -- stage 1: identify and classify -----------------------------------------------------
 
     async def on_inbound(self, env: Envelope) -> None:
@@ -209,22 +219,18 @@ class Pipeline:
                     )
         elif res.state == "assigned" and res.agent_id:
             await self._push_notes(res.agent_id, res.customer_id, res.conversation_id, res.notes)
-            await self.emit(
-                topics.ASSIGNMENTS,
+            await self._to_agents(
+                events.CONVERSATION_MESSAGE,
                 customer["id"],
-                Envelope(
-                    type=events.CONVERSATION_MESSAGE,
-                    source=SOURCE,
-                    subject=res.agent_id,
-                    id=f"{d['event_id']}.to-agent",
-                    data={
-                        "agent_id": res.agent_id,
-                        "conversation_id": res.conversation_id,
-                        "message": entry,
-                        "customer": customer,
-                        "analysis": analysis,
-                    },
-                ),
+                res.agent_id,
+                f"{d['event_id']}.to-agent",
+                {
+                    "agent_id": res.agent_id,
+                    "conversation_id": res.conversation_id,
+                    "message": entry,
+                    "customer": customer,
+                    "analysis": analysis,
+                },
             )
 
     async def _push_notes(
@@ -232,16 +238,12 @@ class Pipeline:
     ) -> None:
         """Channel switches, merges and notes reach the agent's desktop as they happen."""
         for i, note in enumerate(notes):
-            await self.emit(
-                topics.ASSIGNMENTS,
+            await self._to_agents(
+                events.CONVERSATION_TIMELINE,
                 customer_id,
-                Envelope(
-                    type=events.CONVERSATION_TIMELINE,
-                    source=SOURCE,
-                    subject=agent_id,
-                    id=f"{conv_id}.{note.get('at')}.{i}.timeline",
-                    data={"agent_id": agent_id, "conversation_id": conv_id, "entry": note},
-                ),
+                agent_id,
+                f"{conv_id}.{note.get('at')}.{i}.timeline",
+                {"agent_id": agent_id, "conversation_id": conv_id, "entry": note},
             )
 
     async def _publish_placement(
@@ -266,27 +268,23 @@ class Pipeline:
                 preview = _preview(last_in.get("text", ""))
             else:
                 preview = _preview(msg["text"])
-            await self.emit(
-                topics.ASSIGNMENTS,
+            await self._to_agents(
+                events.OFFER_CREATED,
                 job.customer_id,
-                Envelope(
-                    type=events.OFFER_CREATED,
-                    source=SOURCE,
-                    subject=placed.agent_id,
-                    id=f"{placed.offer_id}.offer",
-                    data={
-                        "offer_id": placed.offer_id,
-                        "agent_id": placed.agent_id,
-                        "conversation_id": job.conversation_id,
-                        "expires_at": placed.expires_at,
-                        "category": job.category,
-                        "priority": job.priority,
-                        "channel": job.channel,
-                        "customer": customer,
-                        "preview": preview,
-                        "analysis": analysis or {},
-                    },
-                ),
+                placed.agent_id,
+                f"{placed.offer_id}.offer",
+                {
+                    "offer_id": placed.offer_id,
+                    "agent_id": placed.agent_id,
+                    "conversation_id": job.conversation_id,
+                    "expires_at": placed.expires_at,
+                    "category": job.category,
+                    "priority": job.priority,
+                    "channel": job.channel,
+                    "customer": customer,
+                    "preview": preview,
+                    "analysis": analysis or {},
+                },
             )
         elif isinstance(placed, Queued):
             await self.emit(
@@ -334,21 +332,17 @@ class Pipeline:
                     for c in await self.session.list_conversations(conv["customer_id"])
                     if c["id"] != conv_id
                 ]
-            await self.emit(
-                topics.ASSIGNMENTS,
+            await self._to_agents(
+                events.ASSIGNMENT_CREATED,
                 d.get("customer_id") or conv_id,
-                Envelope(
-                    type=events.ASSIGNMENT_CREATED,
-                    source=SOURCE,
-                    subject=d["agent_id"],
-                    id=f"{env.id}.assignment",
-                    data={
-                        "agent_id": d["agent_id"],
-                        "offer_id": d["offer_id"],
-                        "conversation_id": conv_id,
-                        "conversation": conv,
-                    },
-                ),
+                d["agent_id"],
+                f"{env.id}.assignment",
+                {
+                    "agent_id": d["agent_id"],
+                    "offer_id": d["offer_id"],
+                    "conversation_id": conv_id,
+                    "conversation": conv,
+                },
             )
         elif env.type == events.AGENT_REJECTED:
             # The release put the conversation back in its queue; a cycle offers it onward.
@@ -452,21 +446,17 @@ class Pipeline:
     async def _assignment_ended(
         self, event_id: str, conv_id: str, customer_id: str, agent_id: str, reason: str
     ) -> None:
-        await self.emit(
-            topics.ASSIGNMENTS,
+        await self._to_agents(
+            events.ASSIGNMENT_ENDED,
             customer_id or conv_id,
-            Envelope(
-                type=events.ASSIGNMENT_ENDED,
-                source=SOURCE,
-                subject=agent_id,
-                id=f"{event_id}.{conv_id}.ended",
-                data={
-                    "agent_id": agent_id,
-                    "conversation_id": conv_id,
-                    "customer_id": customer_id,
-                    "reason": reason,
-                },
-            ),
+            agent_id,
+            f"{event_id}.{conv_id}.ended",
+            {
+                "agent_id": agent_id,
+                "conversation_id": conv_id,
+                "customer_id": customer_id,
+                "reason": reason,
+            },
         )
 
     async def _on_transfer(self, env: Envelope) -> None:
@@ -517,21 +507,17 @@ class Pipeline:
 
     async def _offer_revoked(self, offer_id: str, values: tuple[str, ...], reason: str) -> None:
         conv_id, agent_id, _channel, customer_id = values
-        await self.emit(
-            topics.ASSIGNMENTS,
+        await self._to_agents(
+            events.OFFER_REVOKED,
             customer_id or conv_id,
-            Envelope(
-                type=events.OFFER_REVOKED,
-                source=SOURCE,
-                subject=agent_id,
-                id=f"{offer_id}.revoked",
-                data={
-                    "offer_id": offer_id,
-                    "agent_id": agent_id,
-                    "conversation_id": conv_id,
-                    "reason": reason,
-                },
-            ),
+            agent_id,
+            f"{offer_id}.revoked",
+            {
+                "offer_id": offer_id,
+                "agent_id": agent_id,
+                "conversation_id": conv_id,
+                "reason": reason,
+            },
         )
 
     # -- timers -----------------------------------------------------------------------------
