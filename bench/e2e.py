@@ -3,10 +3,15 @@
 Starts its own embedded broker, Redis, gateway and worker(s) (or uses KAFKA_BOOTSTRAP /
 REDIS_URL), registers agents that accept every offer, posts N messages at a fixed rate and
 then at full speed, and prints messages/s and p50/p95/p99 latency from POST to the offer frame.
-In the same run it measures the raw broker produce->consume rate, so the ratio between the
-two is the figure that travels between machines.
+In the same run, on the same broker, it measures the framework floor (bench/floor.py: a bare
+faust pass-through with as many workers) and the raw broker produce->consume rate, so the
+ratios are the figures that travel between machines.
 
-    .venv/bin/python bench/e2e.py [--n 2000] [--rate 200] [--workers 1] [--concurrency 64]
+    .venv/bin/python bench/e2e.py [--n 2000] [--rate 200] [--workers 1] [--concurrency 64] [--json]
+
+With --json the last line is one JSON object: workers, floor_msgs_per_s, e2e_msgs_per_s (full
+speed, offers on agents' streams per second), ratio (e2e / floor), rate, rate_p50_ms,
+rate_p99_ms (POST to offer at the fixed rate), missing_offers (over both phases).
 """
 
 from __future__ import annotations
@@ -26,13 +31,20 @@ import orjson
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
+from floor import measure as measure_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from session import keys
 from streams import embedded
 
-AGENTS = 40  # x 100 chat slots: more than a phase posts, so nothing waits in a queue
+SLOTS = 100  # chat slots per agent (the registry's maximum)
+
+
+def agents_for(n: int) -> int:
+    """Agents accept every offer and never resolve: enough slots for every phase's posts (a
+    warm-up of 50, then n at the fixed rate and n at full speed), so nothing waits."""
+    return (50 + 2 * n) // SLOTS + 2
 
 
 def pct(values: list[float], p: float) -> float:
@@ -146,6 +158,7 @@ async def phase(
     rate: float | None,
     concurrency: int,
 ) -> dict[str, Any]:
+    print(f"phase {name}: {n} messages", file=sys.stderr, flush=True)
     tokens = [f"{name}{i:06d}" for i in range(n)]
     posted_at: dict[str, float] = {}
     elapsed, errors = await post_all(session, base, tokens, rate, concurrency, posted_at)
@@ -222,12 +235,15 @@ async def broker_raw(bootstrap: str, n: int) -> dict[str, Any]:
     }
 
 
-def start_system(workers: int) -> tuple[embedded.Infra, list[subprocess.Popen[bytes]], str]:
-    infra = embedded.start(
+def start_infra() -> embedded.Infra:
+    return embedded.start(
         partitions=8,
         bootstrap=os.environ.get("KAFKA_BOOTSTRAP"),
         redis_url=os.environ.get("REDIS_URL"),
     )
+
+
+def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.Popen[bytes]], str]:
     port = embedded.free_port()
     logdir = Path(tempfile.mkdtemp(prefix="omnirouter-bench-"))
     env = {
@@ -262,11 +278,12 @@ def start_system(workers: int) -> tuple[embedded.Infra, list[subprocess.Popen[by
         raise SystemExit(f"workers not ready; logs in {logdir}")
     # With two workers the group must settle on its final assignment before we measure.
     time.sleep(8 if workers > 1 else 1)
-    return infra, procs, f"http://127.0.0.1:{port}"
+    return procs, f"http://127.0.0.1:{port}"
 
 
-async def main_async(args: argparse.Namespace, base: str, bootstrap: str) -> None:
-    conn = aiohttp.TCPConnector(limit=args.concurrency + AGENTS * 2)
+async def main_async(args: argparse.Namespace, base: str, bootstrap: str, floor: float) -> None:
+    n_agents = agents_for(args.n)
+    conn = aiohttp.TCPConnector(limit=args.concurrency + n_agents * 2)
     async with aiohttp.ClientSession(connector=conn) as session:
         for _ in range(100):
             try:
@@ -277,7 +294,7 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str) -> Non
                 pass
             await asyncio.sleep(0.1)
         agents = Agents(session, base)
-        await agents.start(AGENTS)
+        await agents.start(n_agents)
         await asyncio.sleep(0.5)
         results = [await phase("warm", session, base, agents, 50, 50, 8)]
         results.append(await phase("rate", session, base, agents, args.n, args.rate, 64))
@@ -285,7 +302,7 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str) -> Non
         await agents.stop()
         raw = await broker_raw(bootstrap, args.raw)
     print(f"machine: {machine()}")
-    print(f"workers: {args.workers}, agents: {AGENTS}, partitions: 8")
+    print(f"workers: {args.workers}, agents: {agents_for(args.n)}, partitions: 8")
     for r in results[1:]:
         print(orjson.dumps(r).decode())
     print("broker raw:", orjson.dumps(raw).decode())
@@ -294,8 +311,30 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str) -> Non
         f"ratio e2e/broker produce->consume: "
         f"{full['e2e_msgs_per_s'] / max(1, raw['produce_consume_per_s']):.3f}"
     )
+    print(f"framework floor (bare faust pass-through, {args.workers} worker(s)): {floor:.1f} msg/s")
     if agents.accept_errors:
         print(f"accept errors: {agents.accept_errors}")
+    if args.json:
+        rate = results[1]
+        print(
+            orjson.dumps(
+                {
+                    "workers": args.workers,
+                    "floor_msgs_per_s": round(floor, 1),
+                    "e2e_msgs_per_s": full["e2e_msgs_per_s"],
+                    "ratio": round(full["e2e_msgs_per_s"] / max(1e-9, floor), 3),
+                    "rate": args.rate,
+                    "rate_p50_ms": rate["p50_ms"],
+                    "rate_p99_ms": rate["p99_ms"],
+                    "missing_offers": rate["missing_offers"] + full["missing_offers"],
+                    "post_errors": rate["post_errors"] + full["post_errors"],
+                    "ingest_msgs_per_s": full["ingest_msgs_per_s"],
+                    "broker_produce_consume_per_s": raw["produce_consume_per_s"],
+                    "n": args.n,
+                    "machine": machine(),
+                }
+            ).decode()
+        )
 
 
 def main() -> None:
@@ -305,10 +344,15 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=64, help="posts in flight at full speed")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--raw", type=int, default=50_000, help="records for the raw broker figure")
+    p.add_argument("--floor-n", type=int, default=20_000, help="records for the floor figure")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = p.parse_args()
-    infra, procs, base = start_system(args.workers)
+    infra = start_infra()
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        asyncio.run(main_async(args, base, infra.bootstrap))
+        floor = measure_floor(infra.bootstrap, args.workers, args.floor_n)
+        procs, base = start_system(infra, args.workers)
+        asyncio.run(main_async(args, base, infra.bootstrap, floor))
     finally:
         for proc in procs:
             proc.terminate()

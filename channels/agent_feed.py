@@ -40,15 +40,27 @@ def frame(env: Envelope) -> dict[str, Any] | None:
 
 async def append_frame(redis: aioredis.Redis, env: Envelope) -> None:
     """Called by the workers for every event on cs.assignments.v1 addressed to an agent."""
-    payload = frame(env)
-    if payload is None or not env.subject:
-        return
-    await redis.xadd(
-        keys.agent_frames(env.subject),
-        {"f": orjson.dumps(payload)},
-        maxlen=FRAMES_KEPT,
-        approximate=True,
-    )
+    await append_frames(redis, [env])
+
+
+async def append_frames(redis: aioredis.Redis, envs: list[Envelope]) -> int:
+    """`append_frame` for a batch in one pipeline, in order; returns the frames written."""
+    pipe = redis.pipeline(transaction=False)
+    n = 0
+    for env in envs:
+        payload = frame(env)
+        if payload is None or not env.subject:
+            continue
+        pipe.xadd(
+            keys.agent_frames(env.subject),
+            {"f": orjson.dumps(payload)},
+            maxlen=FRAMES_KEPT,
+            approximate=True,
+        )
+        n += 1
+    if n:
+        await pipe.execute()
+    return n
 
 
 class AgentFeed(StreamFeed):

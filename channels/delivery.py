@@ -38,12 +38,11 @@ from redis.exceptions import RedisError
 from channels import app_webhook
 from channels.chat_ws import append_visitor_frame
 from channels.settings import DeliverySettings
-from schemas import envelope, events
+from schemas import envelope, events, topics
 from schemas.envelope import Envelope, now_ms
 from schemas.errors import SchemaError
 from session import keys
 from session.store import SessionStore, connect
-from streams import topics
 
 log = structlog.get_logger(__name__)
 

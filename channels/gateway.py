@@ -25,13 +25,12 @@ from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
 from router.transfer import TransferRefused, transfer_conversation
-from schemas import envelope, events, models
+from schemas import asyncapi, envelope, events, models, topics
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
 from session import keys, privacy
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
-from streams import asyncapi, topics
 
 log = structlog.get_logger(__name__)
 

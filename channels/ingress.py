@@ -15,11 +15,10 @@ from typing import Any
 import structlog
 
 from channels.broker import BrokerLink, BrokerUnavailable
-from schemas import envelope, events
+from schemas import envelope, events, topics
 from schemas.envelope import Envelope, new_id
 from session.ledger import InboundLedger
 from session.store import SessionStore
-from streams import topics
 
 log = structlog.get_logger(__name__)
 

@@ -69,9 +69,10 @@ _Key = tuple[int, float, int, str]
 class _Pool:
     """The agents of one routing cycle, with the load this cycle added.
 
-    Indexed by channel (agents with room) and by (channel, skill): agents with room, sorted
-    the way `policy.rank` orders them when no agent is preferred (level, then load, then
-    idle time), so a decision walks the best few instead of ranking a thousand agents.
+    Indexed by channel (agents with room) and, built on first use, by (channel, skill): agents
+    with room, sorted the way `policy.rank` orders them when no agent is preferred (level,
+    then load, then idle time), so a decision walks the best few instead of ranking a
+    thousand agents, and a batch pays only for the indexes its jobs need.
     """
 
     def __init__(self, agents: Iterable[AgentView]):
@@ -84,10 +85,18 @@ class _Pool:
             for ch in a.capacity:
                 if a.free(ch) > 0:
                     self.room.setdefault(ch, {})[a.id] = a
-                    for skill, level in _index_levels(a):
-                        self.ranked.setdefault((ch, skill), []).append((_key(a, level), a.id))
-        for entries in self.ranked.values():
+
+    def _index(self, channel: str, skill: str) -> list[tuple[_Key, str]]:
+        entries = self.ranked.get((channel, skill))
+        if entries is None:
+            entries = []
+            for a in self.room.get(channel, {}).values():
+                level = _level(a, skill)
+                if level is not None:
+                    entries.append((_key(a, level), a.id))
             entries.sort()
+            self.ranked[(channel, skill)] = entries
+        return entries
 
     def any_room(self) -> bool:
         return any(self.room.values())
@@ -111,7 +120,7 @@ class _Pool:
         `skill` None is the any-skill queue, ranked by load and idle time only (valid for a
         conversation whose category is no agent's skill, i.e. an unclear one)."""
         out: list[AgentView] = []
-        for key, aid in self.ranked.get((job.channel, skill or _ANY), ()):
+        for key, aid in self._index(job.channel, skill or _ANY):
             if skill and -key[0] < level:
                 break
             a = self.by_id[aid]
@@ -130,8 +139,10 @@ class _Pool:
         for ch, members in self.room.items():
             if agent_id not in members:
                 continue
-            for skill, level in _index_levels(a):
-                entries = self.ranked[(ch, skill)]
+            for (index_ch, skill), entries in self.ranked.items():
+                level = _level(a, skill) if index_ch == ch else None
+                if level is None:
+                    continue
                 i = bisect.bisect_left(entries, (_key(old, level), agent_id))
                 if i < len(entries) and entries[i][1] == agent_id:
                     del entries[i]
@@ -146,8 +157,12 @@ class _Pool:
 _ANY = "*"  # index of every agent with any skill, for the unclear queue
 
 
-def _index_levels(a: AgentView) -> list[tuple[str, int]]:
-    return [*a.skills.items(), (_ANY, 0)] if a.skills else []
+def _level(a: AgentView, skill: str) -> int | None:
+    """The agent's level in `skill` for the index, None when it is not in that index (the
+    any-skill index holds every agent with some skill, at level 0)."""
+    if skill == _ANY:
+        return 0 if a.skills else None
+    return a.skills.get(skill)
 
 
 def _key(a: AgentView, level: int) -> _Key:
@@ -204,9 +219,10 @@ class Router:
         )
         return Queued(job, job.queue)
 
-    async def _offer_best(
-        self, job: Job, agents: list[AgentView], now: int, pool: _Pool | None = None
-    ) -> Offered | NotRoutable | None:
+    def _ranked(
+        self, job: Job, agents: list[AgentView], now: int, pool: _Pool | None
+    ) -> list[AgentView] | None:
+        """The agents to try for `job`, best first; None while its queue is closed."""
         queue = self.queue_of(job)
         q = self.queues.get(queue)
         if not q.is_open(now):
@@ -217,40 +233,109 @@ class Router:
             # The common case in a drain: nobody preferred, so the pre-sorted index gives the
             # same order as policy.candidates without ranking every agent.
             waited = now - (job.queue_since or job.enqueued_at or now)
-            ranked = pool.best(job, q.skill, q.min_level(waited), _MAX_TRIES)
+            return pool.best(job, q.skill, q.min_level(waited), _MAX_TRIES)
+        # Preferred agents (sticky, advisor, transfer target) hold a conversation even
+        # while they are full, so they must be seen; everybody else only with room.
+        if pool is None:
+            seen = agents
         else:
-            # Preferred agents (sticky, advisor, transfer target) hold a conversation even
-            # while they are full, so they must be seen; everybody else only with room.
-            if pool is None:
-                seen = agents
-            else:
-                seen = list(pool.by_id.values()) if pref else pool.with_room(job.channel)
-            ranked = policy.candidates(job, seen, q, now, self._sticky)[:_MAX_TRIES]
-        head_start = job.priority * self.settings.head_start_ms_per_point
+            seen = list(pool.by_id.values()) if pref else pool.with_room(job.channel)
+        return policy.candidates(job, seen, q, now, self._sticky)[:_MAX_TRIES]
+
+    async def _offer_best(
+        self, job: Job, agents: list[AgentView], now: int, pool: _Pool | None = None
+    ) -> Offered | NotRoutable | None:
+        ranked = self._ranked(job, agents, now, pool)
+        if ranked is None:
+            return None
+        queue = self.queue_of(job)
         for agent in ranked:
             offer_id = new_id()
             expires = now_ms() + self.settings.offer_timeout_ms
             res = await self.registry.offer(
-                job, agent.id, offer_id, expires, queue=queue, head_start_ms=head_start
+                job, agent.id, offer_id, expires, queue=queue, head_start_ms=self._head_start(job)
             )
-            if res.ok:
-                log.info(
-                    "route.offered",
-                    conversation_id=job.conversation_id,
-                    customer_id=job.customer_id,
-                    agent_id=agent.id,
-                    offer_id=offer_id,
-                    queue=queue,
-                    category=job.category,
-                    priority=job.priority,
-                    waited_ms=now - job.enqueued_at if job.enqueued_at else 0,
-                    why=self._why(job, agent, now),
-                )
-                return Offered(job, agent.id, offer_id, expires)
-            if res.reason == "conversation_not_routable":
-                return NotRoutable(job, res.values[0] if res.values else "")
-            log.debug("route.claim_lost", agent_id=agent.id, reason=res.reason)
+            placed = self._claimed(job, agent, offer_id, expires, res, now)
+            if placed is not None:
+                return placed
         return None
+
+    def _head_start(self, job: Job) -> int:
+        return job.priority * self.settings.head_start_ms_per_point
+
+    def _claimed(
+        self, job: Job, agent: AgentView, offer_id: str, expires: int, res: Any, now: int
+    ) -> Offered | NotRoutable | None:
+        """What an offer claim's answer means: offered, never routable, or try the next."""
+        if res.ok:
+            log.info(
+                "route.offered",
+                conversation_id=job.conversation_id,
+                customer_id=job.customer_id,
+                agent_id=agent.id,
+                offer_id=offer_id,
+                queue=self.queue_of(job),
+                category=job.category,
+                priority=job.priority,
+                waited_ms=now - job.enqueued_at if job.enqueued_at else 0,
+                why=self._why(job, agent, now),
+            )
+            return Offered(job, agent.id, offer_id, expires)
+        if res.reason == "conversation_not_routable":
+            return NotRoutable(job, res.values[0] if res.values else "")
+        log.debug("route.claim_lost", agent_id=agent.id, reason=res.reason)
+        return None
+
+    async def place_many(self, jobs: list[Job]) -> list[Placement | None]:
+        """`place` for a batch of new arrivals with one view of the agents.
+
+        Each job's first choice is claimed in one pipeline of offer scripts (the loads this
+        batch adds are tracked locally, so the batch spreads like a routing cycle would); a
+        job whose claim was lost (another worker, a stale view) falls back to `place`'s own
+        path: the next candidates one by one, then its queue. The claims stay atomic in Lua:
+        a stale view can cost a retry, never a double offer or an agent over capacity.
+        """
+        if len(jobs) <= 1:
+            return [await self.place(j) for j in jobs]
+        agents = await self.registry.available_agents()
+        pool = _Pool(agents)
+        now = now_ms()
+        prepared: list[Job] = []
+        for job in jobs:
+            job = dataclasses.replace(job, queue=self.queue_of(job))
+            if job.last_agent and not job.last_agent_at:
+                at = await self.registry.last_agent_at(job.conversation_id)
+                job = dataclasses.replace(job, last_agent_at=at)
+            prepared.append(job)
+        first: list[tuple[AgentView, str, int] | None] = []
+        claims = []
+        claimed_conversations: set[str] = set()
+        for job in prepared:
+            ranked = self._ranked(job, agents, now, pool)
+            if not ranked or job.conversation_id in claimed_conversations:
+                # Queue closed, nobody fits, or a second message of a conversation this batch
+                # already claims: the fallback below settles it after the claims are known.
+                first.append(None)
+                continue
+            agent = ranked[0]
+            offer_id, expires = new_id(), now_ms() + self.settings.offer_timeout_ms
+            first.append((agent, offer_id, expires))
+            claims.append((job, agent.id, offer_id, expires, self._head_start(job)))
+            claimed_conversations.add(job.conversation_id)
+            if job.channel in agent.capacity:
+                pool.took(agent.id, job.channel)
+        results = iter(await self.registry.offer_many(claims))
+        out: list[Placement | None] = []
+        for job, choice in zip(prepared, first, strict=True):
+            if choice is not None:
+                agent, offer_id, expires = choice
+                placed = self._claimed(job, agent, offer_id, expires, next(results), now)
+                if placed is not None:
+                    out.append(placed)
+                    continue
+            # The view is a little stale now; the claim scripts still judge capacity.
+            out.append(await self.place(job, agents=agents))
+        return out
 
     @property
     def _sticky(self) -> int:

@@ -258,21 +258,54 @@ class Registry:
     ) -> ScriptResult:
         return ScriptResult.of(
             await self._offer(
-                args=[
-                    keys.PREFIX,
-                    job.conversation_id,
-                    agent_id,
-                    job.channel,
-                    offer_id,
-                    expires_at,
-                    now_ms(),
-                    job.customer_id,
-                    orjson.dumps(job.to_dict()),
-                    queue,
-                    head_start_ms,
-                ]
+                args=self._offer_args(job, agent_id, offer_id, expires_at, queue, head_start_ms)
             )
         )
+
+    @staticmethod
+    def _offer_args(
+        job: Job, agent_id: str, offer_id: str, expires_at: int, queue: str, head_start_ms: int
+    ) -> list[Any]:
+        return [
+            keys.PREFIX,
+            job.conversation_id,
+            agent_id,
+            job.channel,
+            offer_id,
+            expires_at,
+            now_ms(),
+            job.customer_id,
+            orjson.dumps(job.to_dict()),
+            queue,
+            head_start_ms,
+        ]
+
+    async def offer_many(self, claims: list[tuple[Job, str, str, int, int]]) -> list[ScriptResult]:
+        """`offer` for many (job, agent_id, offer_id, expires_at, head_start_ms) in one
+        pipeline; each claim is still its own atomic script, run in the order given."""
+        if not claims:
+            return []
+        if len(claims) == 1:
+            job, agent_id, offer_id, expires_at, head_start_ms = claims[0]
+            return [
+                await self.offer(
+                    job,
+                    agent_id,
+                    offer_id,
+                    expires_at,
+                    queue=job.queue or "",
+                    head_start_ms=head_start_ms,
+                )
+            ]
+        pipe = self.redis.pipeline(transaction=False)
+        for job, agent_id, offer_id, expires_at, head_start_ms in claims:
+            await self._offer(
+                args=self._offer_args(
+                    job, agent_id, offer_id, expires_at, job.queue or "", head_start_ms
+                ),
+                client=pipe,
+            )
+        return [ScriptResult.of(r) for r in await pipe.execute()]
 
     async def accept(self, offer_id: str, agent_id: str) -> ScriptResult:
         return ScriptResult.of(await self._accept(args=[keys.PREFIX, offer_id, agent_id, now_ms()]))

@@ -1,13 +1,27 @@
-"""Errors raised when a payload does not fit its schema.
+"""Every error of omnirouter's own, in one hierarchy with one base.
 
-Every error names the field, so an HTTP client gets `{error: {code, message, field}}` and a
-dead letter says exactly which part of the event was wrong.
+What a consumer does with a failed event follows from the class: a `PermanentError` can never
+succeed as it is (dead-letter it to cs.dlq.v1 with the reason), a `RetriableError` may succeed
+later (retry with backoff, never dead-letter). Schema errors name the field, so an HTTP client
+gets `{error: {code, message, field}}` and a dead letter says which part of the event was wrong.
 """
 
 from __future__ import annotations
 
 
-class SchemaError(ValueError):
+class OmnirouterError(Exception):
+    """Base of every error omnirouter raises on purpose."""
+
+
+class PermanentError(OmnirouterError):
+    """The event or request can never be processed as it is; retrying will not help."""
+
+
+class RetriableError(OmnirouterError):
+    """A dependency failed; the same event may succeed later."""
+
+
+class SchemaError(PermanentError, ValueError):
     """A payload that does not fit its schema; permanent, never worth a retry."""
 
     status = 422
@@ -32,3 +46,10 @@ class DecodeError(SchemaError):
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message, field=field, code="malformed_json")
+
+
+class UnknownEventType(SchemaError):
+    """An envelope type this consumer does not handle (or a version it does not know)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="type", code="unknown_event_type")

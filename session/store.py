@@ -177,6 +177,26 @@ class SessionStore:
         identify; a name, a number typed into a chat or a claim in the text never reach
         anyone else's history. An unidentified sender gets a stable anonymous id.
         """
+        return (await self.identify_many([(sender, channel)]))[0]
+
+    async def identify_many(self, senders: list[tuple[dict[str, Any], str]]) -> list[Customer]:
+        """`identify` for a batch of (sender, channel) in one pipeline; the scripts run in
+        the order given, so two messages of one sender see each other's links."""
+        if not senders:
+            return []
+        if len(senders) == 1:  # one round trip: a pipeline of scripts checks SCRIPT EXISTS first
+            raw = [await self._identify(args=self._identify_args(*senders[0]))]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for sender, channel in senders:
+                await self._identify(args=self._identify_args(sender, channel), client=pipe)
+            raw = await pipe.execute()
+        return [
+            self._customer(res, sender, channel)
+            for res, (sender, channel) in zip(raw, senders, strict=True)
+        ]
+
+    def _identify_args(self, sender: dict[str, Any], channel: str) -> list[Any]:
         evidence = evidence_of(channel, sender)
         visitor = normalize("visitor_id", sender["visitor_id"]) if sender.get("visitor_id") else ""
         args: list[Any] = [
@@ -190,7 +210,11 @@ class SessionStore:
         for e in evidence:
             args += [e.kind, e.value, e.evidence]
         args += merge_candidates(channel, sender)
-        cid_raw, by, ev, flat, merges = await self._identify(args=args)
+        return args
+
+    @staticmethod
+    def _customer(res: Any, sender: dict[str, Any], channel: str) -> Customer:
+        cid_raw, by, ev, flat, merges = res
         cid = _s(cid_raw)
         if cid:
             r = {_s(flat[i]) or "": _s(flat[i + 1]) or "" for i in range(0, len(flat), 2)}
@@ -210,7 +234,32 @@ class SessionStore:
 
     # -- conversations ----------------------------------------------------------------------
 
-    async def ingest(
+    async def ingest(self, **kwargs: Any) -> IngestResult:
+        """Add one inbound message to its conversation (session/lua/ingest.lua); see
+        `ingest_many` for the arguments."""
+        return (await self.ingest_many([kwargs]))[0]
+
+    async def ingest_many(self, messages: list[dict[str, Any]]) -> list[IngestResult]:
+        """Ingest a batch in one pipeline, in order (one customer's messages stay in order).
+
+        Each item: customer_id, event_id, new_conversation_id, entry, channel, category,
+        priority, reply_to, and optionally message_id, call_id, thread_refs, merge_from,
+        ref_keys, anonymous.
+        """
+        if not messages:
+            return []
+        if len(messages) == 1:
+            raw = [await self._ingest(args=self._ingest_args(**messages[0]))]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for m in messages:
+                await self._ingest(args=self._ingest_args(**m), client=pipe)
+            raw = await pipe.execute()
+        return [
+            self._ingest_result(res, m["customer_id"]) for res, m in zip(raw, messages, strict=True)
+        ]
+
+    def _ingest_args(
         self,
         *,
         customer_id: str,
@@ -227,32 +276,33 @@ class SessionStore:
         merge_from: list[str] | None = None,
         ref_keys: list[str] | None = None,
         anonymous: bool = False,
-    ) -> IngestResult:
+    ) -> list[Any]:
         s = self.settings
-        res = await self._ingest(
-            args=[
-                keys.PREFIX,
-                customer_id,
-                event_id,
-                new_conversation_id,
-                now_ms(),
-                orjson.dumps(entry),
-                channel,
-                s.reopen_window_ms,
-                s.history_cap,
-                s.conversation_ttl_s,
-                category,
-                priority,
-                orjson.dumps(reply_to),
-                message_id or "",
-                call_id or "",
-                orjson.dumps(thread_refs or []),
-                orjson.dumps(merge_from or []),
-                orjson.dumps(ref_keys or []),
-                s.merge_link_ttl_s,
-                "1" if anonymous else "0",
-            ]
-        )
+        return [
+            keys.PREFIX,
+            customer_id,
+            event_id,
+            new_conversation_id,
+            now_ms(),
+            orjson.dumps(entry),
+            channel,
+            s.reopen_window_ms,
+            s.history_cap,
+            s.conversation_ttl_s,
+            category,
+            priority,
+            orjson.dumps(reply_to),
+            message_id or "",
+            call_id or "",
+            orjson.dumps(thread_refs or []),
+            orjson.dumps(merge_from or []),
+            orjson.dumps(ref_keys or []),
+            s.merge_link_ttl_s,
+            "1" if anonymous else "0",
+        ]
+
+    @staticmethod
+    def _ingest_result(res: Any, customer_id: str) -> IngestResult:
         conv, outcome, state, agent, offer, last, owner = (_s(x) for x in res[:7])
         assert conv and outcome and state
         notes = tuple(orjson.loads(n) for n in res[7])

@@ -1,51 +1,40 @@
-"""The faust app: one consumer group, three agents and two timers.
+"""The faust app, as the composition root only: it wires the stages (streams/stages/) to their
+topics through the one consume path (streams/consume.py) and runs the routing timers.
 
-Values travel as raw bytes and are decoded by schemas.envelope, so an event that is not even
-JSON still reaches our error handling (and cs.dlq.v1) instead of faust's.
+Values travel as raw bytes and are decoded by the stages, so an event that is not even JSON
+still reaches our error handling (and cs.dlq.v1) instead of faust's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 import orjson
 import structlog
-from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from channels.agent_feed import append_frame
+from channels.agent_feed import append_frames
 from router.dispatch import Router
 from router.registry import Registry
-from schemas import envelope, events
-from schemas.envelope import Envelope
-from session import directory, keys
+from schemas import deadletter, envelope, topics
+from schemas.deadletter import RETRIABLE, Origin
+from session import keys
 from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
-from streams import topics
 from streams.classify import load_classifier
-from streams.errors import PERMANENT, RetriableError
-from streams.pipeline import Pipeline
+from streams.consume import ConsumePath, Outbox
 from streams.settings import Settings
+from streams.stages import agent_events, directory, identify_classify, session_route
+from streams.stages.placements import Placements
 
 log = structlog.get_logger(__name__)
 
-RETRIABLE = (
-    RetriableError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaError,
-    ConnectionError,
-    asyncio.TimeoutError,
-)
-_MAX_ATTEMPTS_UNKNOWN = 3  # a bug (unexpected exception) is retried this often, then DLQ'd
-_BACKOFF_MAX_S = 5.0
+# Stages whose input the inbound ledger tracks: a dead letter there settles the ledger, or it
+# would republish the event for ever.
+_LEDGER_STAGES = (identify_classify.STAGE, session_route.STAGE)
 
 
 def _patch_fetch_wait(ms: int) -> None:
@@ -91,155 +80,84 @@ def create_app(settings: Settings | None = None) -> faust.App:
     session = SessionStore(redis)
     registry = Registry(redis)
     router = Router(registry)
-    inbound_t = app.topic(topics.INBOUND)
-    messages_t = app.topic(topics.MESSAGES)
-    agent_events_t = app.topic(topics.AGENT_EVENTS)
-    customers_t = app.topic(topics.CUSTOMERS)
-    out_topics = {
-        name: app.topic(name)
-        for name in (
-            topics.MESSAGES,
-            topics.ASSIGNMENTS,
-            topics.OUTBOUND,
-            topics.DLQ,
-            topics.ALERTS,
-        )
-    }
-
-    async def emit(topic: str, key: str, env: Envelope) -> None:
-        if topic == topics.ASSIGNMENTS:
-            await append_frame(redis, env)
-        await out_topics[topic].send(key=key.encode(), value=envelope.encode(env))
-
     ledger = InboundLedger(redis, session.settings.dedupe_ttl_s)
-    pipeline = Pipeline(session, registry, router, load_classifier(), emit, ledger)
-    audit_after = audit_after_ms()
-    inbound_out = app.topic(topics.INBOUND)
+    placements = Placements(session, registry, router)
     worker_id = settings.worker_id
+    source = f"omnirouter/worker/{worker_id}"
+    out_topics = {name: app.topic(name) for name in topics.ALL}
+
+    async def flush(out: Outbox) -> None:
+        """Agent frames first (one pipeline), then every record in flight at once; returns
+        when the broker acknowledged all of them, so the batch is acked only after."""
+        frames = [env for topic, _, env in out.records if topic == topics.ASSIGNMENTS]
+        if frames:
+            await append_frames(redis, frames)
+        pending = [
+            await out_topics[topic].send(key=key.encode(), value=envelope.encode(env))
+            for topic, key, env in out.records
+        ]
+        await asyncio.gather(*pending)
 
     async def dead_letter(stage: str, event: Any, exc: BaseException, attempts: int) -> None:
         msg = event.message
         raw: bytes = event.value or b""
-        try:
-            original, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            original, encoding = base64.b64encode(raw).decode(), "base64"
-        key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
-        env = Envelope(
-            type=events.DEAD_LETTER,
-            source=f"omnirouter/worker/{worker_id}",
-            subject=stage,
-            id=f"dlq.{msg.topic}.{msg.partition}.{msg.offset}",
-            data={
-                "stage": stage,
-                "topic": msg.topic,
-                "partition": msg.partition,
-                "offset": msg.offset,
-                "key": key,
-                "reason": str(exc) or type(exc).__name__,
-                "error_type": type(exc).__name__,
-                "field": getattr(exc, "field", None),
-                "attempts": attempts,
-                "worker": worker_id,
-                "original": original,
-                "original_encoding": encoding,
-            },
+        origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+        env = deadletter.dead_letter(
+            stage=stage, origin=origin, raw=raw, exc=exc, attempts=attempts, source=source
         )
-        await emit(topics.DLQ, key or env.id, env)
-        if stage in ("identify-classify", "session-route"):
-            # The event will never be applied: the ledger must not keep waiting for it.
+        out = Outbox()
+        out.emit(topics.DLQ, str(env.data.get("key") or env.id)[:256], env)
+        await flush(out)
+        if stage in _LEDGER_STAGES:
             with contextlib.suppress(Exception):
                 original_id = str(orjson.loads(raw).get("id", ""))
                 await ledger.settle([original_id.removesuffix(".classified")])
         log.warning(
             "event.dead_lettered",
             stage=stage,
-            reason=str(exc),
+            reason=str(exc)[:500],
+            field=getattr(exc, "field", None),
             topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,
         )
 
-    async def process(
-        stage: str, event: Any, handler: Callable[[Envelope], Awaitable[None]]
-    ) -> None:
-        attempts = 0
-        while True:
-            attempts += 1
-            structlog.contextvars.clear_contextvars()
-            try:
-                env = envelope.decode(event.value)
-                structlog.contextvars.bind_contextvars(event_id=env.id, stage=stage)
-                await handler(env)
-                return
-            except asyncio.CancelledError:
-                raise
-            except PERMANENT as exc:
-                await dead_letter(stage, event, exc, attempts)
-                return
-            except RETRIABLE as exc:
-                delay = min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6))
-                log.warning(
-                    "event.retry", stage=stage, error=repr(exc), attempt=attempts, delay_s=delay
-                )
-                await asyncio.sleep(delay)
-            except Exception as exc:
-                if attempts >= _MAX_ATTEMPTS_UNKNOWN:
-                    log.exception("event.failed", stage=stage)
-                    await dead_letter(stage, event, exc, attempts)
-                    return
-                await asyncio.sleep(0.05 * attempts)
+    def path(stage: str, handle: Any, decode: Any) -> ConsumePath[Any]:
+        return ConsumePath(stage, handle, flush, dead_letter, decode)
 
-    @app.agent(inbound_t, name="identify-classify")
-    async def identify_classify(stream: Any) -> None:
-        async for event in stream.events():
-            await process("identify-classify", event, pipeline.on_inbound)
+    stage_1 = identify_classify.IdentifyClassify(session, load_classifier())
+    stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements)
+    stage_3 = agent_events.AgentEvents(session, registry, placements)
+    stage_4 = directory.Directory(session)
+    paths = {
+        topics.INBOUND: path(identify_classify.STAGE, stage_1.handle, identify_classify.decode),
+        topics.MESSAGES: path(session_route.STAGE, stage_2.handle, session_route.decode),
+        topics.AGENT_EVENTS: path(agent_events.STAGE, stage_3.handle, agent_events.decode),
+        topics.CUSTOMERS: path(directory.STAGE, stage_4.handle, directory.decode),
+    }
+    for topic, consume in paths.items():
+        app.agent(app.topic(topic), name=consume.stage)(consume.run)
 
-    @app.agent(messages_t, name="session-route")
-    async def session_route(stream: Any) -> None:
-        async for event in stream.events():
-            await process("session-route", event, pipeline.on_message)
-
-    @app.agent(agent_events_t, name="agent-events")
-    async def agent_events(stream: Any) -> None:
-        async for event in stream.events():
-            await process("agent-events", event, pipeline.on_agent_event)
-
-    @app.agent(customers_t, name="customer-directory")
-    async def customer_directory(stream: Any) -> None:
-        """The CRM's compacted directory into Redis (session/directory.py)."""
-        async for event in stream.events():
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    await directory.apply(session, event.key, event.value)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except PERMANENT as exc:
-                    await dead_letter("customer-directory", event, exc, attempts)
-                    break
-                except RETRIABLE as exc:
-                    log.warning("directory.retry", error=repr(exc), attempt=attempts)
-                    await asyncio.sleep(min(_BACKOFF_MAX_S, 0.1 * 2 ** min(attempts, 6)))
-                except Exception as exc:
-                    if attempts >= _MAX_ATTEMPTS_UNKNOWN:
-                        log.exception("directory.failed")
-                        await dead_letter("customer-directory", event, exc, attempts)
-                        break
-                    await asyncio.sleep(0.05 * attempts)
+    async def routing(step: Any) -> None:
+        out = Outbox()
+        await step(out)
+        if out.records:
+            await flush(out)
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
         """Expire overdue offers and offer waiting conversations to freed capacity."""
         with contextlib.suppress(*RETRIABLE):
-            await pipeline.expire_offers()
-            await pipeline.maintain()
-            await pipeline.drain()
+            await routing(placements.expire_offers)
+            await routing(placements.maintain)
+            await routing(placements.drain)
+
+    inbound_t = out_topics[topics.INBOUND]
 
     async def republish(key: str, value: bytes) -> None:
-        await inbound_out.send(key=key.encode(), value=value)
+        await inbound_t.send(key=key.encode(), value=value)
+
+    audit_after = audit_after_ms()
 
     @app.timer(interval=max(1.0, audit_after / 4000))
     async def audit_inbound() -> None:
@@ -247,24 +165,22 @@ def create_app(settings: Settings | None = None) -> faust.App:
         with contextlib.suppress(*RETRIABLE):
             await ledger.audit(republish, audit_after)
 
+    async def ready(partitions: int) -> None:
+        with contextlib.suppress(*RETRIABLE):
+            await redis.set(
+                keys.worker_ready(worker_id), orjson.dumps({"partitions": partitions}), ex=10
+            )
+
     @app.timer(interval=2.0)
     async def heartbeat() -> None:
         if app.consumer.assignment():
-            with contextlib.suppress(*RETRIABLE):
-                await redis.set(
-                    keys.worker_ready(worker_id),
-                    orjson.dumps({"partitions": len(app.consumer.assignment())}),
-                    ex=10,
-                )
+            await ready(len(app.consumer.assignment()))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         log.info("worker.partitions_assigned", count=len(assigned))
         if assigned:
-            with contextlib.suppress(*RETRIABLE):
-                await redis.set(
-                    keys.worker_ready(worker_id), orjson.dumps({"partitions": len(assigned)}), ex=10
-                )
+            await ready(len(assigned))
 
-    app.omnirouter_pipeline = pipeline  # type: ignore[attr-defined]
+    app.omnirouter_placements = placements  # type: ignore[attr-defined]
     return app

@@ -17,7 +17,9 @@ log = structlog.get_logger(__name__)
 
 
 class Classifier(Protocol):
-    def __call__(self, text: str) -> dict[str, Any]: ...
+    """Analyses a batch of texts at once (one matrix product for the whole batch)."""
+
+    def __call__(self, texts: list[str]) -> list[dict[str, Any]]: ...
 
 
 _FALLBACK = (
@@ -49,6 +51,10 @@ def keyword_classify(text: str) -> dict[str, Any]:
     }
 
 
+def keyword_classify_batch(texts: list[str]) -> list[dict[str, Any]]:
+    return [keyword_classify(t) for t in texts]
+
+
 @lru_cache(maxsize=1)
 def load_classifier() -> Classifier:
     try:
@@ -57,14 +63,21 @@ def load_classifier() -> Classifier:
         understanding = Understanding.load()
     except Exception as exc:  # no trained artefacts in this checkout
         log.warning("classify.fallback", reason=repr(exc))
-        return keyword_classify
+        return keyword_classify_batch
 
-    def classify(text: str) -> dict[str, Any]:
-        out = understanding.analyze(text).to_dict()
-        out.setdefault("model", "nlu")
+    def classify(texts: list[str]) -> list[dict[str, Any]]:
+        if len(texts) == 1:  # the latency path: no batch overhead for a lone message
+            analyses = [understanding.analyze(texts[0])]
+        else:
+            analyses = understanding.analyze_batch(texts)
+        out = []
+        for a in analyses:
+            d = a.to_dict()
+            d.setdefault("model", "nlu")
+            out.append(d)
         return out
 
     # jieba loads its dictionary lazily (about 1.4 s); pay that at start-up, not on the first
     # customer's message.
-    classify("融通领先成长混合A净值多少")
+    classify(["融通领先成长混合A净值多少"])
     return classify

@@ -27,7 +27,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams import topics
+from schemas import topics
 
 log = structlog.get_logger(__name__)
 

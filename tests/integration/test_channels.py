@@ -22,12 +22,12 @@ from channels.broker import BrokerLink
 from channels.ingress import Ingress
 from channels.settings import ChannelSettings
 from channels.smtp import SmtpListener
-from schemas import events
+from schemas import events, topics
 from session import keys
 from session.identity import anonymous_id, anonymous_key
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
-from streams import embedded, topics
+from streams import embedded
 from tests import mail_samples as samples
 from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
 from tests.integration.conftest import DeliveryRig

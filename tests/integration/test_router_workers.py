@@ -14,9 +14,9 @@ import orjson
 import pytest
 import redis
 
+from schemas import topics
 from session import keys
 from session.identity import anonymous_id
-from streams import topics
 from streams.embedded import Infra
 from tests.conftest import Services, _spawn, _stop, child_env, wait_worker
 from tests.integration.helpers import Api, TopicReader, eventually, uid

@@ -7,11 +7,10 @@ import aiohttp
 import pytest
 import redis
 
-from schemas import events
+from schemas import events, topics
 from schemas.envelope import now_ms
 from session import keys
 from session.identity import anonymous_id
-from streams import topics
 from tests.conftest import Services
 from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 

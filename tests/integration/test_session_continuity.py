@@ -13,10 +13,9 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
-from schemas import events
+from schemas import events, topics
 from session import keys
 from session.store import SessionStore, connect
-from streams import topics
 from tests.conftest import Services
 from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 

@@ -8,10 +8,9 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
-from schemas import events
+from schemas import events, topics
 from schemas.envelope import Envelope, encode
 from session import keys
-from streams import topics
 from tests.conftest import Services
 from tests.integration.helpers import AgentStream, Api, TopicReader, uid
 

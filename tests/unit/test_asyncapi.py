@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import events
-from streams import asyncapi, topics
+from schemas import asyncapi, events, topics
 
 
 def test_every_topic_and_event_type_is_documented() -> None:

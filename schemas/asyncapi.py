@@ -1,6 +1,6 @@
 """The topic contract as an AsyncAPI 3.0 document, served at GET /v1/asyncapi.json.
 
-Built from streams/topics.py and schemas/events.py; a unit test fails when a topic or an
+Built from schemas/topics.py and schemas/events.py; a unit test fails when a topic or an
 event type is added without an entry here. Payload details: docs/events.md.
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import events
-from streams import topics
+from schemas import events, topics
 
 # topic -> (partition key, event types carried, who writes, who reads)
 TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {

@@ -1,0 +1,206 @@
+"""What routing decided, made visible: offers, queue entries, revoked offers, ended
+assignments, alerts — and the routing timers (expire offers, wrap-ups and overflow, drain).
+
+Shared by the session-route stage (new arrivals), the agent-events stage (a freed slot) and
+the timers, so an offer frame is built in one place whoever made the offer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from router.dispatch import NotRoutable, Offered, Placement, Queued, Router
+from router.registry import Registry
+from schemas import events, topics
+from schemas.envelope import Envelope, now_ms
+from session.store import SessionStore
+from streams.consume import Outbox
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "omnirouter/worker"
+PREVIEW_CHARS = 120
+
+
+def preview(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def to_agents(
+    out: Outbox, type_: str, key: str, subject: str, event_id: str, data: dict[str, Any]
+) -> None:
+    """An event on cs.assignments.v1 (and so a frame for the agent or queue in `subject`)."""
+    out.emit(
+        topics.ASSIGNMENTS,
+        key,
+        Envelope(type=type_, source=SOURCE, subject=subject, id=event_id, data=data),
+    )
+
+
+class Placements:
+    def __init__(self, session: SessionStore, registry: Registry, router: Router):
+        self.session = session
+        self.registry = registry
+        self.router = router
+
+    async def publish(
+        self,
+        out: Outbox,
+        placed: Placement | None,
+        customer: dict[str, Any],
+        msg: dict[str, Any] | None,
+        analysis: dict[str, Any] | None,
+    ) -> None:
+        if isinstance(placed, Offered):
+            job = placed.job
+            if msg is None:
+                conv = await self.session.get_conversation(job.conversation_id)
+                last_in: dict[str, Any] = next(
+                    (
+                        m
+                        for m in reversed((conv or {}).get("messages", []))
+                        if m.get("direction") == "in"
+                    ),
+                    {},
+                )
+                text = last_in.get("text", "")
+            else:
+                text = msg["text"]
+            to_agents(
+                out,
+                events.OFFER_CREATED,
+                job.customer_id,
+                placed.agent_id,
+                f"{placed.offer_id}.offer",
+                {
+                    "offer_id": placed.offer_id,
+                    "agent_id": placed.agent_id,
+                    "conversation_id": job.conversation_id,
+                    "expires_at": placed.expires_at,
+                    "category": job.category,
+                    "priority": job.priority,
+                    "channel": job.channel,
+                    "customer": customer,
+                    "preview": preview(text),
+                    "analysis": analysis or {},
+                },
+            )
+        elif isinstance(placed, Queued):
+            out.emit(
+                topics.ASSIGNMENTS,
+                placed.job.customer_id,
+                Envelope(
+                    type=events.CONVERSATION_QUEUED,
+                    source=SOURCE,
+                    subject=placed.queue,
+                    data={
+                        "conversation_id": placed.job.conversation_id,
+                        "queue": placed.queue,
+                        "priority": placed.job.priority,
+                    },
+                ),
+            )
+        elif isinstance(placed, NotRoutable):
+            log.info(
+                "route.skipped", conversation_id=placed.job.conversation_id, state=placed.state
+            )
+
+    def offer_revoked(
+        self, out: Outbox, offer_id: str, values: tuple[str, ...], reason: str
+    ) -> None:
+        conv_id, agent_id, _channel, customer_id = values
+        to_agents(
+            out,
+            events.OFFER_REVOKED,
+            customer_id or conv_id,
+            agent_id,
+            f"{offer_id}.revoked",
+            {
+                "offer_id": offer_id,
+                "agent_id": agent_id,
+                "conversation_id": conv_id,
+                "reason": reason,
+            },
+        )
+
+    def assignment_ended(
+        self,
+        out: Outbox,
+        event_id: str,
+        conv_id: str,
+        customer_id: str,
+        agent_id: str,
+        reason: str,
+    ) -> None:
+        to_agents(
+            out,
+            events.ASSIGNMENT_ENDED,
+            customer_id or conv_id,
+            agent_id,
+            f"{event_id}.{conv_id}.ended",
+            {
+                "agent_id": agent_id,
+                "conversation_id": conv_id,
+                "customer_id": customer_id,
+                "reason": reason,
+            },
+        )
+
+    async def revoke_offers(self, out: Outbox, agent_id: str) -> None:
+        agent = await self.registry.get_agent(agent_id)
+        for offer_id in (agent or {}).get("offers", []):
+            res = await self.registry.release(offer_id, agent_id=agent_id)
+            if res.ok:
+                self.offer_revoked(out, offer_id, res.values, "agent_offline")
+
+    # -- timers -----------------------------------------------------------------------------
+
+    async def drain(self, out: Outbox) -> int:
+        """Offer waiting conversations to whoever has room now."""
+        offered = await self.router.drain()
+        for placed in offered:
+            await self.publish(
+                out,
+                placed,
+                {"id": placed.job.customer_id, "segment": placed.job.segment},
+                None,
+                None,
+            )
+        return len(offered)
+
+    async def expire_offers(self, out: Outbox) -> int:
+        """Take back every offer past its deadline and route its conversation again."""
+        n = 0
+        for offer_id in await self.registry.due_offers(now_ms()):
+            res = await self.registry.release(
+                offer_id, only_if_expired=True, decline_ms=self.router.settings.decline_cooldown_ms
+            )
+            if res.ok:
+                n += 1
+                log.info(
+                    "offer.expired",
+                    offer_id=offer_id,
+                    agent_id=res.values[1],
+                    conversation_id=res.values[0],
+                )
+                self.offer_revoked(out, offer_id, res.values, "expired")
+        return n
+
+    async def maintain(self, out: Outbox) -> int:
+        """Wrap-ups and overflow; each newly raised alert goes to cs.alerts.v1."""
+        alerts = await self.router.maintain()
+        for alert in alerts:
+            out.emit(
+                topics.ALERTS,
+                alert["queue"],
+                Envelope(
+                    type=events.ALERT_RAISED,
+                    source=SOURCE,
+                    subject=alert["queue"],
+                    id=f"{alert['id']}.alert",
+                    data=alert,
+                ),
+            )
+        return len(alerts)
