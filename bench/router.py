@@ -5,7 +5,7 @@ waiting conversations, and the time from a freed slot to the next offer; one wor
 
 Pure Redis level: each "worker" is a separate process running Router.drain / Registry
 calls, as the faust worker does, without the Kafka hop (which adds ~10-20 ms per hop on the
-embedded broker with fetch_max_wait_ms=10, see ARCHITECTURE.md).
+embedded broker with fetch_max_wait_ms=10, see docs/performance.md).
 
 Phase 1 (decisions/s): 10,000 conversations wait (placed while every agent was away), then
 all agents come back and the workers drain the queues until no agent has room left; a

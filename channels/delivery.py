@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from channels import app_webhook
 from channels.chat_ws import append_visitor_frame
 from channels.settings import DeliverySettings
-from schemas import envelope, events, topics
+from schemas import deadletter, envelope, events, topics
 from schemas.envelope import Envelope, now_ms
 from schemas.errors import SchemaError
 from session import keys
@@ -178,7 +178,14 @@ class Delivery:
             else:
                 status = "failed"
         if status == "failed":
-            await self._dead_letter(env, origin, reason, attempts)
+            await self._dead_letter(
+                origin,
+                envelope.encode(env),
+                reason,
+                attempts,
+                str(d.get("customer_id") or env.id).encode(),
+                channel,
+            )
         await self._record(
             d, reply_id, str(channel), status, reason if status == "failed" else None, attempts
         )
@@ -211,30 +218,27 @@ class Delivery:
         await self.session.append(conv_id, f"{reply_id}.delivery.{status}", entry)
 
     async def _dead_letter(
-        self, env: Envelope, origin: dict[str, Any], reason: str, attempts: int
+        self,
+        origin: dict[str, Any],
+        raw: bytes,
+        exc: BaseException | str,
+        attempts: int,
+        key: bytes | None,
+        channel: Any = None,
     ) -> None:
-        dlq = Envelope(
-            type=events.DEAD_LETTER,
+        """The same dead letter every consumer writes (schemas/deadletter.py)."""
+        dlq = deadletter.dead_letter(
+            stage="delivery",
+            origin=deadletter.Origin(origin["topic"], origin["partition"], origin["offset"], key),
+            raw=raw,
+            exc=exc,
+            attempts=attempts,
             source="omnirouter/delivery",
-            subject="delivery",
-            id=f"dlq.delivery.{env.data.get('reply_id') or env.id}",
-            data={
-                "stage": "delivery",
-                **origin,
-                "reason": reason,
-                "error_type": "DeliveryFailed",
-                "field": None,
-                "attempts": attempts,
-                "channel": env.data.get("channel"),
-                "original": envelope.encode(env).decode(),
-                "original_encoding": "utf-8",
-            },
+            extra={"channel": channel},
         )
         assert self.producer is not None
         await self.producer.send_and_wait(
-            topics.DLQ,
-            envelope.encode(dlq),
-            key=str(env.data.get("customer_id") or env.id).encode(),
+            topics.DLQ, envelope.encode(dlq), key=(key or dlq.id.encode())[:256]
         )
 
     # -- channels ----------------------------------------------------------------------------------
@@ -343,7 +347,9 @@ class Delivery:
             try:
                 env = envelope.decode(rec.value)
             except SchemaError as exc:
+                # Never deliverable: dead-lettered with its bytes, so nothing vanishes silently.
                 log.warning("delivery.undecodable", reason=str(exc), **origin)
+                await self._dead_letter(origin, rec.value or b"", exc, 1, rec.key)
                 continue
             await self.deliver(env, origin)
 

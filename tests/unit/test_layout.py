@@ -1,0 +1,76 @@
+"""The layout's promises, checked: dependencies run one way, and every deploy runs every
+process the product needs, with workers scaled on lag no further than the partitions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# schemas <- session <- router <- channels <- streams: a package may import only those left of it.
+ORDER = ["schemas", "session", "router", "channels", "streams"]
+PROCESSES = {"worker", "gateway", "delivery"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_dependencies_run_one_way() -> None:
+    wrong = []
+    for i, package in enumerate(ORDER):
+        later = set(ORDER[i + 1 :])
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for name in _imports(path) & later:
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    # Known and tracked in issue 9's note: the gateway and delivery entry points still read
+    # streams.logs / streams.settings; everything else must hold.
+    allowed = {"channels/serve.py imports streams", "channels/delivery.py imports streams"}
+    assert sorted(set(wrong) - allowed) == []
+
+
+def test_compose_runs_every_process() -> None:
+    compose = yaml.safe_load((ROOT / "deploy/docker-compose.yml").read_text())
+    commands = {
+        s["command"][1]
+        for s in compose["services"].values()
+        if isinstance(s.get("command"), list) and s["command"][0] == "omnirouter"
+    }
+    assert commands == PROCESSES
+
+
+def test_k8s_runs_every_process_and_scales_workers_on_lag() -> None:
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy/k8s/omnirouter.yaml").read_text()) if d]
+    for d in docs:
+        assert {"apiVersion", "kind", "metadata"} <= d.keys(), d
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    partitions = int(config["data"]["OMNIROUTER_PARTITIONS"])
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    commands = set()
+    for d in deployments.values():
+        spec = d["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= labels.items()
+        for c in spec["template"]["spec"]["containers"]:
+            assert c["command"][0] == "omnirouter"
+            commands.add(c["command"][1])
+    assert commands == PROCESSES
+    scaled = [d for d in docs if d["kind"] == "ScaledObject"]
+    assert len(scaled) == 1
+    so = scaled[0]["spec"]
+    assert so["scaleTargetRef"]["name"] in deployments
+    assert deployments[so["scaleTargetRef"]["name"]]["spec"]["template"]["spec"]["containers"][0][
+        "command"
+    ] == ["omnirouter", "worker"]
+    assert so["minReplicaCount"] <= so["maxReplicaCount"] <= partitions
+    assert {t["type"] for t in so["triggers"]} == {"kafka"}
+    assert all(t["metadata"]["consumerGroup"] == "omnirouter" for t in so["triggers"])
