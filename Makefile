@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy streams channels router session schemas
+	$(BIN)/mypy --explicit-package-bases bench
 
 # Each benchmark prints its figures and the machine; docs/performance.md keeps the results.
 bench: $(STAMP)

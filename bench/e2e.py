@@ -253,7 +253,7 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
     }
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     for name, extra in [("gateway", {})] + [
         ("worker", {"OMNIROUTER_WORKER_ID": f"bench-{i}"}) for i in range(workers)
     ]:
@@ -303,8 +303,8 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str, floor:
         raw = await broker_raw(bootstrap, args.raw)
     print(f"machine: {machine()}")
     print(f"workers: {args.workers}, agents: {agents_for(args.n)}, partitions: 8")
-    for r in results[1:]:
-        print(orjson.dumps(r).decode())
+    for figures in results[1:]:
+        print(orjson.dumps(figures).decode())
     print("broker raw:", orjson.dumps(raw).decode())
     full = results[-1]
     print(

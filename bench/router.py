@@ -56,6 +56,10 @@ SETTINGS = RouterSettings(
 )
 
 
+def _s(x: bytes | str) -> str:
+    return x.decode() if isinstance(x, bytes) else x
+
+
 def quiet() -> None:
     import logging
 
@@ -153,7 +157,7 @@ async def slot_worker(
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         agent = rnd.choice(mine)
-        convs = [x.decode() for x in await r.smembers(keys.agent_conversations(agent))]
+        convs = [_s(x) for x in await r.smembers(keys.agent_conversations(agent))]
         if not convs:
             continue
         t0 = time.perf_counter()
@@ -197,7 +201,7 @@ async def accept_all(url: str, n_agents: int) -> int:
     reg = Registry(r)
     n = 0
     for i in range(n_agents):
-        for oid in [x.decode() for x in await r.smembers(keys.agent_offers(f"a{i}"))]:
+        for oid in [_s(x) for x in await r.smembers(keys.agent_offers(f"a{i}"))]:
             n += (await reg.accept(oid, f"a{i}")).ok
     await r.aclose()
     return n

@@ -62,12 +62,13 @@ CHANNELS = ("app", "phone", "email", "chat")
 def message(i: int, n_customers: int) -> tuple[str, dict[str, Any], str]:
     c = i % n_customers
     channel = CHANNELS[(i // n_customers) % 4]
-    sender: dict[str, Any] = {
+    senders: dict[str, dict[str, Any]] = {
         "app": {"app_user_id": f"u-{c}", "verified": ["app_user_id"]},
         "phone": {"phone": f"+86138{c:08d}", "verified": ["phone"]},
         "email": {"email": f"c{c}@example.com"},
         "chat": {"visitor_id": f"v-{c}"},
-    }[channel]
+    }
+    sender = senders[channel]
     return channel, sender, "定投怎么设置？扣款日能改吗"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import quopri
+from collections.abc import Callable
 
 
 def _b64(data: bytes) -> str:
@@ -152,7 +153,7 @@ def big5_mail(message_id: str = "<big5-1@mail.example.tw>") -> bytes:
     ).encode("ascii")
 
 
-ALL = {
+ALL: dict[str, Callable[[], bytes]] = {
     "gbk": gbk_mail,
     "html_only": html_only_mail,
     "reply": reply_mail,
