@@ -45,28 +45,10 @@ def serve() -> None:
     """One pass-through worker (a child process of measure())."""
     import faust
 
-    from streams.app import _patch_fetch_wait
+    from streams.app import faust_app
     from streams.settings import Settings
 
-    settings = Settings()
-    _patch_fetch_wait(settings.fetch_max_wait_ms)
-    app = faust.App(
-        "omnirouter-floor",
-        broker=",".join(f"kafka://{h}" for h in settings.require_bootstrap().split(",")),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        topic_partitions=PARTITIONS,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=max(1, settings.session_timeout_s // 4),
-        broker_commit_interval=1.0,
-        producer_linger=0.002,
-        stream_wait_empty=False,
-        loghandlers=[],
-    )
+    app = faust_app("omnirouter-floor", Settings(), PARTITIONS)
     source = app.topic(IN_TOPIC)
     sink = app.topic(OUT_TOPIC)
 

@@ -407,14 +407,10 @@ class Delivery:
             await self.http.close()
 
 
-def run_delivery() -> int:
-    from streams import logs
-    from streams.settings import Settings
-
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
-    redis = connect(settings.require_redis())
-    service = Delivery(settings.require_bootstrap(), redis)
+def run_delivery(bootstrap: str, redis_url: str, worker_id: str) -> int:
+    """Logging is configured by the caller (streams/cli.py), which owns the process."""
+    redis = connect(redis_url)
+    service = Delivery(bootstrap, redis)
 
     async def main() -> None:
         import signal
@@ -424,7 +420,7 @@ def run_delivery() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await service.run(keys.delivery_ready(settings.worker_id), stop)
+            await service.run(keys.delivery_ready(worker_id), stop)
         finally:
             with contextlib.suppress(Exception):
                 await redis.aclose()

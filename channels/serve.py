@@ -8,15 +8,12 @@ from aiohttp import web
 
 from channels.gateway import Gateway
 from channels.settings import GatewaySettings
-from streams import logs
-from streams.settings import Settings
 
 
-def run_gateway() -> int:
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
+def run_gateway(bootstrap: str, redis_url: str) -> int:
+    """Logging is configured by the caller (streams/cli.py), which owns the process."""
     gw_settings = GatewaySettings()
-    gateway = Gateway(settings.require_bootstrap(), settings.require_redis(), gw_settings)
+    gateway = Gateway(bootstrap, redis_url, gw_settings)
     try:
         import uvloop
 

@@ -55,19 +55,19 @@ def _patch_fetch_wait(ms: int) -> None:
     cls._create_worker_consumer = create  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings | None = None) -> faust.App:
-    settings = settings or Settings()
+def faust_app(app_id: str, settings: Settings, partitions: int) -> faust.App:
+    """The worker's faust configuration (also the floor's in bench/floor.py, so the floor is
+    the same framework with the same settings)."""
     _patch_fetch_wait(settings.fetch_max_wait_ms)
-    bootstrap = settings.require_bootstrap()
-    app = faust.App(
-        "omnirouter",
-        broker=",".join(f"kafka://{h}" for h in bootstrap.split(",")),
+    return faust.App(
+        app_id,
+        broker=",".join(f"kafka://{h}" for h in settings.require_bootstrap().split(",")),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,
-        topic_partitions=settings.partitions,
+        topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1, settings.session_timeout_s // 4),
@@ -76,6 +76,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_wait_empty=False,
         loghandlers=[],
     )
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    settings = settings or Settings()
+    app = faust_app("omnirouter", settings, settings.partitions)
     redis = connect(settings.require_redis())
     session = SessionStore(redis)
     registry = Registry(redis)

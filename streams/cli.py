@@ -6,6 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streams import logs
+from streams.settings import Settings
+
 
 def _worker(_: argparse.Namespace) -> int:
     from streams.worker import run_worker
@@ -13,16 +16,24 @@ def _worker(_: argparse.Namespace) -> int:
     return run_worker()
 
 
+def _configured() -> Settings:
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
+
+
 def _gateway(_: argparse.Namespace) -> int:
     from channels.serve import run_gateway
 
-    return run_gateway()
+    s = _configured()
+    return run_gateway(s.require_bootstrap(), s.require_redis())
 
 
 def _delivery(_: argparse.Namespace) -> int:
     from channels.delivery import run_delivery
 
-    return run_delivery()
+    s = _configured()
+    return run_delivery(s.require_bootstrap(), s.require_redis(), s.worker_id)
 
 
 def _dev(args: argparse.Namespace) -> int:

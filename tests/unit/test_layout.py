@@ -32,10 +32,7 @@ def test_dependencies_run_one_way() -> None:
         for path in sorted((ROOT / package).rglob("*.py")):
             for name in _imports(path) & later:
                 wrong.append(f"{path.relative_to(ROOT)} imports {name}")
-    # Known and tracked in issue 9's note: the gateway and delivery entry points still read
-    # streams.logs / streams.settings; everything else must hold.
-    allowed = {"channels/serve.py imports streams", "channels/delivery.py imports streams"}
-    assert sorted(set(wrong) - allowed) == []
+    assert sorted(set(wrong)) == []
 
 
 def test_compose_runs_every_process() -> None:
