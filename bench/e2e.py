@@ -35,6 +35,7 @@ from floor import measure as measure_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from schemas.vocabulary import CATEGORIES
 from session import keys
 from streams import embedded
 
@@ -70,9 +71,7 @@ class Agents:
             aid = f"bench-{i}"
             body = {
                 "name": aid,
-                "skills": {
-                    c: 3 for c in ("product", "transaction", "account", "complaint", "technical")
-                },
+                "skills": dict.fromkeys(CATEGORIES, 3),
                 "capacity": {"chat": 100, "app": 100, "email": 100, "phone": 1},
             }
             async with self.s.put(f"{self.base}/v1/agents/{aid}", json=body) as r:

@@ -40,11 +40,12 @@ from router.dispatch import Offered, Router
 from router.policy import Job
 from router.registry import Registry
 from router.settings import RouterSettings
+from schemas.vocabulary import QUEUES
 from session import keys
 from session.store import connect
 from streams import embedded
 
-CATS = ["product", "transaction", "account", "complaint", "technical", "unclear"]
+CATS = list(QUEUES)
 SETTINGS = RouterSettings(
     offer_timeout_ms=3_600_000,
     decline_cooldown_ms=300_000,

@@ -28,6 +28,7 @@ from router.transfer import TransferRefused, transfer_conversation
 from schemas import asyncapi, envelope, events, models, topics
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
+from schemas.vocabulary import CHANNELS
 from session import keys, privacy
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
@@ -219,12 +220,12 @@ class Gateway:
     async def inbound(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         channel = request.match_info["channel"]
-        if channel not in models.CHANNELS:
+        if channel not in CHANNELS:
             INBOUND_TOTAL.labels("unknown", "rejected").inc()
             raise ApiError(
                 404,
                 "unknown_channel",
-                f"unknown channel {channel!r}; use one of {', '.join(models.CHANNELS)}",
+                f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}",
                 field="channel",
             )
         try:

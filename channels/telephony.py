@@ -27,8 +27,8 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 import redis.asyncio as aioredis
 
-from schemas import models
 from schemas.errors import SchemaError
+from schemas.vocabulary import CALL_EVENTS, CATEGORIES
 from session import keys
 
 CALL_TTL_S = 86_400
@@ -111,9 +111,9 @@ def generic_event(body: Any, ivr_menu: dict[str, str]) -> dict[str, Any] | None:
             "call_id must be a non-empty string", field="call_id", code="missing_field"
         )
     event = body.get("event")
-    if event not in models.CALL_EVENTS:
+    if event not in CALL_EVENTS:
         raise SchemaError(
-            f"event must be one of {', '.join(models.CALL_EVENTS)}",
+            f"event must be one of {', '.join(CALL_EVENTS)}",
             field="event",
             code="invalid_value",
         )
@@ -198,7 +198,7 @@ def normalized(ev: dict[str, Any], state: dict[str, str]) -> dict[str, Any]:
     )
     call: dict[str, Any] = {"call_id": ev["call_id"], "event": ev["event"]}
     hint = ev.get("hint") or state.get("hint")
-    if hint in models.CATEGORIES:
+    if hint in CATEGORIES:
         call["hint"] = hint
     body: dict[str, Any] = {
         "channel_message_id": ev["cmid"][:200],

@@ -20,8 +20,7 @@ from typing import Any
 
 import orjson
 
-QUEUE_UNCLEAR = "unclear"
-CATEGORIES = ("product", "transaction", "account", "complaint", "technical")
+from schemas.vocabulary import CATEGORIES, QUEUE_UNCLEAR
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from router.policy import AgentView, Job
 from schemas.envelope import now_ms
+from schemas.vocabulary import CHANNELS
 from session import keys
 
 _JOB_FIELDS = [
@@ -63,7 +64,6 @@ class ScriptResult:
         return cls(ok=vals[0] == "ok", reason=vals[0], values=vals[1:])
 
 
-_CHANNELS = ("chat", "app", "email", "phone")
 _PROFILE_FIELDS = ["skills", "languages", "advisor_for", "phone_excludes_chat"]
 
 
@@ -162,7 +162,7 @@ class Registry:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.agent(agent_id))
         pipe.hgetall(keys.agent_capacity(agent_id))
-        pipe.hmget(keys.agents_load(), [f"{agent_id}|{ch}" for ch in _CHANNELS])
+        pipe.hmget(keys.agents_load(), [f"{agent_id}|{ch}" for ch in CHANNELS])
         pipe.smembers(keys.agent_offers(agent_id))
         pipe.smembers(keys.agent_conversations(agent_id))
         prof, cap, load, offers, convs = await pipe.execute()
@@ -179,7 +179,7 @@ class Registry:
             "wrap_up_s": int(p.get("wrap_up_s", 0)),
             "phone_excludes_chat": p.get("phone_excludes_chat") == "1",
             "capacity": _ints(cap),
-            "load": {ch: int(n or 0) for ch, n in zip(_CHANNELS, load, strict=True)},
+            "load": {ch: int(n or 0) for ch, n in zip(CHANNELS, load, strict=True)},
             "offers": sorted(_s(x) for x in offers),
             "conversations": sorted(_s(x) for x in convs),
         }

@@ -11,19 +11,20 @@ from typing import Any, Final
 
 from schemas import validate as v
 from schemas.errors import SchemaError
-
-CHANNELS: Final = ("chat", "app", "email", "phone")
-CATEGORIES: Final = ("product", "transaction", "account", "complaint", "technical")
-QUEUE_UNCLEAR: Final = "unclear"
-SEGMENTS: Final = ("new", "regular", "hnw")
-RISK_TOLERANCES: Final = ("C1", "C2", "C3", "C4", "C5")
-AGENT_STATUSES: Final = ("available", "away", "offline")
-CALL_EVENTS: Final = ("started", "ivr", "transcript", "ended")
+from schemas.vocabulary import (
+    AGENT_STATUSES,
+    CALL_EVENTS,
+    CATEGORIES,
+    CHANNELS,
+    CONTACT_KINDS,
+    RISK_TOLERANCES,
+    SEGMENTS,
+)
 
 MAX_TEXT: Final = 20_000
 MAX_ATTACHMENTS: Final = 20
 
-_FROM_KEYS = ("phone", "email", "app_user_id", "visitor_id", "name")
+_FROM_KEYS = (*CONTACT_KINDS, "name")
 
 # Which contacts a channel's adapter may vouch for in ``from.verified`` (docs/session.md):
 # the telephony platform for a caller number it verified (network-verified caller id or an

@@ -1,0 +1,31 @@
+"""The words every package shares: channels, categories, contact kinds and states.
+
+One copy. A new channel or category starts here; the schemas, the router's queues, the
+OpenAPI/AsyncAPI documents and the classifier's labels all read these tuples.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+# Where a customer writes from. Order is the order documents and figures list them in.
+CHANNELS: Final = ("chat", "app", "email", "phone")
+Channel = Literal["chat", "app", "email", "phone"]
+
+# The design document's five question categories (问题分类), in its order.
+CATEGORIES: Final = ("product", "transaction", "account", "complaint", "technical")
+Category = Literal["product", "transaction", "account", "complaint", "technical"]
+# The queue for what the classifier could not place with confidence: a generalist takes it.
+QUEUE_UNCLEAR: Final = "unclear"
+QUEUES: Final = (*CATEGORIES, QUEUE_UNCLEAR)
+
+# How a customer can be reached or recognised (identity evidence, `from` of an inbound message).
+CONTACT_KINDS: Final = ("phone", "email", "app_user_id", "visitor_id")
+ContactKind = Literal["phone", "email", "app_user_id", "visitor_id"]
+
+SEGMENTS: Final = ("new", "regular", "hnw")
+RISK_TOLERANCES: Final = ("C1", "C2", "C3", "C4", "C5")
+AGENT_STATUSES: Final = ("available", "away", "offline")
+AgentStatus = Literal["available", "away", "offline"]
+CALL_EVENTS: Final = ("started", "ivr", "transcript", "ended")
+CallEvent = Literal["started", "ivr", "transcript", "ended"]
