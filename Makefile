@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/session.py
 	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/schemas.py
 
 model: $(STAMP)
 	$(BIN)/omnirouter train

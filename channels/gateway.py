@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -28,7 +28,17 @@ from router.transfer import TransferRefused, transfer_conversation
 from schemas import asyncapi, envelope, events, models, topics
 from schemas.envelope import Envelope, new_id
 from schemas.errors import DecodeError, SchemaError
-from schemas.vocabulary import CHANNELS
+from schemas.payloads import (
+    AgentAccepted,
+    AgentRejected,
+    AgentReplied,
+    AgentResolved,
+    AgentStatusChanged,
+    AgentTransferred,
+    Payload,
+    envelope_of,
+)
+from schemas.vocabulary import CHANNELS, AgentStatus
 from session import keys, privacy
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
@@ -189,7 +199,7 @@ class Gateway:
     async def _publish(self, topic: str, key: str, env: Envelope) -> None:
         await self._publish_raw(topic, key, envelope.encode(env))
 
-    async def _note_event(self, type_: str, key: str, subject: str, data: dict[str, Any]) -> None:
+    async def _note_event(self, key: str, subject: str, payload: Payload) -> None:
         """Publish an agent event whose state change Redis has already made.
 
         Best effort: the answer to the agent stands even if the broker is away, because the
@@ -197,12 +207,10 @@ class Gateway:
         """
         try:
             await self._publish(
-                topics.AGENT_EVENTS,
-                key,
-                Envelope(type=type_, source=SOURCE, subject=subject, data=data),
+                topics.AGENT_EVENTS, key, envelope_of(payload, source=SOURCE, subject=subject)
             )
         except ApiError:
-            log.warning("agent_event.not_published", type=type_, subject=subject)
+            log.warning("agent_event.not_published", type=payload.EVENT, subject=subject)
 
     async def _publish_raw(self, topic: str, key: str, value: bytes) -> None:
         try:
@@ -330,18 +338,17 @@ class Gateway:
         await self._publish(
             topics.AGENT_EVENTS,
             agent_id,
-            Envelope(
-                type=events.AGENT_STATUS_CHANGED,
+            envelope_of(
+                AgentStatusChanged(
+                    agent_id=agent_id,
+                    status=cast(AgentStatus, status),
+                    previous=previous,
+                    # Already back in their queues; listed so the worker can tell desktops.
+                    revoked_offers=changed.revoked,
+                    returned=changed.returned,
+                ),
                 source=SOURCE,
                 subject=agent_id,
-                data={
-                    "agent_id": agent_id,
-                    "status": status,
-                    "previous": previous,
-                    # Already back in their queues; listed so the worker can tell desktops.
-                    "revoked_offers": changed.revoked,
-                    "returned": changed.returned,
-                },
             ),
         )
         return ok(
@@ -417,16 +424,15 @@ class Gateway:
         structlog.contextvars.bind_contextvars(agent_id=agent_id, conversation_id=conv_id)
         log.info("offer.accepted", offer_id=offer_id)
         await self._note_event(
-            events.AGENT_ACCEPTED,
             customer_id or conv_id,
             agent_id,
-            {
-                "agent_id": agent_id,
-                "offer_id": offer_id,
-                "conversation_id": conv_id,
-                "customer_id": customer_id,
-                "channel": channel,
-            },
+            AgentAccepted(
+                agent_id=agent_id,
+                offer_id=offer_id,
+                conversation_id=conv_id,
+                customer_id=customer_id,
+                channel=channel,
+            ),
         )
         return ok({"conversation_id": conv_id, "state": "assigned", "agent_id": agent_id})
 
@@ -443,15 +449,14 @@ class Gateway:
         log.info("offer.rejected", offer_id=offer_id, agent_id=agent_id, conversation_id=conv_id)
         # The conversation is back in its queue already; the event only speeds up re-routing.
         await self._note_event(
-            events.AGENT_REJECTED,
             customer_id or conv_id,
             agent_id,
-            {
-                "agent_id": agent_id,
-                "offer_id": offer_id,
-                "conversation_id": conv_id,
-                "reason": body.get("reason"),
-            },
+            AgentRejected(
+                agent_id=agent_id,
+                offer_id=offer_id,
+                conversation_id=conv_id,
+                reason=body.get("reason"),
+            ),
         )
         return ok({"conversation_id": conv_id, "state": "waiting"})
 
@@ -495,11 +500,10 @@ class Gateway:
         conv_id = _path_id(request, "conversation_id")
         body = models.parse_agent_action(await self._body(request), text=True)
         key = await self._assigned_to(conv_id, body["agent_id"])
-        env = Envelope(
-            type=events.AGENT_REPLIED,
+        env = envelope_of(
+            AgentReplied(agent_id=body["agent_id"], conversation_id=conv_id, text=body["text"]),
             source=SOURCE,
             subject=conv_id,
-            data={"agent_id": body["agent_id"], "conversation_id": conv_id, "text": body["text"]},
         )
         await self._publish(topics.AGENT_EVENTS, key, env)
         return ok({"reply_id": env.id}, status=202)
@@ -519,15 +523,14 @@ class Gateway:
             )
         channel, customer_id = res.values[0], res.values[1]
         await self._note_event(
-            events.AGENT_RESOLVED,
             customer_id or conv_id,
             conv_id,
-            {
-                "agent_id": body["agent_id"],
-                "conversation_id": conv_id,
-                "channel": channel,
-                "customer_id": customer_id,
-            },
+            AgentResolved(
+                agent_id=body["agent_id"],
+                conversation_id=conv_id,
+                channel=channel,
+                customer_id=customer_id,
+            ),
         )
         return ok({"conversation_id": conv_id, "state": "resolved"})
 
@@ -542,10 +545,16 @@ class Gateway:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         customer_id = res["customer_id"]
         await self._note_event(
-            events.AGENT_TRANSFERRED,
             customer_id or conv_id,
             conv_id,
-            {**body, "conversation_id": conv_id, "customer_id": customer_id},
+            AgentTransferred(
+                agent_id=body["agent_id"],
+                conversation_id=conv_id,
+                to_queue=body["to_queue"],
+                to_agent=body["to_agent"],
+                note=body["note"],
+                customer_id=customer_id,
+            ),
         )
         return ok({"conversation_id": conv_id, "state": "waiting", "queue": res["queue"]})
 

@@ -1,14 +1,25 @@
 """The topic contract as an AsyncAPI 3.0 document, served at GET /v1/asyncapi.json.
 
-Built from schemas/topics.py and schemas/events.py; a unit test fails when a topic or an
-event type is added without an entry here. Payload details: docs/events.md.
+Built from schemas/topics.py, schemas/events.py and the payload classes of schemas/payloads.py
+(their JSON Schema comes from msgspec, so the document shows exactly what a consumer accepts).
+A copy is kept in docs/asyncapi.json; a unit test fails when the generated document differs
+from it, so a payload change shows up in review. Regenerate with `python -m schemas.asyncapi`.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from schemas import events, topics
+from schemas.payloads import PAYLOADS
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
+_REF = "#/components/schemas/{name}"
 
 # topic -> (partition key, event types carried, who writes, who reads)
 TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
@@ -88,13 +99,13 @@ def spec() -> dict[str, Any]:
         refs = {}
         for t in types:
             name = _msg_name(t)
+            props = {**_ENVELOPE["properties"], "type": {"const": t}}
+            if t in PAYLOADS:
+                props["data"] = {"$ref": _REF.format(name=PAYLOADS[t].__name__)}
             messages[name] = {
                 "name": t,
                 "contentType": "application/json",
-                "payload": {
-                    **_ENVELOPE,
-                    "properties": {**_ENVELOPE["properties"], "type": {"const": t}},
-                },
+                "payload": {**_ENVELOPE, "properties": props},
             }
             refs[name] = {"$ref": f"#/components/messages/{name}"}
         channels[cid] = {
@@ -109,5 +120,19 @@ def spec() -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"messages": messages, "schemas": _payload_schemas()},
     }
+
+
+def _payload_schemas() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(list(PAYLOADS.values()), ref_template=_REF)
+    return dict(sorted(components.items()))
+
+
+def render() -> str:
+    return json.dumps(spec(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m schemas.asyncapi  (rewrites docs/asyncapi.json)
+    DOC.write_text(render(), encoding="utf-8")
+    print(f"wrote {DOC}", file=sys.stderr)

@@ -8,15 +8,17 @@ however many slots it freed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
 
 from router.registry import Registry
-from schemas import envelope, events, topics
+from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, now_ms
-from schemas.errors import SchemaError, UnknownEventType
+from schemas.errors import UnknownEventType
+from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
+from schemas.vocabulary import Channel
 from session.store import SessionStore
 from streams.consume import Outbox
 from streams.stages.placements import SOURCE, Placements, to_agents
@@ -35,23 +37,14 @@ HANDLED = frozenset(
         events.AGENT_TRANSFERRED,
     }
 )
-# What each act must carry for this stage to apply it.
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    events.AGENT_ACCEPTED: ("agent_id", "conversation_id", "offer_id"),
-    events.AGENT_REPLIED: ("agent_id", "conversation_id", "text"),
-    events.AGENT_RESOLVED: ("agent_id", "conversation_id"),
-    events.AGENT_STATUS_CHANGED: ("agent_id",),
-    events.AGENT_TRANSFERRED: ("agent_id", "conversation_id"),
-}
 
 
 def decode(event: Any) -> Envelope:
+    """Bytes -> envelope whose data is a valid payload of its act (schemas.payloads)."""
     env = envelope.decode(event.value)
     if env.type not in HANDLED:
         raise UnknownEventType(f"cs.agent-events.v1 does not carry {env.type!r}")
-    for name in _REQUIRED.get(env.type, ()):
-        if not isinstance(env.data.get(name), str):
-            raise SchemaError(f"{name} must be a string", field=f"data.{name}")
+    payloads.validate(env)
     return env
 
 
@@ -116,16 +109,15 @@ class AgentEvents:
             ]
         to_agents(
             out,
-            events.ASSIGNMENT_CREATED,
+            AssignmentCreated(
+                agent_id=d["agent_id"],
+                offer_id=d["offer_id"],
+                conversation_id=conv_id,
+                conversation=conv,
+            ),
             d.get("customer_id") or conv_id,
             d["agent_id"],
             f"{env.id}.assignment",
-            {
-                "agent_id": d["agent_id"],
-                "offer_id": d["offer_id"],
-                "conversation_id": conv_id,
-                "conversation": conv,
-            },
         )
 
     async def _replied(self, env: Envelope, out: Outbox) -> None:
@@ -153,27 +145,26 @@ class AgentEvents:
         out.emit(
             topics.OUTBOUND,
             customer_id or conv_id,
-            Envelope(
-                type=events.REPLY_CREATED,
+            envelope_of(
+                ReplyCreated(
+                    # For the delivery service: the mail thread and the call to answer on.
+                    references=reply_to.get("references") or [],
+                    subject=reply_to.get("subject"),
+                    call_id=reply_to.get("call_id"),
+                    reply_id=env.id,
+                    conversation_id=conv_id,
+                    customer_id=customer_id,
+                    channel=cast(Channel, reply_to.get("channel") or channel),
+                    to=reply_to.get("from", {}),
+                    in_reply_to=reply_to.get("message_id"),
+                    message_id=f"<{message_id}>" if message_id else None,
+                    text=d["text"],
+                    agent_id=d["agent_id"],
+                    author="agent",
+                ),
                 source=SOURCE,
                 subject=conv_id,
                 id=f"{env.id}.outbound",
-                data={
-                    # For the delivery service: the mail thread and the call to answer on.
-                    "references": reply_to.get("references") or [],
-                    "subject": reply_to.get("subject"),
-                    "call_id": reply_to.get("call_id"),
-                    "reply_id": env.id,
-                    "conversation_id": conv_id,
-                    "customer_id": customer_id,
-                    "channel": reply_to.get("channel") or channel,
-                    "to": reply_to.get("from", {}),
-                    "in_reply_to": reply_to.get("message_id"),
-                    "message_id": f"<{message_id}>" if message_id else None,
-                    "text": d["text"],
-                    "agent_id": d["agent_id"],
-                    "author": "agent",
-                },
             ),
         )
 

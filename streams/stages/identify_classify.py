@@ -10,10 +10,10 @@ from typing import Any
 
 import structlog
 
-from schemas import envelope, events, topics
+from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope
 from schemas.errors import UnknownEventType
-from schemas.models import parse_inbound
+from schemas.payloads import MessageReceived
 from session.store import SessionStore
 from streams.classify import Classifier
 from streams.consume import Outbox
@@ -38,7 +38,7 @@ NO_TEXT_ANALYSIS: dict[str, Any] = {
 @dataclass(frozen=True, slots=True)
 class Inbound:
     env: Envelope
-    msg: dict[str, Any]  # the validated message (schemas.models.parse_inbound)
+    msg: dict[str, Any]  # the validated message, canonical (schemas.payloads.MessageReceived)
 
 
 def decode(event: Any) -> Inbound:
@@ -47,8 +47,7 @@ def decode(event: Any) -> Inbound:
     env = envelope.decode(event.value)
     if env.type != events.MESSAGE_RECEIVED:
         raise UnknownEventType(f"cs.inbound.v1 does not carry {env.type!r}")
-    body = {k: v for k, v in env.data.items() if k != "channel"}
-    return Inbound(env, parse_inbound(str(env.data.get("channel")), body))
+    return Inbound(env, payloads.data_of(payloads.read(env, MessageReceived)))
 
 
 def with_ivr_hint(analysis: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,25 @@ the timers, so an offer frame is built in one place whoever made the offer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 import structlog
 
 from router.dispatch import NotRoutable, Offered, Placement, Queued, Router
 from router.registry import Registry
-from schemas import events, topics
-from schemas.envelope import Envelope, now_ms
+from schemas import topics
+from schemas.envelope import now_ms
+from schemas.payloads import (
+    AlertRaised,
+    AssignmentEnded,
+    ConversationQueued,
+    OfferCreated,
+    OfferRevoked,
+    Payload,
+    envelope_of,
+)
+from schemas.vocabulary import Channel
 from session.store import SessionStore
 from streams.consume import Outbox
 
@@ -28,14 +39,12 @@ def preview(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def to_agents(
-    out: Outbox, type_: str, key: str, subject: str, event_id: str, data: dict[str, Any]
-) -> None:
+def to_agents(out: Outbox, payload: Payload, key: str, subject: str, event_id: str) -> None:
     """An event on cs.assignments.v1 (and so a frame for the agent or queue in `subject`)."""
     out.emit(
         topics.ASSIGNMENTS,
         key,
-        Envelope(type=type_, source=SOURCE, subject=subject, id=event_id, data=data),
+        envelope_of(payload, source=SOURCE, subject=subject, id=event_id),
     )
 
 
@@ -68,38 +77,31 @@ class Placements:
                 text = last_in.get("text", "")
             else:
                 text = msg["text"]
-            to_agents(
-                out,
-                events.OFFER_CREATED,
-                job.customer_id,
-                placed.agent_id,
-                f"{placed.offer_id}.offer",
-                {
-                    "offer_id": placed.offer_id,
-                    "agent_id": placed.agent_id,
-                    "conversation_id": job.conversation_id,
-                    "expires_at": placed.expires_at,
-                    "category": job.category,
-                    "priority": job.priority,
-                    "channel": job.channel,
-                    "customer": customer,
-                    "preview": preview(text),
-                    "analysis": analysis or {},
-                },
+            offer = OfferCreated(
+                offer_id=placed.offer_id,
+                agent_id=placed.agent_id,
+                conversation_id=job.conversation_id,
+                expires_at=placed.expires_at,
+                category=job.category,
+                priority=job.priority,
+                channel=cast(Channel, job.channel),
+                customer=customer,
+                preview=preview(text),
+                analysis=analysis or {},
             )
+            to_agents(out, offer, job.customer_id, placed.agent_id, f"{placed.offer_id}.offer")
         elif isinstance(placed, Queued):
             out.emit(
                 topics.ASSIGNMENTS,
                 placed.job.customer_id,
-                Envelope(
-                    type=events.CONVERSATION_QUEUED,
+                envelope_of(
+                    ConversationQueued(
+                        conversation_id=placed.job.conversation_id,
+                        queue=placed.queue,
+                        priority=placed.job.priority,
+                    ),
                     source=SOURCE,
                     subject=placed.queue,
-                    data={
-                        "conversation_id": placed.job.conversation_id,
-                        "queue": placed.queue,
-                        "priority": placed.job.priority,
-                    },
                 ),
             )
         elif isinstance(placed, NotRoutable):
@@ -113,16 +115,12 @@ class Placements:
         conv_id, agent_id, _channel, customer_id = values
         to_agents(
             out,
-            events.OFFER_REVOKED,
+            OfferRevoked(
+                offer_id=offer_id, agent_id=agent_id, conversation_id=conv_id, reason=reason
+            ),
             customer_id or conv_id,
             agent_id,
             f"{offer_id}.revoked",
-            {
-                "offer_id": offer_id,
-                "agent_id": agent_id,
-                "conversation_id": conv_id,
-                "reason": reason,
-            },
         )
 
     def assignment_ended(
@@ -136,16 +134,12 @@ class Placements:
     ) -> None:
         to_agents(
             out,
-            events.ASSIGNMENT_ENDED,
+            AssignmentEnded(
+                agent_id=agent_id, conversation_id=conv_id, customer_id=customer_id, reason=reason
+            ),
             customer_id or conv_id,
             agent_id,
             f"{event_id}.{conv_id}.ended",
-            {
-                "agent_id": agent_id,
-                "conversation_id": conv_id,
-                "customer_id": customer_id,
-                "reason": reason,
-            },
         )
 
     async def revoke_offers(self, out: Outbox, agent_id: str) -> None:
@@ -195,12 +189,11 @@ class Placements:
             out.emit(
                 topics.ALERTS,
                 alert["queue"],
-                Envelope(
-                    type=events.ALERT_RAISED,
+                envelope_of(
+                    msgspec.convert(alert, AlertRaised),
                     source=SOURCE,
                     subject=alert["queue"],
                     id=f"{alert['id']}.alert",
-                    data=alert,
                 ),
             )
         return len(alerts)

@@ -18,9 +18,10 @@ from router import policy
 from router.dispatch import Offered, Router
 from router.policy import Job
 from router.registry import Registry
-from schemas import envelope, events
+from schemas import envelope, events, payloads
 from schemas.envelope import Envelope, new_id, now_ms
-from schemas.errors import SchemaError, UnknownEventType
+from schemas.errors import UnknownEventType
+from schemas.payloads import ConversationMessage, ConversationTimeline, MessageClassified
 from session.continuity import continuity_args, owner_profile
 from session.ledger import InboundLedger
 from session.store import IngestResult, SessionStore
@@ -30,7 +31,6 @@ from streams.stages.placements import Placements, to_agents
 log = structlog.get_logger(__name__)
 
 STAGE = "session-route"
-_REQUIRED = ("event_id", "channel", "from", "customer", "analysis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +43,11 @@ class Classified:
 
 
 def decode(event: Any) -> Classified:
+    """Bytes -> envelope -> a MessageClassified payload (refused with its field otherwise)."""
     env = envelope.decode(event.value)
     if env.type != events.MESSAGE_CLASSIFIED:
         raise UnknownEventType(f"cs.messages.v1 does not carry {env.type!r}")
-    d = env.data
-    for name in _REQUIRED:
-        if name not in d:
-            raise SchemaError(f"{name} is required", field=f"data.{name}")
-    if not isinstance(d["customer"], dict) or not isinstance(d["customer"].get("id"), str):
-        raise SchemaError("customer.id must be a string", field="data.customer.id")
-    if not isinstance(d["analysis"], dict):
-        raise SchemaError("analysis must be an object", field="data.analysis")
-    if not isinstance(d["from"], dict):
-        raise SchemaError("from must be an object", field="data.from")
+    payloads.read(env, MessageClassified)
     return Classified(env)
 
 
@@ -221,23 +213,23 @@ class SessionRoute:
         for i, note in enumerate(res.notes):
             to_agents(
                 out,
-                events.CONVERSATION_TIMELINE,
+                ConversationTimeline(
+                    agent_id=res.agent_id, conversation_id=res.conversation_id, entry=note
+                ),
                 res.customer_id,
                 res.agent_id,
                 f"{res.conversation_id}.{note.get('at')}.{i}.timeline",
-                {"agent_id": res.agent_id, "conversation_id": res.conversation_id, "entry": note},
             )
         to_agents(
             out,
-            events.CONVERSATION_MESSAGE,
+            ConversationMessage(
+                agent_id=res.agent_id,
+                conversation_id=res.conversation_id,
+                message=p.entry,
+                customer=customer,
+                analysis=p.data["analysis"],
+            ),
             customer["id"],
             res.agent_id,
             f"{p.data['event_id']}.to-agent",
-            {
-                "agent_id": res.agent_id,
-                "conversation_id": res.conversation_id,
-                "message": p.entry,
-                "customer": customer,
-                "analysis": p.data["analysis"],
-            },
         )

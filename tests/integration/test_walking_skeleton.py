@@ -8,7 +8,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
-from schemas import events, topics
+from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, encode
 from session import keys
 from tests.conftest import Services
@@ -336,7 +336,7 @@ async def test_poison_event_goes_to_dlq_and_next_event_is_still_routed(
             )
         )
         schema = await dlq.find(
-            lambda e: e["data"].get("key") == key.decode() and e["data"].get("field") == "text"
+            lambda e: e["data"].get("key") == key.decode() and e["data"].get("field") == "data.text"
         )
     assert garbage["type"] == events.DEAD_LETTER
     assert garbage["data"]["stage"] == "identify-classify"
@@ -347,4 +347,69 @@ async def test_poison_event_goes_to_dlq_and_next_event_is_still_routed(
 
     offer = await stream.next("offer")
     assert "赎回" in offer["preview"]
+    await stream.close()
+
+
+async def test_every_event_the_system_writes_matches_its_typed_payload(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """Producers and consumers share schemas.payloads: after a whole conversation (offer,
+    accept, reply, transfer, status change) every event our processes wrote on every topic
+    reads back into its payload class. A producer that drifts from its type fails here."""
+    agent, other = uid("agent"), uid("agent")
+    await api.add_agent(agent)
+    await api.add_agent(other)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    await api.post_message("email", "定投扣款失败了怎么办", {"email": f"{uid('c')}@example.com"})
+    offer = await stream.next("offer")
+    conv_id = offer["conversation_id"]
+    code, _ = await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    assert code == 200
+    await stream.next("assignment")
+    code, reply = await api.call(
+        "POST", f"/v1/conversations/{conv_id}/reply", {"agent_id": agent, "text": "请稍等"}
+    )
+    assert code == 202
+    code, _ = await api.call(
+        "POST", f"/v1/conversations/{conv_id}/transfer", {"agent_id": agent, "to_agent": other}
+    )
+    assert code == 200
+    await stream.next("assignment_ended")
+    code, _ = await api.call("POST", f"/v1/agents/{agent}/status", {"status": "offline"})
+    assert code == 200
+
+    seen: dict[str, int] = {}
+    for topic in (
+        topics.INBOUND,
+        topics.MESSAGES,
+        topics.ASSIGNMENTS,
+        topics.AGENT_EVENTS,
+        topics.OUTBOUND,
+        topics.DLQ,
+    ):
+        async with TopicReader(services.bootstrap, topic) as reader:
+            if topic == topics.OUTBOUND:
+                await reader.find(lambda e: e.get("data", {}).get("reply_id") == reply["reply_id"])
+            else:
+                await reader.all_for(lambda e: True, 0.5)
+        for raw in reader.events:
+            # Tests write deliberate poison and foreign events; only ours are held to the type.
+            if not str(raw.get("source", "")).startswith("omnirouter/"):
+                continue
+            env = envelope.decode(orjson.dumps(raw))
+            payloads.validate(env)
+            seen[env.type] = seen.get(env.type, 0) + 1
+    for expected in (
+        events.MESSAGE_RECEIVED,
+        events.MESSAGE_CLASSIFIED,
+        events.OFFER_CREATED,
+        events.ASSIGNMENT_CREATED,
+        events.ASSIGNMENT_ENDED,
+        events.AGENT_ACCEPTED,
+        events.AGENT_REPLIED,
+        events.AGENT_TRANSFERRED,
+        events.AGENT_STATUS_CHANGED,
+        events.REPLY_CREATED,
+    ):
+        assert seen.get(expected, 0) > 0, (expected, seen)
     await stream.close()
