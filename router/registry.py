@@ -19,6 +19,7 @@ from router.policy import AgentView, Job
 from schemas.envelope import now_ms
 from schemas.vocabulary import CHANNELS
 from session import keys
+from session.conversation import with_lib
 
 _JOB_FIELDS = [
     "job",
@@ -41,7 +42,8 @@ return 0
 
 
 def _script(name: str) -> str:
-    return resources.files("router").joinpath("lua", name).read_text()
+    """A state script with the shared moves of session/lua/lib.lua in front of it."""
+    return with_lib(resources.files("router").joinpath("lua", name).read_text())
 
 
 def _s(value: Any) -> str:

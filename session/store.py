@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from schemas.envelope import now_ms
 from session import keys
+from session.conversation import with_lib
 from session.identity import (
     anonymous_id,
     anonymous_key,
@@ -39,7 +40,8 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
 
 
 def _script(name: str) -> str:
-    return resources.files("session").joinpath("lua", name).read_text()
+    """A state script with the shared moves of session/lua/lib.lua in front of it."""
+    return with_lib(resources.files("session").joinpath("lua", name).read_text())
 
 
 @dataclass(frozen=True, slots=True)

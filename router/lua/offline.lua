@@ -5,7 +5,7 @@
 -- Returns {previous_status, n_offers, offer_id, conversation_id, customer_id, ...,
 --          conversation_id, customer_id, ...} or {'agent_not_found'}.
 local p, agent, status, now, give = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local ak, lk = p .. ':agent:' .. agent, p .. ':agents:load'
+local ak = p .. ':agent:' .. agent
 local prev = redis.call('HGET', ak, 'status')
 if not prev then return {'agent_not_found'} end
 redis.call('HSET', ak, 'status', status)
@@ -16,17 +16,9 @@ else
 end
 local out = {prev, 0}
 if give ~= '1' then return out end
-local function free(channel)
-  if tonumber(redis.call('HINCRBY', lk, agent .. '|' .. channel, -1)) <= 0 then
-    redis.call('HDEL', lk, agent .. '|' .. channel)
-  end
-end
-local function requeue(conv, ck, since)
+local function back_in_queue(conv, ck, since)
   local c = redis.call('HMGET', ck, 'queue', 'head_start')
-  local q = c[1] or 'unclear'
-  redis.call('ZADD', p .. ':queue:' .. q, since - tonumber(c[2] or '0'), conv)
-  redis.call('SADD', p .. ':queues', q)
-  redis.call('HSET', ck, 'state', 'waiting', 'queue', q)
+  requeue(p, ck, conv, c[1] or 'unclear', since - tonumber(c[2] or '0'))
 end
 local n = 0
 for _, offer in ipairs(redis.call('SMEMBERS', ak .. ':offers')) do
@@ -35,11 +27,11 @@ for _, offer in ipairs(redis.call('SMEMBERS', ak .. ':offers')) do
   redis.call('DEL', ok)
   redis.call('ZREM', p .. ':offers:expiry', offer)
   if o[1] then
-    free(o[2])
+    give_back(p, agent, o[2])
     local ck = p .. ':conv:' .. o[1]
     local c = redis.call('HMGET', ck, 'offer_id', 'enqueued_at')
     if c[1] == offer then
-      requeue(o[1], ck, tonumber(c[2] or now))
+      back_in_queue(o[1], ck, tonumber(c[2] or now))
       redis.call('HDEL', ck, 'offer_id', 'offer_agent')
     end
     table.insert(out, offer); table.insert(out, o[1]); table.insert(out, o[3] or '')
@@ -52,9 +44,9 @@ for _, conv in ipairs(redis.call('SMEMBERS', ak .. ':convs')) do
   local ck = p .. ':conv:' .. conv
   local c = redis.call('HMGET', ck, 'state', 'agent_id', 'assigned_channel', 'customer_id')
   if c[1] == 'assigned' and c[2] == agent then
-    free(c[3])
+    give_back(p, agent, c[3])
     redis.call('HSET', ck, 'enqueued_at', now, 'queue_since', now)
-    requeue(conv, ck, now)
+    back_in_queue(conv, ck, now)
     redis.call('HDEL', ck, 'agent_id')
     table.insert(out, conv); table.insert(out, c[4] or '')
   end

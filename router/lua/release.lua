@@ -15,20 +15,14 @@ if not o[1] then
 end
 if need ~= '' and o[2] ~= need then return {'offer_not_yours'} end
 if only_expired == '1' and tonumber(o[4]) > now then return {'offer_not_expired'} end
-local lk = p .. ':agents:load'
 redis.call('DEL', ok)
 redis.call('ZREM', p .. ':offers:expiry', offer)
 redis.call('SREM', p .. ':agent:' .. o[2] .. ':offers', offer)
-if tonumber(redis.call('HINCRBY', lk, o[2] .. '|' .. o[3], -1)) <= 0 then
-  redis.call('HDEL', lk, o[2] .. '|' .. o[3])
-end
+give_back(p, o[2], o[3])
 local ck = p .. ':conv:' .. o[1]
 local c = redis.call('HMGET', ck, 'offer_id', 'queue', 'enqueued_at', 'head_start')
 if c[1] == offer then
-  local q = c[2] or 'unclear'
-  redis.call('ZADD', p .. ':queue:' .. q, tonumber(c[3] or now) - tonumber(c[4] or '0'), o[1])
-  redis.call('SADD', p .. ':queues', q)
-  redis.call('HSET', ck, 'state', 'waiting', 'queue', q)
+  requeue(p, ck, o[1], c[2] or 'unclear', tonumber(c[3] or now) - tonumber(c[4] or '0'))
   redis.call('HDEL', ck, 'offer_id', 'offer_agent')
 end
 if decline > 0 then

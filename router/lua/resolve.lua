@@ -9,7 +9,6 @@ local c = redis.call('HMGET', ck, 'state', 'agent_id', 'assigned_channel', 'cust
 if not c[1] then return {'conversation_not_found', ''} end
 if c[1] ~= 'assigned' or c[2] ~= agent then return {'not_assigned_to_agent', c[1]} end
 local ak = p .. ':agent:' .. agent
-local lk = p .. ':agents:load'
 redis.call('HSET', ck, 'state', 'resolved', 'resolved_at', now, 'resolved_by', agent,
   'last_agent_at', now)
 redis.call('HDEL', ck, 'agent_id')
@@ -22,7 +21,7 @@ if wrap > 0 then
   -- first wrap-up still runs, and each holds its own slot.
   local seq = redis.call('HINCRBY', ck, 'wrapup_seq', 1)
   redis.call('ZADD', p .. ':wrapups', until_ms, agent .. '|' .. c[3] .. '|' .. conv .. '|' .. seq)
-elseif tonumber(redis.call('HINCRBY', lk, agent .. '|' .. c[3], -1)) <= 0 then
-  redis.call('HDEL', lk, agent .. '|' .. c[3])
+else
+  give_back(p, agent, c[3])
 end
 return {'ok', c[3], c[4] or '', tostring(until_ms)}

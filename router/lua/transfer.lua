@@ -12,15 +12,11 @@ local c = redis.call('HMGET', ck, 'state', 'agent_id', 'assigned_channel', 'cust
 if not c[1] then return {'conversation_not_found', ''} end
 if c[1] ~= 'assigned' or c[2] ~= from then return {'not_assigned_to_agent', c[1]} end
 if to ~= '' and redis.call('EXISTS', p .. ':agent:' .. to) == 0 then return {'agent_not_found', to} end
-local lk = p .. ':agents:load'
-if tonumber(redis.call('HINCRBY', lk, from .. '|' .. c[3], -1)) <= 0 then
-  redis.call('HDEL', lk, from .. '|' .. c[3])
-end
+give_back(p, from, c[3])
 redis.call('SREM', p .. ':agent:' .. from .. ':convs', conv)
 redis.call('HDEL', ck, 'agent_id', 'last_agent', 'last_agent_at')
-redis.call('ZADD', p .. ':queue:' .. q, now - head, conv)
-redis.call('SADD', p .. ':queues', q)
-redis.call('HSET', ck, 'state', 'waiting', 'queue', q, 'enqueued_at', now, 'queue_since', now,
+requeue(p, ck, conv, q, now - head)
+redis.call('HSET', ck, 'enqueued_at', now, 'queue_since', now,
   'job', job, 'head_start', head, 'transferred_at', now, 'transferred_by', from)
 if decline > 0 then
   redis.call('ZADD', ck .. ':declined', now + decline, from)

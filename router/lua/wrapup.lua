@@ -3,15 +3,13 @@
 -- ARGV: prefix, now_ms, limit
 -- Returns the list of agent ids that got a slot back.
 local p, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local wk, lk = p .. ':wrapups', p .. ':agents:load'
+local wk = p .. ':wrapups'
 local due = redis.call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, limit)
 local out = {}
 for _, m in ipairs(due) do
   if redis.call('ZREM', wk, m) == 1 then
     local agent, channel = string.match(m, '^([^|]+)|([^|]+)|')
-    if tonumber(redis.call('HINCRBY', lk, agent .. '|' .. channel, -1)) <= 0 then
-      redis.call('HDEL', lk, agent .. '|' .. channel)
-    end
+    give_back(p, agent, channel)
     table.insert(out, agent)
   end
 end

@@ -21,12 +21,6 @@ local removed = 0
 local function del(...)
   removed = removed + redis.call('DEL', ...)
 end
-local function unload(agent, channel)
-  if not agent or not channel then return end
-  -- Same layout as router/lua: one hash of every agent's load, field agent|channel.
-  local lk, field = p .. ':agents:load', agent .. '|' .. channel
-  if tonumber(redis.call('HINCRBY', lk, field, -1)) <= 0 then redis.call('HDEL', lk, field) end
-end
 for _, c in ipairs(convs) do
   local ck = p .. ':conv:' .. c
   local h = redis.call('HMGET', ck, 'state', 'queue', 'offer_id', 'agent_id', 'assigned_channel')
@@ -35,14 +29,14 @@ for _, c in ipairs(convs) do
     local ok = p .. ':offer:' .. h[3]
     local o = redis.call('HMGET', ok, 'agent_id', 'channel')
     if o[1] then
-      unload(o[1], o[2])
+      give_back(p, o[1], o[2])
       redis.call('SREM', p .. ':agent:' .. o[1] .. ':offers', h[3])
     end
     redis.call('ZREM', p .. ':offers:expiry', h[3])
     del(ok)
   elseif h[1] == 'assigned' and h[4] then
     redis.call('SREM', p .. ':agent:' .. h[4] .. ':convs', c)
-    unload(h[4], h[5])
+    give_back(p, h[4], h[5])
   end
   for _, k in ipairs(redis.call('SMEMBERS', ck .. ':refs')) do del(k) end
   del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs')
