@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench model eval clean
+.PHONY: run test test-containers lint bench model eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Opt-in, needs a Docker engine: the integration suite against Apache Kafka and Redis containers.
+test-containers: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,containers]'
+	OMNIROUTER_TESTCONTAINERS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,7 +35,7 @@ import orjson
 
 from channels.email_parse import parse_email
 from session import keys
-from streams import embedded
+from streams.devkit import embedded
 from tests import mail_samples
 
 

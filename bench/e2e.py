@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schemas.vocabulary import CATEGORIES
 from session import keys
-from streams import embedded
+from streams.devkit import embedded
 
 SLOTS = 100  # chat slots per agent (the registry's maximum)
 

@@ -108,9 +108,10 @@ async def _drive(bootstrap: str, n: int, warm: int, settle_s: float) -> float:
 
 def measure(bootstrap: str, workers: int, n: int = 20_000) -> float:
     """Messages/s a bare faust pass-through forwards with `workers` processes."""
-    from streams import embedded
+    from streams import admin
+    from streams.devkit import embedded
 
-    asyncio.run(embedded.ensure_topics(bootstrap, PARTITIONS, (IN_TOPIC, OUT_TOPIC)))
+    asyncio.run(admin.ensure_topics(bootstrap, PARTITIONS, (IN_TOPIC, OUT_TOPIC)))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": bootstrap,
@@ -149,7 +150,7 @@ def main() -> None:
         return
     from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
 
-    from streams import embedded
+    from streams.devkit import embedded
 
     infra = embedded.start(partitions=PARTITIONS, bootstrap=os.environ.get("KAFKA_BOOTSTRAP"))
     try:

@@ -43,7 +43,7 @@ from router.settings import RouterSettings
 from schemas.vocabulary import QUEUES
 from session import keys
 from session.store import connect
-from streams import embedded
+from streams.devkit import embedded
 
 CATS = list(QUEUES)
 SETTINGS = RouterSettings(

@@ -85,8 +85,9 @@ async def main() -> int:
     from schemas.envelope import Envelope, encode, new_id, now_ms
     from session.ledger import InboundLedger
     from session.store import SessionStore, connect
-    from streams import embedded, logs
+    from streams import logs
     from streams.consume import Outbox
+    from streams.devkit import embedded
     from streams.stages import identify_classify, session_route
     from streams.stages.placements import Placements
 

@@ -37,9 +37,15 @@ def _delivery(_: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from streams.dev import run_dev
+    from streams.devkit.run import run_dev
 
     return run_dev(workers=args.workers)
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from streams.admin import topics_main
+
+    return topics_main(args.rest)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -70,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "delivery", help="deliver replies (cs.outbound.v1) on email, chat, app and phone"
     ).set_defaults(func=_delivery)
     for name, func, help_ in (
+        ("topics", _topics, "create the missing topics on KAFKA_BOOTSTRAP (run before a deploy)"),
         ("train", _train, "train the message-understanding model"),
         ("eval", _eval, "evaluate it on a JSONL file"),
     ):

@@ -1,13 +1,14 @@
 """Fixtures shared by every test: the real broker and Redis, a worker and a gateway.
 
 Integration tests talk to a real Tansu broker and a real redis-server on free ports, started
-by streams.embedded exactly as `omnirouter dev` starts them; the worker and the gateway run as
+by streams.devkit.embedded exactly as `omnirouter dev` starts them; the worker and the gateway run as
 child processes from the installed `omnirouter` command. KAFKA_BOOTSTRAP / REDIS_URL point the
 suite at existing services instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 import redis
 
 from session import keys
-from streams import embedded
+from streams.devkit import embedded
 
 PARTITIONS = 4
 
@@ -101,14 +102,33 @@ def wait_worker(
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Infra]:
     workdir = tmp_path_factory.mktemp("infra")
-    inf = embedded.start(
-        partitions=PARTITIONS,
-        workdir=workdir,
-        bootstrap=os.environ.get("KAFKA_BOOTSTRAP"),
-        redis_url=os.environ.get("REDIS_URL"),
+    with contextlib.ExitStack() as containers:
+        bootstrap, redis_url = os.environ.get("KAFKA_BOOTSTRAP"), os.environ.get("REDIS_URL")
+        if os.environ.get("OMNIROUTER_TESTCONTAINERS") == "1":
+            bootstrap, redis_url = _containers(containers)
+        inf = embedded.start(
+            partitions=PARTITIONS, workdir=workdir, bootstrap=bootstrap, redis_url=redis_url
+        )
+        yield inf
+        inf.stop()
+
+
+def _containers(stack: contextlib.ExitStack) -> tuple[str, str]:
+    """Apache Kafka and Redis in containers (README: "Tests against Apache Kafka"), for a
+    machine with a Docker engine; the default stays the embedded broker and redis-server."""
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.redis import RedisContainer
+
+    kafka = stack.enter_context(
+        KafkaContainer(
+            os.environ.get("OMNIROUTER_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
+        ).with_kraft()
     )
-    yield inf
-    inf.stop()
+    redis_c = stack.enter_context(
+        RedisContainer(os.environ.get("OMNIROUTER_REDIS_IMAGE", "redis:7"))
+    )
+    host, port = redis_c.get_container_host_ip(), redis_c.get_exposed_port(6379)
+    return kafka.get_bootstrap_server(), f"redis://{host}:{port}/0"
 
 
 def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import redis
 from aiosmtpd.controller import Controller
 
 from session import keys
-from streams import embedded
+from streams.devkit import embedded
 from tests.conftest import APP_SECRET, Services, _spawn, _stop, child_env, wait_http
 from tests.integration.helpers import Api
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streams import embedded
-from streams.embedded import Infra
+from streams.devkit import embedded
+from streams.devkit.embedded import Infra
 from tests.conftest import _spawn, _stop, child_env
 
 pytestmark = pytest.mark.integration

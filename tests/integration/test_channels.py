@@ -27,7 +27,7 @@ from session import keys
 from session.identity import anonymous_id, anonymous_key
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
-from streams import embedded
+from streams.devkit import embedded
 from tests import mail_samples as samples
 from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
 from tests.integration.conftest import DeliveryRig

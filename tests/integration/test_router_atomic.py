@@ -14,7 +14,7 @@ from router.queues import QueueBook
 from router.registry import Registry
 from session import keys
 from session.store import connect
-from streams.embedded import Infra
+from streams.devkit.embedded import Infra
 
 pytestmark = pytest.mark.integration
 

@@ -39,7 +39,7 @@ from router.transfer import TransferRefused, transfer_conversation
 from schemas.envelope import new_id, now_ms
 from session import keys
 from session.store import SessionStore, connect
-from streams import embedded
+from streams.devkit import embedded
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import redis
 from schemas import topics
 from session import keys
 from session.identity import anonymous_id
-from streams.embedded import Infra
+from streams.devkit.embedded import Infra
 from tests.conftest import Services, _spawn, _stop, child_env, wait_worker
 from tests.integration.helpers import Api, TopicReader, eventually, uid
 

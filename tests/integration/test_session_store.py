@@ -12,7 +12,7 @@ import pytest
 from schemas.envelope import now_ms
 from session import keys
 from session.store import IngestResult, SessionStore, connect
-from streams.embedded import Infra
+from streams.devkit.embedded import Infra
 from tests.integration.helpers import uid
 
 pytestmark = pytest.mark.integration

@@ -14,15 +14,19 @@ ORDER = ["schemas", "session", "router", "channels", "streams"]
 PROCESSES = {"worker", "gateway", "delivery"}
 
 
-def _imports(path: Path) -> set[str]:
+def _modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
+            out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module.split(".")[0])
+            out.add(node.module)
     return out
+
+
+def _imports(path: Path) -> set[str]:
+    return {m.split(".")[0] for m in _modules(path)}
 
 
 def test_dependencies_run_one_way() -> None:
@@ -35,6 +39,20 @@ def test_dependencies_run_one_way() -> None:
     assert sorted(set(wrong)) == []
 
 
+def test_production_code_never_imports_the_dev_harness() -> None:
+    """streams/devkit (embedded broker and Redis, sample data) is for `omnirouter dev`, tests
+    and benchmarks; the only production module that names it is the CLI's `dev` command."""
+    wrong = []
+    for package in ORDER:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("streams/devkit/") or rel == "streams/cli.py":
+                continue
+            if any(m.startswith("streams.devkit") for m in _modules(path)):
+                wrong.append(rel)
+    assert wrong == []
+
+
 def test_compose_runs_every_process() -> None:
     compose = yaml.safe_load((ROOT / "deploy/docker-compose.yml").read_text())
     commands = {
@@ -42,7 +60,9 @@ def test_compose_runs_every_process() -> None:
         for s in compose["services"].values()
         if isinstance(s.get("command"), list) and s["command"][0] == "omnirouter"
     }
-    assert commands == PROCESSES
+    # Topics are created by the admin command, never by importing the dev harness.
+    assert commands == PROCESSES | {"topics"}
+    assert "devkit" not in (ROOT / "deploy/docker-compose.yml").read_text()
 
 
 def test_k8s_runs_every_process_and_scales_workers_on_lag() -> None:
@@ -61,6 +81,10 @@ def test_k8s_runs_every_process_and_scales_workers_on_lag() -> None:
             assert c["command"][0] == "omnirouter"
             commands.add(c["command"][1])
     assert commands == PROCESSES
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert [
+        c["command"][:2] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]
+    ] == [["omnirouter", "topics"]]
     scaled = [d for d in docs if d["kind"] == "ScaledObject"]
     assert len(scaled) == 1
     so = scaled[0]["spec"]

@@ -24,7 +24,7 @@ import redis
 
 from channels.settings import ChannelSettings, GatewaySettings
 from session import keys
-from streams import embedded
+from streams.devkit import embedded
 from streams.settings import Settings
 
 
@@ -97,9 +97,11 @@ def wait_ready(
 
 
 def load_sample_data(base: str) -> tuple[int, int]:
-    agents = json.loads(resources.files("streams").joinpath("dev_data/agents.json").read_text())
+    agents = json.loads(
+        resources.files("streams.devkit").joinpath("samples/agents.json").read_text()
+    )
     customers = json.loads(
-        resources.files("streams").joinpath("dev_data/customers.json").read_text()
+        resources.files("streams.devkit").joinpath("samples/customers.json").read_text()
     )
     for c in customers:
         cid = c.pop("id")

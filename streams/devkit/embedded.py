@@ -19,15 +19,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas import topics
+from streams.admin import ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -206,52 +203,6 @@ def _wait_redis_ping(port: int, timeout: float) -> None:
                 return
         time.sleep(0.05)
     raise InfraError("redis-server did not answer PING")
-
-
-async def ensure_topics(
-    bootstrap: str, partitions: int, names: Iterable[str] = topics.ALL, deadline_s: float = 30.0
-) -> None:
-    """Create the topics that are missing; existing ones are left as they are."""
-    deadline = time.monotonic() + deadline_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [n for n in names if n not in existing]
-            if missing:
-                new = [
-                    NewTopic(
-                        n,
-                        num_partitions=partitions,
-                        replication_factor=1,
-                        topic_configs={"cleanup.policy": "compact"}
-                        if n in topics.COMPACTED
-                        else {},
-                    )
-                    for n in missing
-                ]
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
-            await _wait_metadata(admin, names, deadline)
-            return
-        except Exception as exc:  # the broker may still be starting: retry until the deadline
-            last = exc
-            await asyncio.sleep(0.2)
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-    raise InfraError(f"could not create topics on {bootstrap}: {last!r}")
-
-
-async def _wait_metadata(admin: AIOKafkaAdminClient, names: Iterable[str], deadline: float) -> None:
-    wanted = set(names)
-    while time.monotonic() < deadline:
-        if wanted <= set(await admin.list_topics()):
-            return
-        await asyncio.sleep(0.1)
-    raise InfraError(f"topics {sorted(wanted)} did not appear in metadata")
 
 
 def start(
