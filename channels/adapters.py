@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from channels import app_webhook, telephony
 from channels.broker import BrokerUnavailable
 from channels.chat_ws import ChatSocket, VisitorFeed, _error
-from channels.ingress import Accepted, Ingress, InProgress
+from channels.ingress import Accepted, InProgress
 from channels.settings import ChannelSettings
 from channels.smtp import SmtpListener
 from schemas import models
@@ -46,7 +46,7 @@ class Adapters:
     def __init__(self, gateway: Gateway, redis_url: str, settings: ChannelSettings | None = None):
         self.gw = gateway
         self.settings = settings or ChannelSettings()
-        self.ingress = Ingress(gateway.session, gateway.ledger, gateway.broker)
+        self.ingress = gateway.ingress
         self.smtp = SmtpListener(self.ingress, self.settings)
         # Its own connections: the feed's blocking XREAD must not hold up request handlers.
         self.feed_redis = connect(redis_url, max_connections=4)

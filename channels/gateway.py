@@ -20,13 +20,14 @@ from channels import openapi
 from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
+from channels.ingress import Ingress, InProgress
 from channels.settings import GatewaySettings
 from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
 from router.transfer import TransferRefused, transfer_conversation
-from schemas import asyncapi, envelope, events, models, topics
-from schemas.envelope import Envelope, new_id
+from schemas import asyncapi, envelope, models, topics
+from schemas.envelope import Envelope
 from schemas.errors import DecodeError, SchemaError
 from schemas.payloads import (
     AgentAccepted,
@@ -148,6 +149,8 @@ class Gateway:
             max_inflight=self.settings.max_inflight,
             send_timeout_s=self.settings.send_timeout_s,
         )
+        # The one accept path (channels/ingress.py): this route and every channel adapter.
+        self.ingress = Ingress(self.session, self.ledger, self.broker)
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
         self.adapters = Adapters(self, redis_url)
@@ -252,63 +255,32 @@ class Gateway:
                 "(Authorization: Bearer <OMNIROUTER_INBOUND_TOKEN>)",
                 field="from.verified",
             )
-        cmid = msg["channel_message_id"]
-        event_id = new_id()
-        env = Envelope(
-            type=events.MESSAGE_RECEIVED,
-            source=f"{SOURCE}/{channel}",
-            subject=cmid,
-            id=event_id,
-            data=msg,
-        )
-        key = self._inbound_key(msg)
-        value = envelope.encode(env)
-        existing = await self.ledger.reserve(channel, cmid, event_id, key, value)
-        if existing is not None:
-            return await self._duplicate(channel, cmid, existing)
         try:
-            await self._publish_raw(topics.INBOUND, key, value)
-        except ApiError:
-            await self.ledger.unreserve(channel, cmid, event_id)
+            accepted = await self.ingress.accept(msg)
+        except BrokerUnavailable as exc:
             INBOUND_TOTAL.labels(channel, "unavailable").inc()
-            raise
-        await self.ledger.confirm(channel, cmid, event_id)
+            raise ApiError(
+                503, "broker_unavailable", str(exc), headers={"Retry-After": "2"}
+            ) from None
+        except InProgress as exc:
+            raise ApiError(
+                409,
+                "in_progress",
+                str(exc),
+                field="channel_message_id",
+                headers={"Retry-After": "1"},
+            ) from None
+        if accepted.duplicate:
+            INBOUND_TOTAL.labels(channel, "duplicate").inc()
+            return ok({"event_id": accepted.event_id, "duplicate": True}, status=202)
         INBOUND_TOTAL.labels(channel, "accepted").inc()
         INBOUND_LATENCY.observe(time.perf_counter() - started)
-        log.info("inbound.accepted", channel=channel, event_id=event_id)
-        return ok({"event_id": event_id}, status=202)
-
-    async def _duplicate(self, channel: str, cmid: str, existing: str) -> web.Response:
-        # The first post may still be waiting for the broker: give it a moment to finish, so
-        # the retry gets the same answer the first post will get.
-        for _ in range(40):
-            if existing and not existing.startswith("pending:"):
-                INBOUND_TOTAL.labels(channel, "duplicate").inc()
-                return ok({"event_id": existing, "duplicate": True}, status=202)
-            await _sleep(0.05)
-            existing = await self.session.lookup_message(channel, cmid) or ""
-            if not existing:
-                break
-        raise ApiError(
-            409,
-            "in_progress",
-            "an earlier post of this message is still being accepted; retry",
-            field="channel_message_id",
-            headers={"Retry-After": "1"},
-        )
+        return ok({"event_id": accepted.event_id}, status=202)
 
     def _trusted(self, request: web.Request) -> bool:
         token = self.settings.inbound_token
         given = request.headers.get("Authorization", "")
         return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
-    @staticmethod
-    def _inbound_key(msg: dict[str, Any]) -> str:
-        frm = msg["from"]
-        for kind in ("app_user_id", "phone", "email", "visitor_id"):
-            if frm.get(kind):
-                return f"{kind}:{frm[kind]}"
-        return msg["channel_message_id"]
 
     # -- agents ------------------------------------------------------------------------------
 
@@ -635,12 +607,6 @@ class Gateway:
 
     async def metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 _ID_MAX = 128

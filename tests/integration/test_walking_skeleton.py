@@ -358,7 +358,7 @@ async def test_every_event_the_system_writes_matches_its_typed_payload(
     reads back into its payload class. A producer that drifts from its type fails here."""
     agent, other = uid("agent"), uid("agent")
     await api.add_agent(agent)
-    await api.add_agent(other)
+    await api.add_agent(other, status="away")  # the offer must go to `agent`
     stream = await AgentStream.open(http, services.ws_url, agent)
     await api.post_message("email", "定投扣款失败了怎么办", {"email": f"{uid('c')}@example.com"})
     offer = await stream.next("offer")
