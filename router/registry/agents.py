@@ -1,0 +1,166 @@
+"""Agents: profiles, status, capacity and the worker-local profile cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from router.policy import AgentView
+from router.registry.base import (
+    _PROFILE_FIELDS,
+    OfflineResult,
+    RegistryBase,
+    _ints,
+    _Profile,
+    _s,
+)
+from schemas.envelope import now_ms
+from schemas.vocabulary import CHANNELS
+from session import keys
+
+
+class Agents(RegistryBase):
+    async def put_agent(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """Create or update an agent; a new agent starts offline until it says otherwise."""
+        aid = profile["id"]
+        status = await self.redis.hget(keys.agent(aid), "status")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            keys.agent(aid),
+            mapping={
+                "id": aid,
+                "name": profile["name"],
+                "skills": orjson.dumps(profile["skills"]),
+                "languages": orjson.dumps(profile["languages"]),
+                "advisor_for": orjson.dumps(profile["advisor_for"]),
+                "wrap_up_s": profile.get("wrap_up_s", 0),
+                "phone_excludes_chat": "1" if profile.get("phone_excludes_chat") else "0",
+                "status": _s(status) if status else "offline",
+            },
+        )
+        pipe.delete(keys.agent_capacity(aid))
+        pipe.hset(keys.agent_capacity(aid), mapping=profile["capacity"])
+        pipe.sadd(keys.agents(), aid)
+        pipe.incr(keys.agents_version())
+        await pipe.execute()
+        agent = await self.get_agent(aid)
+        assert agent is not None
+        return agent
+
+    async def set_status(self, agent_id: str, status: str) -> str | None:
+        """Set the status; returns the previous one, or None if there is no such agent.
+
+        Going offline gives back every offer and assignment (see `go_offline`)."""
+        res = await self.change_status(agent_id, status)
+        return res.previous if res else None
+
+    async def change_status(self, agent_id: str, status: str) -> OfflineResult | None:
+        """Set the status atomically; offline also returns offers and assignments to their
+        queues. None if there is no such agent."""
+        raw = [
+            _s(x)
+            for x in await self._offline(
+                args=[keys.PREFIX, agent_id, status, now_ms(), "1" if status == "offline" else "0"]
+            )
+        ]
+        if raw[0] == "agent_not_found":
+            return None
+        n = int(raw[1])
+        offers = raw[2 : 2 + 3 * n]
+        convs = raw[2 + 3 * n :]
+        return OfflineResult(
+            previous=raw[0],
+            revoked=[(offers[i], offers[i + 1], offers[i + 2]) for i in range(0, len(offers), 3)],
+            returned=[(convs[i], convs[i + 1]) for i in range(0, len(convs), 2)],
+        )
+
+    async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.agent(agent_id))
+        pipe.hgetall(keys.agent_capacity(agent_id))
+        pipe.hmget(keys.agents_load(), [f"{agent_id}|{ch}" for ch in CHANNELS])
+        pipe.smembers(keys.agent_offers(agent_id))
+        pipe.smembers(keys.agent_conversations(agent_id))
+        prof, cap, load, offers, convs = await pipe.execute()
+        if not prof:
+            return None
+        p = {_s(k): _s(v) for k, v in prof.items()}
+        return {
+            "id": agent_id,
+            "name": p.get("name", agent_id),
+            "status": p.get("status", "offline"),
+            "skills": orjson.loads(p.get("skills", "{}")),
+            "languages": orjson.loads(p.get("languages", '["zh"]')),
+            "advisor_for": orjson.loads(p.get("advisor_for", "[]")),
+            "wrap_up_s": int(p.get("wrap_up_s", 0)),
+            "phone_excludes_chat": p.get("phone_excludes_chat") == "1",
+            "capacity": _ints(cap),
+            "load": {ch: int(n or 0) for ch, n in zip(CHANNELS, load, strict=True)},
+            "offers": sorted(_s(x) for x in offers),
+            "conversations": sorted(_s(x) for x in convs),
+        }
+
+    async def _refresh_profiles(self, version: bytes | None, ids: list[str]) -> None:
+        if version != self._profiles_version:
+            self._profiles = {}
+            self._profiles_version = version
+        missing = [aid for aid in ids if aid not in self._profiles]
+        if not missing:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for aid in missing:
+            pipe.hmget(keys.agent(aid), _PROFILE_FIELDS)
+            pipe.hgetall(keys.agent_capacity(aid))
+        raw = await pipe.execute()
+        for i, aid in enumerate(missing):
+            (skills, langs, advisor_for, phone_ex), cap = raw[2 * i], raw[2 * i + 1]
+            if skills is None:
+                continue
+            self._profiles[aid] = _Profile(
+                skills=orjson.loads(skills),
+                capacity=_ints(cap),
+                languages=tuple(orjson.loads(langs or b'["zh"]')),
+                advisor_for=frozenset(orjson.loads(advisor_for or b"[]")),
+                phone_excludes_chat=phone_ex == b"1",
+            )
+
+    async def available_agents(self) -> list[AgentView]:
+        """Every available agent with its current load: four commands in one round trip
+        (plus profile reads only after a profile changed), whatever the number of agents."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.agents_version())
+        pipe.smembers(keys.agents_available())
+        pipe.hgetall(keys.agents_load())
+        pipe.hgetall(keys.agents_last_offer())
+        version, ids_raw, load_raw, last_raw = await pipe.execute()
+        ids = sorted(_s(x) for x in ids_raw)
+        await self._refresh_profiles(version, ids)
+        loads: dict[str, dict[str, int]] = {}
+        for k, v in load_raw.items():
+            aid, _, ch = _s(k).partition("|")
+            loads.setdefault(aid, {})[ch] = int(v)
+        last = {_s(k): int(v) for k, v in last_raw.items()}
+        out = []
+        for aid in ids:
+            prof = self._profiles.get(aid)
+            if prof is None:
+                continue
+            out.append(
+                AgentView(
+                    id=aid,
+                    status="available",
+                    skills=prof.skills,
+                    capacity=prof.capacity,
+                    load=loads.get(aid, {}),
+                    languages=prof.languages,
+                    advisor_for=prof.advisor_for,
+                    last_offer_at=last.get(aid, 0),
+                    phone_excludes_chat=prof.phone_excludes_chat,
+                )
+            )
+        return out
+
+    async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:
+        """Free the slots whose wrap-up ended; the agents that got a slot back."""
+        return [_s(x) for x in await self._wrapup(args=[keys.PREFIX, now, limit])]
