@@ -33,10 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/channels.py
 
 model: $(STAMP)
-	$(BIN)/omnirouter train
+	$(BIN)/python -m training.nlu.cli train
 
 eval: $(STAMP)
-	$(BIN)/omnirouter eval streams/nlu/data/heldout.jsonl
+	$(BIN)/python -m training.nlu.cli eval training/nlu/data/heldout.jsonl
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

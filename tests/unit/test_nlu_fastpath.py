@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from streams.nlu import Understanding
-from streams.nlu.catalogue import DATA_DIR
 from streams.nlu.entities import extract
-from streams.nlu.evaluate import load_eval
-from streams.nlu.train import split_key
 from streams.nlu.understand import CATEGORIES
+from training.nlu.evaluate import load_eval
+from training.nlu.train import DATA_DIR, split_key
 
 TEXTS = [
     "融通领先成长混合A今天净值多少？",

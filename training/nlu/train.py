@@ -1,7 +1,7 @@
-"""Train the understanding model from every streams/nlu/data/corpus_*.jsonl.
+"""Train the understanding model from every training/nlu/data/corpus_*.jsonl.
 
 Reproducible: fixed seeds, deterministic held-out split by a hash of the text (~15 %, never
-trained on, written to streams/nlu/data/heldout.jsonl). Out-of-fold predictions on the training
+trained on, written to training/nlu/data/heldout.jsonl). Out-of-fold predictions on the training
 split calibrate each head (temperature scaling) and tune the `unclear` and negative thresholds.
 The result is exported as a numpy-only artefact (see streams.nlu.model).
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from streams.nlu.augment import augment
-from streams.nlu.catalogue import DATA_DIR
 from streams.nlu.features import analyze
 from streams.nlu.model import MODEL_DIR, Head, LinearBundle
+from training.nlu.augment import augment
 
+# The corpora and eval sets: beside the training code, outside the installed package.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 CATEGORIES = ("product", "transaction", "account", "complaint", "technical", "unclear")
 INTENTS = (
     "nav_return",
