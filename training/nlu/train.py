@@ -74,10 +74,21 @@ def _bool(v: Any) -> bool:
     return bool(v)
 
 
+def eval_keys(data_dir: Path = DATA_DIR) -> set[str]:
+    """Keys of every line of the real-text eval sets (data/real/), which training never sees."""
+    keys: set[str] = set()
+    for path in sorted((data_dir / "real").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                keys.add(split_key(str(json.loads(line).get("text", ""))))
+    return keys
+
+
 def load_corpus(data_dir: Path = DATA_DIR) -> tuple[list[dict[str, Any]], dict[str, int]]:
     rows: list[dict[str, Any]] = []
     per_file: dict[str, int] = {}
-    seen: set[str] = set()
+    # A corpus line that equals an eval line is dropped: the eval sets stay unseen.
+    seen: set[str] = eval_keys(data_dir)
     for path in sorted(data_dir.glob("corpus_*.jsonl")):
         n = 0
         for line in path.read_text(encoding="utf-8").splitlines():
