@@ -34,9 +34,9 @@ def main() -> int:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     from streams.nlu import Understanding
-    from streams.nlu.baseline import classify
+    from training.nlu.baseline import classify
 
-    data = a.file or Path(__file__).resolve().parent.parent / "streams/nlu/data/heldout.jsonl"
+    data = a.file or Path(__file__).resolve().parent.parent / "training/nlu/data/heldout.jsonl"
     base = [json.loads(x)["text"] for x in data.read_text(encoding="utf-8").splitlines() if x]
     texts = (base * (a.n // len(base) + 1))[: a.n]
     t0 = time.perf_counter()

@@ -48,16 +48,35 @@ def _topics(args: argparse.Namespace) -> int:
     return topics_main(args.rest)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from streams.nlu.cli import train_main
+def _training(command: str, rest: list[str]) -> int:
+    """Run ``python -m training.nlu.cli COMMAND ...`` from the checkout this package lives in.
 
-    return train_main(args.rest)
+    Training code and corpora sit in training/nlu/ beside the packages and are not installed,
+    so this works from a checkout (editable install) only; nothing here imports them.
+    """
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "training" / "nlu" / "cli.py").is_file():
+        print(
+            f"omnirouter {command}: the training code is not installed with the package; "
+            "run it from a checkout (make model / make eval)",
+            file=sys.stderr,
+        )
+        return 2
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return subprocess.call([sys.executable, "-m", "training.nlu.cli", command, *rest], env=env)
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _training("train", args.rest)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from streams.nlu.cli import eval_main
-
-    return eval_main(args.rest)
+    return _training("eval", args.rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

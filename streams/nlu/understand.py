@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from schemas.vocabulary import CATEGORIES
 from streams.nlu import sentiment as senti
 from streams.nlu.entities import extract
 from streams.nlu.features import to_simplified
 from streams.nlu.model import MODEL_DIR, LinearBundle
 
-CATEGORIES = ("product", "transaction", "account", "complaint", "technical")
 ALSO_MIN = 0.2  # a second category this likely is listed in `also`
 
 # Topic cues for complaints: what the complaint is about, for the agent (`also`).

@@ -2,9 +2,9 @@
 
 import json
 
-from streams.nlu import baseline
-from streams.nlu.cli import eval_main
-from streams.nlu.evaluate import metrics, parse_category, parse_negative
+from training.nlu import baseline
+from training.nlu.cli import eval_main
+from training.nlu.evaluate import metrics, parse_category, parse_negative
 
 
 def test_baseline_is_the_design_document_sketch():
@@ -103,7 +103,7 @@ def test_parser_accepts_loose_category_spellings():
 
 def test_sentiment_label_is_a_fallback_for_the_negative_flag(tmp_path):
     """A line without `negative` but with `sentiment` counts towards the negative-class F1."""
-    from streams.nlu.evaluate import load_eval
+    from training.nlu.evaluate import load_eval
 
     f = tmp_path / "s.jsonl"
     rows = [

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from streams.nlu import Understanding
-from streams.nlu.catalogue import DATA_DIR
 from streams.nlu.entities import extract
-from streams.nlu.evaluate import load_eval
-from streams.nlu.train import split_key
 from streams.nlu.understand import CATEGORIES
+from training.nlu.evaluate import load_eval
+from training.nlu.train import DATA_DIR, split_key
 
 TEXTS = [
     "融通领先成长混合A今天净值多少？",
@@ -93,3 +92,29 @@ def test_segmenter_matches_jieba_on_every_corpus_message():
                 texts.append(json.loads(line)["text"])
     norms = [features.normalize(t) for t in texts]
     assert [features._words(n) for n in norms] == [features._jieba_words(n) for n in norms]
+
+
+def test_real_eval_sets_are_apart_from_training():
+    """The real-text sets (training/nlu/data/real/) parse, cover the five categories, label
+    `negative` everywhere, share no message with each other or with any training corpus, and
+    the frozen one still has the content it was committed with."""
+    import hashlib
+
+    real = DATA_DIR / "real"
+    frozen = real / "atec_test_frozen.jsonl"
+    digest = hashlib.sha256(frozen.read_bytes()).hexdigest()
+    assert digest == "153d2f499839b115c45f5ef07922813c0adc9f21913f992e57f8b6f1260a6304"
+    train_keys = set()
+    for corpus in DATA_DIR.glob("corpus_*.jsonl"):
+        for line in corpus.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                train_keys.add(split_key(json.loads(line)["text"]))
+    seen: set[str] = set()
+    for path in (frozen, real / "atec_dev.jsonl"):
+        texts, gold, neg, skipped = load_eval(path)
+        assert skipped == 0 and set(gold) == set(CATEGORIES)
+        assert all(n is not None for n in neg)
+        keys = {split_key(t) for t in texts}
+        assert not keys & train_keys
+        assert not keys & seen
+        seen |= keys

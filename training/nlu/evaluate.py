@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.nlu import baseline
 from streams.nlu.understand import CATEGORIES, Understanding
+from training.nlu import baseline
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "对", "负面", "消极", "negative", "neg"}
 _FALSE = {

@@ -1,4 +1,8 @@
-"""Command-line entry points, wired into `omnirouter train` and `omnirouter eval`."""
+"""Train and evaluate the NLU model: ``python -m training.nlu.cli train|eval ...``.
+
+`make model` and `make eval` call this; `omnirouter train|eval` delegates here when run from a
+checkout (the installed package carries no training code).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ from pathlib import Path
 
 
 def train_main(argv: list[str]) -> int:
-    from streams.nlu.catalogue import DATA_DIR
     from streams.nlu.model import MODEL_DIR
-    from streams.nlu.train import N_AUG, train
+    from training.nlu.train import DATA_DIR, N_AUG, train
 
     p = argparse.ArgumentParser(prog="omnirouter train", description="train the NLU model")
     p.add_argument("--data", type=Path, default=DATA_DIR, help="folder with corpus_*.jsonl")
@@ -24,7 +27,7 @@ def train_main(argv: list[str]) -> int:
 
 
 def eval_main(argv: list[str]) -> int:
-    from streams.nlu.evaluate import evaluate, format_report
+    from training.nlu.evaluate import evaluate, format_report
 
     p = argparse.ArgumentParser(prog="omnirouter eval", description="evaluate the NLU model")
     p.add_argument("file", type=Path, help="JSONL with text, category, negative")
@@ -42,6 +45,6 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m streams.nlu.cli train|eval ...
+if __name__ == "__main__":  # python -m training.nlu.cli train|eval ...
     cmd, *rest = sys.argv[1:] or ["eval"]
     sys.exit(train_main(rest) if cmd == "train" else eval_main(rest))

@@ -1,7 +1,7 @@
-"""Train the understanding model from every streams/nlu/data/corpus_*.jsonl.
+"""Train the understanding model from every training/nlu/data/corpus_*.jsonl.
 
 Reproducible: fixed seeds, deterministic held-out split by a hash of the text (~15 %, never
-trained on, written to streams/nlu/data/heldout.jsonl). Out-of-fold predictions on the training
+trained on, written to training/nlu/data/heldout.jsonl). Out-of-fold predictions on the training
 split calibrate each head (temperature scaling) and tune the `unclear` and negative thresholds.
 The result is exported as a numpy-only artefact (see streams.nlu.model).
 """
@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from streams.nlu.augment import augment
-from streams.nlu.catalogue import DATA_DIR
+from schemas.vocabulary import QUEUES
 from streams.nlu.features import analyze
 from streams.nlu.model import MODEL_DIR, Head, LinearBundle
+from training.nlu.augment import augment
 
-CATEGORIES = ("product", "transaction", "account", "complaint", "technical", "unclear")
+# The corpora and eval sets: beside the training code, outside the installed package.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+CATEGORIES = QUEUES  # the five categories and "unclear", the model's labels
 INTENTS = (
     "nav_return",
     "product_info",
@@ -73,10 +75,21 @@ def _bool(v: Any) -> bool:
     return bool(v)
 
 
+def eval_keys(data_dir: Path = DATA_DIR) -> set[str]:
+    """Keys of every line of the real-text eval sets (data/real/), which training never sees."""
+    keys: set[str] = set()
+    for path in sorted((data_dir / "real").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                keys.add(split_key(str(json.loads(line).get("text", ""))))
+    return keys
+
+
 def load_corpus(data_dir: Path = DATA_DIR) -> tuple[list[dict[str, Any]], dict[str, int]]:
     rows: list[dict[str, Any]] = []
     per_file: dict[str, int] = {}
-    seen: set[str] = set()
+    # A corpus line that equals an eval line is dropped: the eval sets stay unseen.
+    seen: set[str] = eval_keys(data_dir)
     for path in sorted(data_dir.glob("corpus_*.jsonl")):
         n = 0
         for line in path.read_text(encoding="utf-8").splitlines():
