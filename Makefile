@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/session.py
 	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/pii.py
 
 model: $(STAMP)
 	$(BIN)/omnirouter train
