@@ -4,6 +4,7 @@ webhooks in; replies delivered out by email, chat, app webhook and phone say eve
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import smtplib
@@ -563,6 +564,108 @@ async def test_smtp_answers_451_while_the_broker_is_unreachable_and_accepts_the_
         assert code == 250, resp
         await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
     finally:
+        await listener.stop()
+        await broker.stop()
+        await client.aclose()
+
+
+def _spaces_subject_mail(n: int, message_id: str) -> bytes:
+    """Issue 13's attack: an RFC 2047 subject that decodes to n spaces, folded into encoded
+    words of 45 spaces each, as a mail client would (333 KB for 200,000)."""
+    word = f"=?utf-8?b?{base64.b64encode(b' ' * 45).decode()}?="
+    subject = "\r\n ".join([word] * (n // 45))
+    return (
+        f"From: attacker@example.com\r\nTo: service@omnirouter.local\r\n"
+        f"Subject: {subject}\r\nMessage-ID: {message_id}\r\n\r\nhello\r\n"
+    ).encode()
+
+
+async def test_hostile_mail_gets_554_naming_the_limit_and_the_gateway_keeps_serving(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Over real SMTP to the running gateway: the 200,000-space subject (it held the gateway
+    for six minutes) and a subject with an encoded CR/LF (header injection into the reply)
+    are refused with 554 and the reason; /healthz answers and the next good mail is accepted
+    and routed."""
+    port = services.smtp_port
+    code, resp = await smtp(port, _spaces_subject_mail(200_000, mid()))
+    assert code == 554 and "OMNIROUTER_MAIL_MAX_HEADER_BYTES" in resp, resp
+    injected = base64.b64encode("退款\r\nBcc: all@evil.example".encode()).decode()
+    raw = (
+        f"From: li@example.com\r\nSubject: =?utf-8?b?{injected}?=\r\nMessage-ID: {mid()}\r\n"
+        "\r\nhello\r\n"
+    ).encode()
+    code, resp = await smtp(port, raw)
+    assert code == 554, resp
+    assert "header Subject contains control character U+000D at position 2" in resp
+    status, body = await api.call("GET", "/healthz")
+    assert status == 200, body
+    sender = f"{uid('c')}@example.com"
+    code, resp = await smtp(port, samples.gbk_mail(mid(), sender))
+    assert code == 250, resp
+    await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+
+
+async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451(
+    api: Api, services: Services, fresh_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener (real broker and Redis) whose parse hangs answers 451 at its deadline instead
+    of hanging the session; the parse ran on a worker thread while the event loop kept
+    running; with the only parse worker still busy the next mail gets 451 at once; once the
+    worker is free a mail is accepted."""
+    import threading
+
+    from channels import smtp as smtp_module
+
+    client = connect(services.redis_url)
+    broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
+    ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
+    port = embedded.free_port()
+    settings = ChannelSettings(smtp_port=port, mail_parse_timeout_s=0.5, mail_parse_workers=1)
+    listener = SmtpListener(ingress, settings)
+    release, threads = threading.Event(), []
+    real = smtp_module.parse_mail
+
+    def hanging(raw: bytes, mail_from: str | None, limits: Any) -> Any:
+        threads.append(threading.get_ident())
+        release.wait(WAIT_S)
+        return real(raw, mail_from, limits)
+
+    monkeypatch.setattr(smtp_module, "parse_mail", hanging)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    await broker.start()
+    await listener.start()
+    tick = asyncio.create_task(ticker())
+    loop_thread = threading.get_ident()
+    try:
+        code, resp = await smtp(port, samples.gbk_mail(mid()))
+        assert code == 451 and "in time" in resp, resp
+        assert threads and threads[0] != loop_thread  # parsed on a worker thread
+        assert ticks > 0  # the event loop ran while the parse hung
+        code, resp = await smtp(port, samples.gbk_mail(mid()))
+        assert code == 451, resp  # the only worker is still busy: refused at once
+        assert len(threads) == 1
+        release.set()
+        monkeypatch.setattr(smtp_module, "parse_mail", real)
+
+        async def free() -> bool:
+            return listener.handler.parsing == 0
+
+        await eventually(free)
+        sender = f"{uid('c')}@example.com"
+        code, resp = await smtp(port, samples.gbk_mail(mid(), sender))
+        assert code == 250, resp
+        await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+    finally:
+        release.set()
+        tick.cancel()
         await listener.stop()
         await broker.stop()
         await client.aclose()
