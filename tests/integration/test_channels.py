@@ -669,3 +669,83 @@ async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451
         await listener.stop()
         await broker.stop()
         await client.aclose()
+
+
+async def test_delivery_dead_letters_a_reply_it_cannot_send_and_delivers_the_next(
+    services: Services, delivery: DeliveryRig
+) -> None:
+    """On the real broker: a reply whose address carries CR/LF (it used to raise in the email
+    library and crash-loop delivery on that record) is dead-lettered with the reason; a reply
+    whose subject carries CR/LF is sent with the subject cleaned and no injected header; the
+    good reply after them, same customer and partition, is delivered."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import envelope
+    from schemas.envelope import Envelope
+
+    customer, conv = uid("cust"), uid("conv")
+    good_to = f"{uid('c')}@example.com"
+
+    def reply(text: str, to: str, subject: str) -> Envelope:
+        return Envelope(
+            type=events.REPLY_CREATED,
+            source="omnirouter/test",
+            subject=conv,
+            data={
+                "reply_id": uid("r"),
+                "conversation_id": conv,
+                "customer_id": customer,
+                "channel": "email",
+                "to": {"email": to},
+                "subject": subject,
+                "references": ["<a@x>", "<b@x>\r\nBcc: all@evil.example"],
+                "in_reply_to": "<a@x>",
+                "message_id": None,
+                "text": text,
+                "agent_id": "a1",
+                "author": "agent",
+            },
+        )
+
+    poison = reply("poison", "li@example.com\r\nBcc: all@evil.example", "退款")
+    dirty = reply(f"cleaned {conv}", good_to, "您好\r\nBcc: all@evil.example")
+    good = reply(f"good {conv}", good_to, "赎回")
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for env in (poison, dirty, good):
+            await producer.send_and_wait(
+                topics.OUTBOUND, envelope.encode(env), key=customer.encode()
+            )
+    finally:
+        await producer.stop()
+
+    def sent(text: str) -> email.message.EmailMessage | None:
+        for raw in list(delivery.mail.messages):
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            body = msg.get_body(("plain",))
+            if body is not None and body.get_content().strip() == text:
+                return msg  # type: ignore[return-value]
+        return None
+
+    async def both() -> Any:
+        return sent(f"good {conv}") and sent(f"cleaned {conv}")
+
+    await eventually(both)
+    cleaned = sent(f"cleaned {conv}")
+    assert cleaned is not None
+    assert cleaned["Bcc"] is None and "\r" not in str(cleaned["Subject"])
+    assert str(cleaned["Subject"]) == "Re: 您好 Bcc: all@evil.example"
+    assert str(cleaned["References"]) == "<a@x>"  # the id with CR/LF is left out
+    for raw in delivery.mail.messages:
+        head = raw.split(b"\r\n\r\n")[0]
+        assert not any(line.lower().startswith(b"bcc:") for line in head.split(b"\r\n"))
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        letter = await dlq.find(
+            lambda e: (
+                e["data"].get("stage") == "delivery"
+                and orjson.loads(e["data"]["original"])["data"]["reply_id"]
+                == poison.data["reply_id"]
+            )
+        )
+    assert "control character U+000D" in letter["data"]["reason"], letter["data"]
