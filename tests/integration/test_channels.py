@@ -749,3 +749,68 @@ async def test_delivery_dead_letters_a_reply_it_cannot_send_and_delivers_the_nex
             )
         )
     assert "control character U+000D" in letter["data"]["reason"], letter["data"]
+
+
+# -- agent stream cursors ----------------------------------------------------------------------
+
+
+async def test_a_bad_stream_cursor_gets_400_and_other_agents_still_get_frames(
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """`?since=garbage` or an empty `since=` used to break the read every agent of the gateway
+    shares (no frames for anyone, /readyz 503). Now each is refused with 400, code and field,
+    and an agent connected meanwhile receives its frames; the gateway stays ready."""
+    bad_agent, good_agent = uid("a"), uid("a")
+    await api.add_agent(bad_agent)
+    await api.add_agent(good_agent)
+    good = await AgentStream.open(http, services.ws_url, good_agent)
+    url = f"{services.gateway_url}/v1/agents/{bad_agent}/stream"
+    for since in ("garbage", "", "1-x", "99999999999999999999999", "１２３"):
+        async with http.get(url, params={"since": since}) as resp:
+            assert resp.status == 400, since
+            body = await resp.json()
+        assert body["error"]["code"] == "invalid_value" and body["error"]["field"] == "since"
+    marker = uid("frame")
+    fresh_redis.xadd(
+        keys.agent_frames(good_agent),
+        {"f": orjson.dumps({"type": "message", "conversation_id": marker, "text": "hi"})},
+    )
+    frame = await good.next("message", lambda f: f.get("conversation_id") == marker)
+    assert frame["frame_id"]
+    status, ready = await api.call("GET", "/readyz")
+    assert status == 200 and ready["checks"]["agent_feed"], ready
+    await good.ws.close()
+
+
+async def test_one_bad_cursor_cannot_break_the_shared_stream_read(services: Services) -> None:
+    """Defence in depth, on the real redis-server: a cursor that got past the routes is taken
+    as "from now" by the feed, so the one XREAD of all recipients keeps working."""
+    from channels.agent_feed import AgentFeed
+
+    class Socket:
+        def __init__(self) -> None:
+            self.frames: list[dict[str, Any]] = []
+
+        async def send_str(self, text: str) -> None:
+            self.frames.append(orjson.loads(text))
+
+    client = connect(services.redis_url)
+    feed = AgentFeed(client)
+    bad, good = Socket(), Socket()
+    bad_agent, good_agent = uid("a"), uid("a")
+    await feed.start()
+    try:
+        await feed.register(bad_agent, bad, "garbage")  # type: ignore[arg-type]
+        await feed.register(good_agent, good, None)  # type: ignore[arg-type]
+        await client.xadd(
+            keys.agent_frames(good_agent), {"f": orjson.dumps({"type": "message", "text": "hi"})}
+        )
+
+        async def pushed() -> bool:
+            return bool(good.frames) and feed.ready.is_set()
+
+        await eventually(pushed)
+        assert good.frames[0]["text"] == "hi" and not bad.frames
+    finally:
+        await feed.stop()
+        await client.aclose()
