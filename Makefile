@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/session.py
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/schemas.py
+	$(BIN)/python bench/pii.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train

@@ -2,6 +2,11 @@
 gateway holding 1,000 open sockets.
 
     .venv/bin/python bench/channels.py [--sockets 1000] [--per-socket 5] [--parse-s 3]
+                                       [--hostile-only]
+
+Hostile mail (issue 13): ns per byte of parse_email on the shapes that were quadratic (HTML
+with unclosed tags or comments, whitespace bodies, a subject of encoded spaces) at 10k, 100k
+and 1M bytes, with MailLimits raised so the parse runs: flat ns/byte is linear.
 
 Email: the real-world shaped samples of tests/mail_samples.py (GBK, HTML-only, quoted reply,
 attachment, Big5) parsed round-robin on one core by channels.email_parse.parse_email.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import platform
 import subprocess
@@ -34,9 +40,41 @@ import aiohttp
 import orjson
 
 from channels.email_parse import parse_email
+from channels.settings import MailLimits
 from session import keys
 from streams.devkit import embedded
 from tests import mail_samples
+
+
+def _hostile(kind: str, n: int) -> bytes:
+    """Hostile mail shapes of about n bytes (issue 13): bodies the old parser was quadratic on."""
+    head = b"From: a@example.com\r\nSubject: x\r\n"
+    if kind == "html unclosed tags":
+        return head + b"Content-Type: text/html\r\n\r\n" + b"<a " * (n // 3)
+    if kind == "html comments":
+        return head + b"Content-Type: text/html\r\n\r\n" + b"<!--<p>" * (n // 7)
+    if kind == "plain spaces":
+        return head + b"\r\n" + b" " * n
+    word = b"=?utf-8?b?" + base64.b64encode(b" " * 45) + b"?="
+    return b"From: a@example.com\r\nSubject: " + b"\r\n ".join([word] * (n // 66)) + b"\r\n\r\nx"
+
+
+def bench_hostile() -> list[tuple[str, int, float]]:
+    """ns per byte of parse_email on hostile shapes, limits raised so they are parsed."""
+    loose = MailLimits(max_header_bytes=10**8, max_field_bytes=10**8, max_parts=10**6)
+    rows = []
+    for kind in ("html unclosed tags", "html comments", "plain spaces", "encoded-space subject"):
+        for n in (10_000, 100_000, 1_000_000):
+            if kind == "encoded-space subject" and n > 100_000:
+                continue  # the stdlib's decode_header is superlinear; the field limit bounds it
+            raw = _hostile(kind, n)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter_ns()
+                parse_email(raw, limits=loose)
+                best = min(best, time.perf_counter_ns() - t0)
+            rows.append((kind, len(raw), best / len(raw)))
+    return rows
 
 
 def bench_parse(seconds: float) -> tuple[float, int]:
@@ -125,9 +163,14 @@ def main() -> int:
     p.add_argument("--sockets", type=int, default=1000)
     p.add_argument("--per-socket", type=int, default=5)
     p.add_argument("--parse-s", type=float, default=3.0)
+    p.add_argument("--hostile-only", action="store_true", help="only the hostile mail figures")
     a = p.parse_args()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
 
+    for kind, size, ns in bench_hostile():
+        print(f"hostile mail parse: {kind:<22} {size:>9,} bytes  {ns:7.1f} ns/byte")
+    if a.hostile_only:
+        return 0
     rate, size = bench_parse(a.parse_s)
     print(
         f"email parse: {rate:,.0f} mails/s on one core (5 real-world shaped samples, mean {size:,} bytes)"

@@ -8,6 +8,12 @@
 - phone: a say event on the call's Redis stream for the telephony platform (the Twilio
   webhook answers it as <Say>).
 
+Header fields come from customer input (the address and subject of their mail), so they are
+never trusted: a control character in a subject is replaced by a space, an address or a
+message id with one is refused (a permanent failure), so CR/LF can never inject a header.
+Whatever a reply makes a sender raise that is not a transient fault (a bug, a value nobody
+foresaw) fails that reply, which is dead-lettered; delivery goes on with the next record.
+
 Every outcome is recorded in the conversation timeline (`kind: delivery`, status sent,
 delivered or failed with the reason). Transient failures are retried with exponential backoff;
 after the last attempt the reply is marked failed and dead-lettered on cs.dlq.v1 with the
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import re
 import smtplib
 from collections import defaultdict
 from email.message import EmailMessage
@@ -60,32 +67,66 @@ class DeliveryError(Exception):
         self.reason, self.permanent = reason, permanent
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _clean_subject(value: Any) -> str:
+    """A subject with every control character (CR/LF above all) turned into a space."""
+    return " ".join(_CONTROL.sub(" ", str(value or "")).split())[:900]
+
+
+def _header_value(value: Any, what: str) -> str:
+    """A header value taken as is, or a permanent failure if it could inject a header."""
+    text = str(value)
+    m = _CONTROL.search(text)
+    if m:
+        raise DeliveryError(
+            f"{what} contains control character U+{ord(m.group()):04X}", permanent=True
+        )
+    return text
+
+
+def _msg_id(value: Any) -> str | None:
+    """A Message-ID of the thread, or None when it is not one (then it is left out)."""
+    if not isinstance(value, str) or _CONTROL.search(value):
+        return None
+    value = value.strip()
+    return value if value.startswith("<") and value.endswith(">") and len(value) <= 998 else None
+
+
 def build_email(
     d: dict[str, Any], sender: str, domain: str, charset: str = "utf-8"
 ) -> EmailMessage:
-    """A reply that mail clients thread under the customer's message."""
+    """A reply that mail clients thread under the customer's message.
+
+    Raises DeliveryError (permanent) when the address cannot be used; never lets a control
+    character reach a header (the email library raises on CR/LF, which used to crash-loop
+    delivery on that record)."""
     to = (d.get("to") or {}).get("email")
     if not to:
         raise DeliveryError("the customer has no email address", permanent=True)
+    to = _header_value(to, "the customer's email address")
+    if "@" not in parseaddr(to)[1]:
+        raise DeliveryError("the customer's email address is not an address", permanent=True)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = sender
     msg["To"] = to
-    subject = (d.get("subject") or "").strip() or "您的咨询"
+    subject = _clean_subject(d.get("subject")) or "您的咨询"
     if not subject.lower().startswith(("re:", "回复:", "回复：")):
         subject = f"Re: {subject}"
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
     # The worker may have chosen the Message-ID (so the customer's answer finds the thread).
-    msg["Message-ID"] = d.get("message_id") or f"<{d['reply_id']}@{domain}>"
-    parent = d.get("in_reply_to")
-    refs = [r for r in (d.get("references") or []) if isinstance(r, str)]
+    msg["Message-ID"] = _msg_id(d.get("message_id")) or f"<{d['reply_id']}@{domain}>"
+    parent = _msg_id(d.get("in_reply_to"))
+    refs = [r for r in map(_msg_id, d.get("references") or []) if r]
     if parent:
         msg["In-Reply-To"] = parent
         if parent not in refs:
             refs.append(parent)
     if refs:
         msg["References"] = " ".join(refs[-20:])
-    msg["X-Omnirouter-Conversation"] = str(d.get("conversation_id"))
+    msg["X-Omnirouter-Conversation"] = _CONTROL.sub("", str(d.get("conversation_id")))[:200]
     # base64 either way: no 8-bit byte on the wire, whatever the relays in between accept.
     msg.set_content(d["text"], charset=charset, cte="base64")
     return msg
@@ -165,6 +206,14 @@ class Delivery:
                     RedisError,
                 ) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Not a transient fault: this reply cannot be sent as it is. Fail it (and
+                    # dead-letter it below) rather than crash-loop on the record.
+                    reason = f"cannot send: {type(exc).__name__}: {exc}"
+                    log.warning("delivery.unsendable", channel=channel, reason=reason)
+                    break
                 if attempts < self.settings.attempts:
                     delay = min(BACKOFF_MAX_S, self.settings.backoff_s * 2 ** (attempts - 1))
                     log.info(
@@ -351,7 +400,19 @@ class Delivery:
                 log.warning("delivery.undecodable", reason=str(exc), **origin)
                 await self._dead_letter(origin, rec.value or b"", exc, 1, rec.key)
                 continue
-            await self.deliver(env, origin)
+            try:
+                await self.deliver(env, origin)
+            except (RedisError, KafkaError, OSError):
+                raise  # a dependency is away: the batch is read again (run())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A record delivery cannot even fail properly (a bug, a shape nobody
+                # foresaw): dead-lettered with its bytes, and the next record goes on.
+                log.exception("delivery.record_failed", **origin)
+                await self._dead_letter(
+                    origin, rec.value or b"", exc, 1, rec.key, env.data.get("channel")
+                )
 
     async def run(self, ready_key: str | None = None, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()

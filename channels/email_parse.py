@@ -8,6 +8,15 @@ What Chinese customers' mail looks like in practice, and what we do about it:
 - replies with the whole earlier thread quoted, in English or Chinese client styles, and
   signatures: stripped from `text` (what the classifier sees), kept in `body` for the agent;
 - attachments: kept as metadata only (name, type, size, sha256), never their bytes.
+
+Hostile mail: every step is linear in the size of the message (no regular expression with an
+unbounded repeat that can backtrack, no stdlib HTMLParser, whose unclosed-tag handling is
+quadratic: 50,000 characters of "<a " took 45 s), and the message is bounded before it is
+parsed (`MailLimits`, channels/settings.py: header section, header fields, one field, MIME
+parts). A header value with a control character (anything below U+0020 but TAB, and DEL;
+CR or LF only as folding, never inside an encoded word) is refused with a MalformedMail that
+names the header, the character and its position: such a value is an injection attempt, not
+a customer's subject line.
 """
 
 from __future__ import annotations
@@ -17,13 +26,14 @@ import email.parser
 import hashlib
 import html
 import re
+from collections.abc import Iterator
 from datetime import UTC
 from email.header import decode_header
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any
 
+from channels.settings import MailLimits
 from schemas.models import MAX_ATTACHMENTS, MAX_TEXT
 
 
@@ -73,23 +83,57 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode(codec, errors="replace")
 
 
-def decode_header_value(raw: Any) -> str:
-    """An RFC 2047 header (possibly several encoded words in mixed charsets) to text."""
+def unfold(value: str) -> str:
+    """Whitespace around each line break collapsed to one space, ends stripped.
+
+    What `re.sub(r"\\s*\\r?\\n\\s*", " ", value).strip()` meant, in linear time: that
+    pattern restarts its `\\s*` at every character of a whitespace run, so 200,000 spaces
+    from one encoded subject cost minutes.
+    """
+    if "\n" not in value:
+        return value.strip()
+    return " ".join(line for line in (part.strip() for part in value.split("\n")) if line)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_NOT_FOLDING = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refuse_control(field: str, value: str, pattern: re.Pattern[str]) -> None:
+    m = pattern.search(value)
+    if m:
+        raise MalformedMail(
+            f"header {field} contains control character U+{ord(m.group()):04X} "
+            f"at position {m.start()}"
+        )
+
+
+def decode_header_value(raw: Any, field: str | None = None) -> str:
+    """An RFC 2047 header (possibly several encoded words in mixed charsets) to text.
+
+    With `field` (the header's name), a control character in the value raises MalformedMail:
+    CR and LF are allowed only as folding in the raw value, never inside an encoded word.
+    """
     if raw is None:
         return ""
     value = str(raw)
+    if field is not None:
+        _refuse_control(field, value, _CONTROL_NOT_FOLDING)
     try:
         parts = decode_header(value)
     except Exception:
-        return value
+        return unfold(value)
     out = []
     for chunk, charset in parts:
         if isinstance(chunk, bytes):
-            out.append(decode_bytes(chunk, charset))
+            text = decode_bytes(chunk, charset)
+            if field is not None and charset is not None:  # an encoded word
+                _refuse_control(field, text, _CONTROL)
+            out.append(text)
         else:
             out.append(chunk)
     # decode_header keeps the whitespace between plain and encoded words; collapse folding.
-    return re.sub(r"\s*\r?\n\s*", " ", "".join(out)).strip()
+    return unfold("".join(out))
 
 
 _BLOCK_TAGS = frozenset(
@@ -97,45 +141,72 @@ _BLOCK_TAGS = frozenset(
 )
 
 
-class _HtmlText(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-        self.quote_depth = 0
+_SKIP_TAGS = frozenset({"script", "style", "head", "title"})
+_RAW_TEXT_TAGS = frozenset({"script", "style", "title"})
+# One pass over the markup finds every token; each match attempt is bounded, so the pass is
+# linear, and the state machine below does constant work per token.
+_HTML_TOKEN = re.compile(r"<!--|-->|<[!?]|</?[A-Za-z][A-Za-z0-9]{0,15}|>")
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head", "title"):
-            self._skip += 1
-        if tag == "blockquote":
-            self.quote_depth += 1
-            self.parts.append("\n\x00QUOTE_START\x00\n")
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head", "title") and self._skip:
-            self._skip -= 1
-        if tag == "blockquote" and self.quote_depth:
-            self.quote_depth -= 1
-            self.parts.append("\n\x00QUOTE_END\x00\n")
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+def _html_parts(markup: str) -> Iterator[str]:
+    """Text segments (entities decoded) and quote markers of `markup`, in order."""
+    skip = 0
+    raw_text = ""  # inside <script>/<style>/<title>: the tag whose end tag ends it
+    state = "text"  # text | tag | comment | decl
+    tag, closing, tag_at, pos = "", False, 0, 0
+    for m in _HTML_TOKEN.finditer(markup):
+        tok = m.group()
+        if state == "comment":
+            if tok == "-->":
+                state, pos = "text", m.end()
+            continue
+        if state in ("tag", "decl"):
+            if tok != ">":
+                continue
+            if state == "tag":
+                skip, marker = _html_tag(tag, closing, skip)
+                if marker:
+                    yield marker
+                raw_text = "" if closing or tag not in _RAW_TEXT_TAGS else tag
+            state, pos = "text", m.end()
+            continue
+        # state == "text"
+        if tok in (">", "-->"):
+            continue  # a literal ">" in the text
+        if raw_text and tok.lower() != "</" + raw_text:
+            continue  # script or style: nothing in it is markup until its end tag
+        if m.start() > pos and not skip:
+            yield html.unescape(markup[pos : m.start()])
+        if tok == "<!--":
+            state = "comment"
+        elif tok in ("<!", "<?"):
+            state = "decl"
+        else:
+            closing = tok.startswith("</")
+            state, tag, tag_at = "tag", tok[2 if closing else 1 :].lower(), m.start()
+        pos = m.end()
+    if state == "tag":
+        pos = tag_at  # an unclosed tag: what follows "<" was text after all
+    if state in ("text", "tag") and pos < len(markup) and not skip:
+        yield html.unescape(markup[pos:])
 
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+
+def _html_tag(tag: str, closing: bool, skip: int) -> tuple[int, str]:
+    """The skip depth after this tag, and the marker (newline, quote start/end) it writes."""
+    if tag in _SKIP_TAGS:
+        return (max(0, skip - 1) if closing else skip + 1), ""
+    if skip:
+        return skip, ""
+    if tag == "blockquote":
+        return skip, "\n\x00QUOTE_END\x00\n" if closing else "\n\x00QUOTE_START\x00\n"
+    if tag in _BLOCK_TAGS:
+        return skip, "\n"
+    return skip, ""
 
 
 def html_to_text(markup: str) -> str:
     """Readable text from an HTML mail body; quoted blocks become "> " lines."""
-    parser = _HtmlText()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except Exception:
-        return _clean(re.sub(r"<[^>]+>", " ", html.unescape(markup)))
-    raw = "".join(parser.parts).replace("\xa0", " ")
+    raw = "".join(_html_parts(markup)).replace("\xa0", " ")
     lines, depth = [], 0
     for line in raw.split("\n"):
         if line == "\x00QUOTE_START\x00":
@@ -221,12 +292,35 @@ def _text_of(part: Message) -> str:
     return decode_bytes(data, part.get_content_charset())
 
 
-def _bodies(msg: Message) -> tuple[str, list[dict[str, Any]]]:
+def _check_part_headers(part: Message, limits: MailLimits) -> None:
+    """A MIME part's header fields within the same bounds as the message's (their
+    parameters, filenames and encoded words are parsed by the stdlib, not all linearly)."""
+    items = part.items()
+    if len(items) > limits.max_header_fields:
+        raise MalformedMail(
+            f"a MIME part has more than {limits.max_header_fields} header fields "
+            "(OMNIROUTER_MAIL_MAX_HEADER_FIELDS)"
+        )
+    for name, value in items:
+        if len(value) > limits.max_field_bytes:
+            raise MalformedMail(
+                f"header {name[:64]} of a MIME part is longer than {limits.max_field_bytes} "
+                "bytes (OMNIROUTER_MAIL_MAX_FIELD_BYTES)"
+            )
+
+
+def _bodies(msg: Message, limits: MailLimits) -> tuple[str, list[dict[str, Any]]]:
     """The best text of the message and its attachments' metadata."""
     plain: list[str] = []
     htmls: list[str] = []
     attachments: list[dict[str, Any]] = []
-    for part in msg.walk():
+    for n, part in enumerate(msg.walk(), start=1):
+        if n > limits.max_parts:
+            raise MalformedMail(
+                f"message has more than {limits.max_parts} MIME parts (OMNIROUTER_MAIL_MAX_PARTS)"
+            )
+        if n > 1:  # the top level's header section was checked before parsing
+            _check_part_headers(part, limits)
         if part.is_multipart():
             continue
         if _is_attachment(part):
@@ -245,26 +339,72 @@ def _bodies(msg: Message) -> tuple[str, list[dict[str, Any]]]:
     return text, attachments
 
 
-def parse_email(raw: bytes, *, envelope_from: str | None = None) -> dict[str, Any]:
+def check_limits(raw: bytes, limits: MailLimits) -> None:
+    """Refuse (MalformedMail) a message whose header section breaks `limits`, before any
+    parsing: one pass over the header bytes."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    head = raw[: min(ends)] if ends else raw
+    if len(head) > limits.max_header_bytes:
+        raise MalformedMail(
+            f"header section is {len(head)} bytes, more than {limits.max_header_bytes} "
+            "(OMNIROUTER_MAIL_MAX_HEADER_BYTES)"
+        )
+    fields, size, name = 0, 0, b""
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            size += len(line)  # a folded continuation of the same field
+        else:
+            fields, size, name = fields + 1, len(line), line.partition(b":")[0][:64]
+            if fields > limits.max_header_fields:
+                raise MalformedMail(
+                    f"message has more than {limits.max_header_fields} header fields "
+                    "(OMNIROUTER_MAIL_MAX_HEADER_FIELDS)"
+                )
+        if size > limits.max_field_bytes:
+            raise MalformedMail(
+                f"header {name.decode('ascii', 'replace')} is longer than "
+                f"{limits.max_field_bytes} bytes (OMNIROUTER_MAIL_MAX_FIELD_BYTES)"
+            )
+
+
+def _sender(msg: Message) -> tuple[str, str]:
+    value = decode_header_value(msg.get("From"), "From")
+    try:
+        return parseaddr(value)
+    except RecursionError:  # deeply nested comments: "((((((..."
+        raise MalformedMail("header From cannot be parsed (nested too deeply)") from None
+
+
+def parse_email(
+    raw: bytes, *, envelope_from: str | None = None, limits: MailLimits | None = None
+) -> dict[str, Any]:
     """A normalized inbound message body (for models.parse_inbound("email", ...)).
 
-    Raises MalformedMail when there is no usable sender address.
+    Raises MalformedMail when there is no usable sender address, when the message breaks
+    `limits` (default: the documented MailLimits), or when a header the message's identity,
+    thread or reply is built from (From, Subject, Message-ID, In-Reply-To, References)
+    carries a control character. Linear in len(raw).
     """
+    limits = limits or MailLimits()
     if not raw or not raw.strip():
         raise MalformedMail("empty message")
+    check_limits(raw, limits)
     try:
         msg = email.message_from_bytes(raw)
     except Exception as exc:  # the parser is lenient; this is truly broken input
         raise MalformedMail(f"unparseable message: {exc}") from None
     if not msg.keys():
         raise MalformedMail("message has no headers")
-    name, addr = parseaddr(decode_header_value(msg.get("From")))
+    name, addr = _sender(msg)
     if "@" not in addr and envelope_from:
         addr = envelope_from
     if "@" not in addr:
         raise MalformedMail("message has no sender address (From)")
-    subject = decode_header_value(msg.get("Subject"))
-    full, attachments = _bodies(msg)
+    _refuse_control("From", addr, _CONTROL)
+    subject = decode_header_value(msg.get("Subject"), "Subject")
+    for field in ("Message-ID", "In-Reply-To", "References"):
+        _refuse_control(field, str(msg.get(field) or ""), _CONTROL_NOT_FOLDING)
+    full, attachments = _bodies(msg, limits)
     stripped = strip_quotes_and_signature(full)
     text = stripped or full or subject or ("[附件]" if attachments else "")
     if not text.strip():

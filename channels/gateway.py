@@ -22,6 +22,7 @@ from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
 from channels.ingress import Ingress, InProgress
 from channels.settings import GatewaySettings
+from channels.stream_feed import valid_stream_id
 from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
@@ -338,6 +339,14 @@ class Gateway:
         if await self.registry.get_agent(agent_id) is None:
             raise ApiError(404, "agent_not_found", "no such agent", field="agent_id")
         since = request.query.get("since")
+        if since is not None and not valid_stream_id(since):
+            # Checked before the upgrade: the shared stream read must never see it.
+            raise ApiError(
+                400,
+                "invalid_value",
+                "since must be a frame id (<ms>-<seq>, as in the frames' frame_id)",
+                field="since",
+            )
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         # Register before the snapshot: a frame may then arrive twice, but never not at all.

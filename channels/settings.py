@@ -41,12 +41,40 @@ class GatewaySettings:
 # | OMNIROUTER_SMTP_PORT | 2525 | its port; 0 turns the listener off (e.g. a second gateway) |
 # | OMNIROUTER_SMTP_DOMAINS | omnirouter.local | recipient domains we accept mail for (comma list) |
 # | OMNIROUTER_SMTP_MAX_BYTES | 10485760 | larger messages get 552 |
+# | OMNIROUTER_MAIL_MAX_HEADER_BYTES | 65536 | a larger header section gets 554 |
+# | OMNIROUTER_MAIL_MAX_HEADER_FIELDS | 256 | more header fields get 554 |
+# | OMNIROUTER_MAIL_MAX_FIELD_BYTES | 16384 | one header field (unfolded) longer than this gets 554 |
+# | OMNIROUTER_MAIL_MAX_PARTS | 100 | more MIME parts get 554 |
+# | OMNIROUTER_MAIL_PARSE_TIMEOUT_S | 10 | a mail not parsed by then gets 451 (parsing runs off the event loop) |
+# | OMNIROUTER_MAIL_PARSE_WORKERS | 2 | mails parsed at once; while all are busy new mail gets 451 |
 # | OMNIROUTER_APP_SECRETS | {} | JSON {app_id: secret} for signed app webhooks |
 # | OMNIROUTER_WEBHOOK_TOLERANCE_S | 300 | replay window for signed webhook timestamps |
 # | OMNIROUTER_TELEPHONY_SECRET | (none) | HMAC secret of the generic telephony webhook |
 # | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | Twilio auth token that signs X-Twilio-Signature |
 # | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
 # | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
+
+
+@dataclass(frozen=True)
+class MailLimits:
+    """Bounds of one inbound mail, checked before and while it is parsed (the defaults are
+    the documented ones; `from_env` reads the OMNIROUTER_MAIL_* variables above)."""
+
+    max_header_bytes: int = 64 * 1024
+    max_header_fields: int = 256
+    max_field_bytes: int = 16 * 1024
+    max_parts: int = 100
+
+    @classmethod
+    def from_env(cls) -> MailLimits:
+        return cls(
+            max_header_bytes=int(number("OMNIROUTER_MAIL_MAX_HEADER_BYTES", cls.max_header_bytes)),
+            max_header_fields=int(
+                number("OMNIROUTER_MAIL_MAX_HEADER_FIELDS", cls.max_header_fields)
+            ),
+            max_field_bytes=int(number("OMNIROUTER_MAIL_MAX_FIELD_BYTES", cls.max_field_bytes)),
+            max_parts=int(number("OMNIROUTER_MAIL_MAX_PARTS", cls.max_parts)),
+        )
 
 
 def _json(name: str, default: Any) -> Any:
@@ -83,6 +111,13 @@ class ChannelSettings:
     )
     smtp_max_bytes: int = field(
         default_factory=lambda: int(number("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
+    )
+    mail_limits: MailLimits = field(default_factory=MailLimits.from_env)
+    mail_parse_timeout_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_MAIL_PARSE_TIMEOUT_S", 10)
+    )
+    mail_parse_workers: int = field(
+        default_factory=lambda: max(1, int(number("OMNIROUTER_MAIL_PARSE_WORKERS", 2)))
     )
     app_secrets: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_APP_SECRETS", {}))

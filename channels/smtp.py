@@ -1,5 +1,10 @@
 """SMTP ingress: an aiosmtpd listener inside the gateway process, on the gateway's event loop.
 
+Parsing a mail runs off the event loop, on a small pool of threads
+(OMNIROUTER_MAIL_PARSE_WORKERS), with a deadline (OMNIROUTER_MAIL_PARSE_TIMEOUT_S): a hostile
+mail can cost one of those threads for a while, never the HTTP channels, /healthz or the
+other SMTP sessions. Parsing is linear and bounded by channels.settings.MailLimits anyway.
+
 Mail is accepted (250) only after the normalized message was acknowledged by the broker,
 through the same accept path as `POST /v1/inbound/email`, deduplicated by Message-ID. The
 replies a sending server gets, and what it should do about them:
@@ -10,6 +15,9 @@ replies a sending server gets, and what it should do about them:
 | machine-written mail (bounce, out-of-office, list) | 250, dropped | done (no mail loop) |
 | message larger than OMNIROUTER_SMTP_MAX_BYTES | 552 (aiosmtpd's size check) | bounces |
 | no sender address, or not a mail at all | 554 5.6.0 | bounces |
+| header section, a header field or MIME parts beyond MailLimits | 554 5.6.0, naming the limit | bounces |
+| a control character in From, Subject, Message-ID, In-Reply-To or References | 554 5.6.0, naming header, character and position | bounces |
+| not parsed within OMNIROUTER_MAIL_PARSE_TIMEOUT_S, or every parse worker busy | 451 4.3.0 | retries later |
 | broker unreachable or still accepting an earlier copy | 451 4.3.0 | retries later |
 | accepted | 250 2.0.0 with the event id | done |
 
@@ -19,6 +27,8 @@ Nothing a client sends can stop the listener: every failure in a handler becomes
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -28,7 +38,7 @@ from prometheus_client import Counter, Gauge
 from channels.broker import BrokerUnavailable
 from channels.email_parse import MalformedMail, auto_generated, parse_email
 from channels.ingress import Ingress, InProgress
-from channels.settings import ChannelSettings
+from channels.settings import ChannelSettings, MailLimits
 from schemas import models
 from schemas.errors import SchemaError
 
@@ -40,14 +50,70 @@ SMTP_MESSAGES = Counter(
     "Mail offered to the SMTP listener, by outcome",
     ["outcome"],  # accepted | duplicate | rejected_domain | malformed | deferred | auto_discarded
 )
+SMTP_PARSE_TIMEOUTS = Counter(
+    "omnirouter_smtp_parse_timeouts_total",
+    "Mails answered 451 because parsing missed its deadline or every parse worker was busy",
+    ["reason"],  # deadline | busy
+)
+
+
+class ParseBusy(Exception):
+    """Every parse worker is still busy (with mails whose deadline may have passed)."""
+
+
+def parse_mail(raw: bytes, mail_from: str | None, limits: MailLimits) -> tuple[str | None, Any]:
+    """Runs on a parse worker: (why it is machine-written, None) or (None, the message).
+
+    Raises MalformedMail or SchemaError for a mail that will never be accepted.
+    """
+    machine = auto_generated(raw, mail_from)
+    if machine:
+        return machine, None
+    return None, models.parse_inbound(
+        "email", parse_email(raw, envelope_from=mail_from, limits=limits)
+    )
 
 
 class InboundMailHandler:
     """aiosmtpd handler: RCPT checks the domain, DATA parses, publishes and answers."""
 
-    def __init__(self, ingress: Ingress, domains: tuple[str, ...]):
+    def __init__(
+        self,
+        ingress: Ingress,
+        domains: tuple[str, ...],
+        limits: MailLimits | None = None,
+        parse_timeout_s: float = 10.0,
+        parse_workers: int = 2,
+    ):
         self.ingress = ingress
         self.domains = {d.lower() for d in domains}
+        self.limits = limits or MailLimits()
+        self.parse_timeout_s = parse_timeout_s
+        self.parse_workers = parse_workers
+        self.executor = ThreadPoolExecutor(parse_workers, thread_name_prefix="mail-parse")
+        self.parsing = 0  # submitted and not finished (a timed-out parse still holds its thread)
+
+    async def _parse(self, raw: bytes, mail_from: str | None) -> tuple[str | None, Any]:
+        """`parse_mail` on a worker thread, within the deadline (TimeoutError) and the pool
+        (ParseBusy): the event loop never runs a parse."""
+        if self.parsing >= self.parse_workers:
+            raise ParseBusy("every mail parse worker is busy")
+        loop = asyncio.get_running_loop()
+        self.parsing += 1
+        done = self.executor.submit(parse_mail, raw, mail_from, self.limits)
+
+        def finished(_: object) -> None:  # on the worker thread
+            with contextlib.suppress(RuntimeError):  # the loop may be closed by then
+                loop.call_soon_threadsafe(self._finished)
+
+        done.add_done_callback(finished)
+        result = asyncio.wrap_future(done)
+        # A parse that outlives its deadline still ends; its outcome is nobody's business.
+        result.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.wait_for(asyncio.shield(result), self.parse_timeout_s)
+
+    def _finished(self) -> None:
+        self.parsing -= 1
 
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -63,24 +129,30 @@ class InboundMailHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        machine = auto_generated(raw, envelope.mail_from)
+        try:
+            machine, msg = await self._parse(raw, envelope.mail_from)
+        except (MalformedMail, SchemaError) as exc:
+            SMTP_MESSAGES.labels("malformed").inc()
+            log.info("smtp.rejected", reason=str(exc))
+            return f"554 5.6.0 malformed message: {exc}"[:500]
+        except (TimeoutError, ParseBusy) as exc:
+            reason = "busy" if isinstance(exc, ParseBusy) else "deadline"
+            SMTP_MESSAGES.labels("deferred").inc()
+            SMTP_PARSE_TIMEOUTS.labels(reason).inc()
+            log.warning("smtp.parse_deferred", reason=reason, size=len(raw))
+            return "451 4.3.0 message could not be parsed in time; try again later"
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            SMTP_MESSAGES.labels("malformed").inc()
+            log.exception("smtp.parse_failed")
+            return "554 5.6.0 message could not be parsed"
         if machine:
             # Accepted and dropped: a bounce or an out-of-office must never open a
             # conversation (and get an answer), and a 5xx would only bounce back to it.
             SMTP_MESSAGES.labels("auto_discarded").inc()
             log.info("smtp.auto_discarded", reason=machine)
             return "250 2.0.0 automatic message discarded"
-        try:
-            body = parse_email(raw, envelope_from=envelope.mail_from)
-            msg = models.parse_inbound("email", body)
-        except (MalformedMail, SchemaError) as exc:
-            SMTP_MESSAGES.labels("malformed").inc()
-            log.info("smtp.rejected", reason=str(exc))
-            return f"554 5.6.0 malformed message: {exc}"[:500]
-        except Exception:
-            SMTP_MESSAGES.labels("malformed").inc()
-            log.exception("smtp.parse_failed")
-            return "554 5.6.0 message could not be parsed"
         try:
             accepted = await self.ingress.accept(msg)
         except (BrokerUnavailable, InProgress) as exc:
@@ -108,7 +180,13 @@ class SmtpListener:
 
     def __init__(self, ingress: Ingress, settings: ChannelSettings):
         self.settings = settings
-        self.handler = InboundMailHandler(ingress, settings.smtp_domains)
+        self.handler = InboundMailHandler(
+            ingress,
+            settings.smtp_domains,
+            settings.mail_limits,
+            settings.mail_parse_timeout_s,
+            settings.mail_parse_workers,
+        )
         self._server: asyncio.AbstractServer | None = None
 
     def _protocol(self) -> SMTP:
@@ -141,3 +219,4 @@ class SmtpListener:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self.handler.executor.shutdown(wait=False, cancel_futures=True)

@@ -5,6 +5,11 @@ The mechanism behind agent desktops (channels/agent_feed.py) and chat visitors
 instance XREADs the streams of the recipients connected to it, so a recipient may be on any
 instance, and a socket that reconnects with the last frame id it saw gets exactly what it
 missed.
+
+Cursors come from clients (`?since=`), so they are checked twice: the routes answer 400 for
+one that is not a stream id (`valid_stream_id`), and `register` replaces one that is not by
+"from now", because every recipient of an instance shares one XREAD: a single bad id made
+Redis refuse the whole read, so no desk got a frame and /readyz said 503.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ from aiohttp import web
 log = structlog.get_logger(__name__)
 
 _BLOCK_MS = 200  # how long one XREAD waits; also how soon a new recipient is picked up
+_ID_PART_MAX = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit number
+
+
+def valid_stream_id(value: str) -> bool:
+    """`<ms>` or `<ms>-<seq>`, both decimal and within 64 bits: what XREAD accepts."""
+    left, sep, right = value.partition("-")
+    parts = [left, right] if sep else [left]
+    return all(
+        0 < len(p) <= 20 and p.isascii() and p.isdigit() and int(p) <= _ID_PART_MAX for p in parts
+    )
 
 
 def _s(v: Any) -> str:
@@ -57,7 +72,13 @@ class StreamFeed:
         return _s(last[0][0]) if last else "0-0"
 
     async def register(self, rid: str, ws: web.WebSocketResponse, since: str | None) -> None:
-        """Push to `ws` from `since` (exclusive), or from now; replays what it missed first."""
+        """Push to `ws` from `since` (exclusive), or from now; replays what it missed first.
+
+        A `since` that is not a stream id is taken as "from now" (the routes refuse it with
+        400 first): one client's cursor must never reach the read every recipient shares."""
+        if since is not None and not valid_stream_id(since):
+            log.warning(f"{self.name}.bad_cursor", recipient=rid, since=since[:40])
+            since = None
         start = since if since is not None else await self.newest(rid)
         if rid in self.positions:
             # Another socket of this recipient is followed already: catch this one up alone.

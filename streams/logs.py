@@ -1,7 +1,7 @@
 """structlog set-up shared by every process: JSON in production, pretty on a TTY.
 
-Personal data never reaches a log line: a processor masks phone, ID-card, bank-card numbers
-and email addresses in every string value, including those of stdlib loggers (aiokafka, faust)
+Personal data never reaches a log line: a processor masks phone (mainland and international),
+ID-card, bank-card numbers, email addresses and names in every string value, including those of stdlib loggers (aiokafka, faust)
 routed through the same pipeline.
 """
 
@@ -15,22 +15,23 @@ from typing import Any
 import orjson
 import structlog
 
-from schemas.pii import mask
+from schemas.pii import NAME_FIELDS, mask, mask_name
 
 
-def _mask_value(value: Any) -> Any:
+def _mask_value(value: Any, key: Any = None) -> Any:
     if isinstance(value, str):
-        return mask(value)
+        return mask_name(value) if key in NAME_FIELDS else mask(value)
     if isinstance(value, dict):
-        return {k: _mask_value(v) for k, v in value.items()}
+        return {k: _mask_value(v, k) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask_value(v) for v in value]
+        return [_mask_value(v, key) for v in value]
     return value
 
 
 def mask_pii(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    """structlog processor: mask personal data in every value of the event."""
-    return {k: _mask_value(v) for k, v in event_dict.items()}
+    """structlog processor: mask personal data in every value of the event (names in the
+    fields of schemas.pii.NAME_FIELDS; every string scanned up to MASK_SCAN_CHARS, then cut)."""
+    return {k: _mask_value(v, k) for k, v in event_dict.items()}
 
 
 def configure(fmt: str = "auto", level: str = "INFO") -> None:

@@ -4,6 +4,7 @@ webhooks in; replies delivered out by email, chat, app webhook and phone say eve
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import smtplib
@@ -565,4 +566,251 @@ async def test_smtp_answers_451_while_the_broker_is_unreachable_and_accepts_the_
     finally:
         await listener.stop()
         await broker.stop()
+        await client.aclose()
+
+
+def _spaces_subject_mail(n: int, message_id: str) -> bytes:
+    """Issue 13's attack: an RFC 2047 subject that decodes to n spaces, folded into encoded
+    words of 45 spaces each, as a mail client would (333 KB for 200,000)."""
+    word = f"=?utf-8?b?{base64.b64encode(b' ' * 45).decode()}?="
+    subject = "\r\n ".join([word] * (n // 45))
+    return (
+        f"From: attacker@example.com\r\nTo: service@omnirouter.local\r\n"
+        f"Subject: {subject}\r\nMessage-ID: {message_id}\r\n\r\nhello\r\n"
+    ).encode()
+
+
+async def test_hostile_mail_gets_554_naming_the_limit_and_the_gateway_keeps_serving(
+    api: Api, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Over real SMTP to the running gateway: the 200,000-space subject (it held the gateway
+    for six minutes) and a subject with an encoded CR/LF (header injection into the reply)
+    are refused with 554 and the reason; /healthz answers and the next good mail is accepted
+    and routed."""
+    port = services.smtp_port
+    code, resp = await smtp(port, _spaces_subject_mail(200_000, mid()))
+    assert code == 554 and "OMNIROUTER_MAIL_MAX_HEADER_BYTES" in resp, resp
+    injected = base64.b64encode("退款\r\nBcc: all@evil.example".encode()).decode()
+    raw = (
+        f"From: li@example.com\r\nSubject: =?utf-8?b?{injected}?=\r\nMessage-ID: {mid()}\r\n"
+        "\r\nhello\r\n"
+    ).encode()
+    code, resp = await smtp(port, raw)
+    assert code == 554, resp
+    assert "header Subject contains control character U+000D at position 2" in resp
+    status, body = await api.call("GET", "/healthz")
+    assert status == 200, body
+    sender = f"{uid('c')}@example.com"
+    code, resp = await smtp(port, samples.gbk_mail(mid(), sender))
+    assert code == 250, resp
+    await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+
+
+async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451(
+    api: Api, services: Services, fresh_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener (real broker and Redis) whose parse hangs answers 451 at its deadline instead
+    of hanging the session; the parse ran on a worker thread while the event loop kept
+    running; with the only parse worker still busy the next mail gets 451 at once; once the
+    worker is free a mail is accepted."""
+    import threading
+
+    from channels import smtp as smtp_module
+
+    client = connect(services.redis_url)
+    broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
+    ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
+    port = embedded.free_port()
+    settings = ChannelSettings(smtp_port=port, mail_parse_timeout_s=0.5, mail_parse_workers=1)
+    listener = SmtpListener(ingress, settings)
+    release, threads = threading.Event(), []
+    real = smtp_module.parse_mail
+
+    def hanging(raw: bytes, mail_from: str | None, limits: Any) -> Any:
+        threads.append(threading.get_ident())
+        release.wait(WAIT_S)
+        return real(raw, mail_from, limits)
+
+    monkeypatch.setattr(smtp_module, "parse_mail", hanging)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    await broker.start()
+    await listener.start()
+    tick = asyncio.create_task(ticker())
+    loop_thread = threading.get_ident()
+    try:
+        code, resp = await smtp(port, samples.gbk_mail(mid()))
+        assert code == 451 and "in time" in resp, resp
+        assert threads and threads[0] != loop_thread  # parsed on a worker thread
+        assert ticks > 0  # the event loop ran while the parse hung
+        code, resp = await smtp(port, samples.gbk_mail(mid()))
+        assert code == 451, resp  # the only worker is still busy: refused at once
+        assert len(threads) == 1
+        release.set()
+        monkeypatch.setattr(smtp_module, "parse_mail", real)
+
+        async def free() -> bool:
+            return listener.handler.parsing == 0
+
+        await eventually(free)
+        sender = f"{uid('c')}@example.com"
+        code, resp = await smtp(port, samples.gbk_mail(mid(), sender))
+        assert code == 250, resp
+        await processed(api, fresh_redis, "email", {"email": sender}, resp.split()[-1])
+    finally:
+        release.set()
+        tick.cancel()
+        await listener.stop()
+        await broker.stop()
+        await client.aclose()
+
+
+async def test_delivery_dead_letters_a_reply_it_cannot_send_and_delivers_the_next(
+    services: Services, delivery: DeliveryRig
+) -> None:
+    """On the real broker: a reply whose address carries CR/LF (it used to raise in the email
+    library and crash-loop delivery on that record) is dead-lettered with the reason; a reply
+    whose subject carries CR/LF is sent with the subject cleaned and no injected header; the
+    good reply after them, same customer and partition, is delivered."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import envelope
+    from schemas.envelope import Envelope
+
+    customer, conv = uid("cust"), uid("conv")
+    good_to = f"{uid('c')}@example.com"
+
+    def reply(text: str, to: str, subject: str) -> Envelope:
+        return Envelope(
+            type=events.REPLY_CREATED,
+            source="omnirouter/test",
+            subject=conv,
+            data={
+                "reply_id": uid("r"),
+                "conversation_id": conv,
+                "customer_id": customer,
+                "channel": "email",
+                "to": {"email": to},
+                "subject": subject,
+                "references": ["<a@x>", "<b@x>\r\nBcc: all@evil.example"],
+                "in_reply_to": "<a@x>",
+                "message_id": None,
+                "text": text,
+                "agent_id": "a1",
+                "author": "agent",
+            },
+        )
+
+    poison = reply("poison", "li@example.com\r\nBcc: all@evil.example", "退款")
+    dirty = reply(f"cleaned {conv}", good_to, "您好\r\nBcc: all@evil.example")
+    good = reply(f"good {conv}", good_to, "赎回")
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for env in (poison, dirty, good):
+            await producer.send_and_wait(
+                topics.OUTBOUND, envelope.encode(env), key=customer.encode()
+            )
+    finally:
+        await producer.stop()
+
+    def sent(text: str) -> email.message.EmailMessage | None:
+        for raw in list(delivery.mail.messages):
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            body = msg.get_body(("plain",))
+            if body is not None and body.get_content().strip() == text:
+                return msg  # type: ignore[return-value]
+        return None
+
+    async def both() -> Any:
+        return sent(f"good {conv}") and sent(f"cleaned {conv}")
+
+    await eventually(both)
+    cleaned = sent(f"cleaned {conv}")
+    assert cleaned is not None
+    assert cleaned["Bcc"] is None and "\r" not in str(cleaned["Subject"])
+    assert str(cleaned["Subject"]) == "Re: 您好 Bcc: all@evil.example"
+    assert str(cleaned["References"]) == "<a@x>"  # the id with CR/LF is left out
+    for raw in delivery.mail.messages:
+        head = raw.split(b"\r\n\r\n")[0]
+        assert not any(line.lower().startswith(b"bcc:") for line in head.split(b"\r\n"))
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        letter = await dlq.find(
+            lambda e: (
+                e["data"].get("stage") == "delivery"
+                and orjson.loads(e["data"]["original"])["data"]["reply_id"]
+                == poison.data["reply_id"]
+            )
+        )
+    assert "control character U+000D" in letter["data"]["reason"], letter["data"]
+
+
+# -- agent stream cursors ----------------------------------------------------------------------
+
+
+async def test_a_bad_stream_cursor_gets_400_and_other_agents_still_get_frames(
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """`?since=garbage` or an empty `since=` used to break the read every agent of the gateway
+    shares (no frames for anyone, /readyz 503). Now each is refused with 400, code and field,
+    and an agent connected meanwhile receives its frames; the gateway stays ready."""
+    bad_agent, good_agent = uid("a"), uid("a")
+    await api.add_agent(bad_agent)
+    await api.add_agent(good_agent)
+    good = await AgentStream.open(http, services.ws_url, good_agent)
+    url = f"{services.gateway_url}/v1/agents/{bad_agent}/stream"
+    for since in ("garbage", "", "1-x", "99999999999999999999999", "１２３"):
+        async with http.get(url, params={"since": since}) as resp:
+            assert resp.status == 400, since
+            body = await resp.json()
+        assert body["error"]["code"] == "invalid_value" and body["error"]["field"] == "since"
+    marker = uid("frame")
+    fresh_redis.xadd(
+        keys.agent_frames(good_agent),
+        {"f": orjson.dumps({"type": "message", "conversation_id": marker, "text": "hi"})},
+    )
+    frame = await good.next("message", lambda f: f.get("conversation_id") == marker)
+    assert frame["frame_id"]
+    status, ready = await api.call("GET", "/readyz")
+    assert status == 200 and ready["checks"]["agent_feed"], ready
+    await good.ws.close()
+
+
+async def test_one_bad_cursor_cannot_break_the_shared_stream_read(services: Services) -> None:
+    """Defence in depth, on the real redis-server: a cursor that got past the routes is taken
+    as "from now" by the feed, so the one XREAD of all recipients keeps working."""
+    from channels.agent_feed import AgentFeed
+
+    class Socket:
+        def __init__(self) -> None:
+            self.frames: list[dict[str, Any]] = []
+
+        async def send_str(self, text: str) -> None:
+            self.frames.append(orjson.loads(text))
+
+    client = connect(services.redis_url)
+    feed = AgentFeed(client)
+    bad, good = Socket(), Socket()
+    bad_agent, good_agent = uid("a"), uid("a")
+    await feed.start()
+    try:
+        await feed.register(bad_agent, bad, "garbage")  # type: ignore[arg-type]
+        await feed.register(good_agent, good, None)  # type: ignore[arg-type]
+        await client.xadd(
+            keys.agent_frames(good_agent), {"f": orjson.dumps({"type": "message", "text": "hi"})}
+        )
+
+        async def pushed() -> bool:
+            return bool(good.frames) and feed.ready.is_set()
+
+        await eventually(pushed)
+        assert good.frames[0]["text"] == "hi" and not bad.frames
+    finally:
+        await feed.stop()
         await client.aclose()
