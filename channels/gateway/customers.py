@@ -1,0 +1,68 @@
+"""Customers: the directory record (CRM), their conversations, erasure."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from channels.gateway.core import Gateway
+from channels.gateway.errors import (
+    ApiError,
+    ok,
+    path_id,
+)
+from schemas import models, topics
+from session import privacy
+
+log = structlog.get_logger(__name__)
+
+
+class Customers:
+    def __init__(self, gw: Gateway):
+        self.gw = gw
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.put("/v1/customers/{customer_id}", self.put_customer),
+            web.get("/v1/customers/{customer_id}", self.get_customer),
+            web.get("/v1/customers/{customer_id}/conversations", self.customer_conversations),
+            web.delete("/v1/customers/{customer_id}", self.erase_customer),
+        ]
+
+    async def put_customer(self, request: web.Request) -> web.Response:
+        customer_id = path_id(request, "customer_id")
+        profile = models.parse_customer(customer_id, await self.gw.body(request))
+        await self.gw.session.put_customer(profile)
+        return ok(await self.gw.session.get_customer(customer_id))
+
+    async def get_customer(self, request: web.Request) -> web.Response:
+        customer = await self.gw.session.get_customer(path_id(request, "customer_id"))
+        if customer is None:
+            raise ApiError(404, "customer_not_found", "no such customer", field="customer_id")
+        return ok(customer)
+
+    async def customer_conversations(self, request: web.Request) -> web.Response:
+        customer_id = path_id(request, "customer_id")
+        return ok(
+            {
+                "customer_id": customer_id,
+                "customer": await self.gw.session.get_customer(customer_id),
+                "identities": await self.gw.session.identities(customer_id),
+                "conversations": await self.gw.session.list_conversations(customer_id),
+            }
+        )
+
+    async def erase_customer(self, request: web.Request) -> web.Response:
+        """Right to erasure; idempotent, so a retry after a 503 completes the audit trail."""
+        customer_id = path_id(request, "customer_id")
+        erasure = await privacy.erase(self.gw.session, customer_id)
+        await self.gw.publish(topics.AUDIT, customer_id, privacy.erased_event(customer_id, erasure))
+        return ok(
+            {
+                "customer_id": customer_id,
+                "erased": True,
+                "conversations": erasure.conversations,
+                "keys": erasure.keys,
+                "frames_redacted": erasure.frames_redacted,
+            }
+        )

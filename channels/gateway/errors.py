@@ -1,0 +1,121 @@
+"""The gateway's error shape and small request helpers shared by every resource."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from schemas.errors import DecodeError, SchemaError
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(
+        {"error": body}, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
+    )
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    structlog.contextvars.clear_contextvars()
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    except SchemaError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason or code)
+    except Exception:
+        log.exception("gateway.unhandled", path=request.path)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    ctype = request.content_type
+    if ctype != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {ctype or 'none'}",
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
+    try:
+        raw = await request.content.read(max_bytes + 1)
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes") from None
+    if len(raw) > max_bytes:
+        raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
+    if not raw.strip():
+        raise DecodeError("body is empty; send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+
+
+_ID_MAX = 128
+
+
+def path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not value or len(value) > _ID_MAX or any(c in value for c in " :/\\\x00"):
+        raise ApiError(
+            400,
+            "invalid_id",
+            f"{name} must be 1-{_ID_MAX} characters without spaces, colons or slashes",
+            field=name,
+        )
+    return value
+
+
+def offer_error(reason: str) -> ApiError:
+    status = {"offer_not_found": 404, "offer_not_yours": 403, "offer_expired": 409}.get(reason, 409)
+    message = {
+        "offer_not_found": "no such pending offer (accepted, rejected or expired)",
+        "offer_not_yours": "this offer was made to another agent",
+        "offer_expired": "the offer expired; the conversation went to the next agent",
+    }
+    return ApiError(status, reason, message.get(reason, reason), field="offer_id")
