@@ -9,7 +9,7 @@ with unclosed tags or comments, whitespace bodies, a subject of encoded spaces) 
 and 1M bytes, with MailLimits raised so the parse runs: flat ns/byte is linear.
 
 Email: the real-world shaped samples of tests/mail_samples.py (GBK, HTML-only, quoted reply,
-attachment, Big5) parsed round-robin on one core by channels.email_parse.parse_email.
+attachment, Big5) parsed round-robin on one core by channels.email.parse.parse_email.
 
 Chat: starts the embedded broker and redis-server, one gateway process (loopback only), opens
 N sockets, then every socket sends its messages one after another, each waiting for its ack
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import orjson
 
-from channels.email_parse import parse_email
+from channels.email.parse import parse_email
 from channels.settings import MailLimits
 from session import keys
 from streams.devkit import embedded

@@ -1,16 +1,10 @@
 """`omnirouter delivery`: replies on cs.outbound.v1 delivered on the customer's channel.
 
-- email: a threaded reply (Message-ID, In-Reply-To, References, "Re:" subject) through the
-  SMTP relay; UTF-8 in base64 and RFC 2047 headers, so no 8-bit byte crosses a GB-era relay;
-- chat: a frame on the visitor's Redis stream; whichever gateway holds the visitor's socket
-  pushes it (and records "delivered"), a widget that reconnects later gets it on resume;
-- app: a signed webhook to the app backend (channels/app_webhook.py), retried;
-- phone: a say event on the call's Redis stream for the telephony platform (the Twilio
-  webhook answers it as <Say>).
+Each channel's sender lives in its package (channels/email/send.py: a threaded reply through
+the SMTP relay; chat/send.py: a frame on the visitor's stream; app/send.py: a signed webhook;
+phone/send.py: a say event for the call), listed once in channels/catalog.py. This module is
+the consumer around them: order per customer, retries, outcomes, dead letters.
 
-Header fields come from customer input (the address and subject of their mail), so they are
-never trusted: a control character in a subject is replaced by a space, an address or a
-message id with one is refused (a permanent failure), so CR/LF can never inject a header.
 Whatever a reply makes a sender raise that is not a transient fault (a bug, a value nobody
 foresaw) fails that reply, which is dead-lettered; delivery goes on with the next record.
 
@@ -26,24 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
-import re
 import smtplib
 from collections import defaultdict
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
 from typing import Any
 
 import aiohttp
-import orjson
 import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from channels import app_webhook
-from channels.chat_ws import append_visitor_frame
+from channels import catalog
+from channels.contract import DeliveryError, OutboundContext
 from channels.settings import DeliverySettings
 from schemas import deadletter, envelope, events, topics
 from schemas.envelope import Envelope, now_ms
@@ -55,87 +44,7 @@ log = structlog.get_logger(__name__)
 
 GROUP = "omnirouter-delivery"
 OUTCOME_TTL_S = 7 * 86_400
-SAY_KEPT = 200
 BACKOFF_MAX_S = 30.0
-
-
-class DeliveryError(Exception):
-    """This attempt failed. `permanent` ones are not retried (a 4xx, a refused recipient)."""
-
-    def __init__(self, reason: str, *, permanent: bool = False):
-        super().__init__(reason)
-        self.reason, self.permanent = reason, permanent
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _clean_subject(value: Any) -> str:
-    """A subject with every control character (CR/LF above all) turned into a space."""
-    return " ".join(_CONTROL.sub(" ", str(value or "")).split())[:900]
-
-
-def _header_value(value: Any, what: str) -> str:
-    """A header value taken as is, or a permanent failure if it could inject a header."""
-    text = str(value)
-    m = _CONTROL.search(text)
-    if m:
-        raise DeliveryError(
-            f"{what} contains control character U+{ord(m.group()):04X}", permanent=True
-        )
-    return text
-
-
-def _msg_id(value: Any) -> str | None:
-    """A Message-ID of the thread, or None when it is not one (then it is left out)."""
-    if not isinstance(value, str) or _CONTROL.search(value):
-        return None
-    value = value.strip()
-    return value if value.startswith("<") and value.endswith(">") and len(value) <= 998 else None
-
-
-def build_email(
-    d: dict[str, Any], sender: str, domain: str, charset: str = "utf-8"
-) -> EmailMessage:
-    """A reply that mail clients thread under the customer's message.
-
-    Raises DeliveryError (permanent) when the address cannot be used; never lets a control
-    character reach a header (the email library raises on CR/LF, which used to crash-loop
-    delivery on that record)."""
-    to = (d.get("to") or {}).get("email")
-    if not to:
-        raise DeliveryError("the customer has no email address", permanent=True)
-    to = _header_value(to, "the customer's email address")
-    if "@" not in parseaddr(to)[1]:
-        raise DeliveryError("the customer's email address is not an address", permanent=True)
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = sender
-    msg["To"] = to
-    subject = _clean_subject(d.get("subject")) or "您的咨询"
-    if not subject.lower().startswith(("re:", "回复:", "回复：")):
-        subject = f"Re: {subject}"
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
-    # The worker may have chosen the Message-ID (so the customer's answer finds the thread).
-    msg["Message-ID"] = _msg_id(d.get("message_id")) or f"<{d['reply_id']}@{domain}>"
-    parent = _msg_id(d.get("in_reply_to"))
-    refs = [r for r in map(_msg_id, d.get("references") or []) if r]
-    if parent:
-        msg["In-Reply-To"] = parent
-        if parent not in refs:
-            refs.append(parent)
-    if refs:
-        msg["References"] = " ".join(refs[-20:])
-    msg["X-Omnirouter-Conversation"] = _CONTROL.sub("", str(d.get("conversation_id")))[:200]
-    # base64 either way: no 8-bit byte on the wire, whatever the relays in between accept.
-    msg.set_content(d["text"], charset=charset, cte="base64")
-    return msg
-
-
-def _send_mail(relay: str, msg: EmailMessage, timeout: float) -> None:
-    host, _, port = relay.rpartition(":")
-    with smtplib.SMTP(host or relay, int(port or 25), timeout=timeout) as smtp:
-        smtp.send_message(msg)
 
 
 class _Positions(ConsumerRebalanceListener):
@@ -160,9 +69,15 @@ class Delivery:
         self.redis = redis
         self.session = SessionStore(redis)
         self.settings = settings or DeliverySettings()
-        self.domain = parseaddr(self.settings.smtp_from)[1].rpartition("@")[2] or "omnirouter.local"
         self.http: aiohttp.ClientSession | None = None
+        # One sender per channel (channels/catalog.py), sharing this service's connections.
+        self.senders = catalog.senders(OutboundContext(redis, self.settings, self._client))
         self.producer: AIOKafkaProducer | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+        return self.http
 
     # -- one reply -------------------------------------------------------------------------------
 
@@ -179,12 +94,8 @@ class Delivery:
         )
         if await self.redis.get(keys.delivery(reply_id)):
             return "skipped"  # a redelivered event: this reply already has its outcome
-        sender = {
-            "email": self._email,
-            "chat": self._chat,
-            "app": self._app,
-            "phone": self._phone,
-        }.get(str(channel))
+        found = self.senders.get(str(channel))
+        sender = found.send if found is not None else None
         attempts, reason, status = 0, "", "failed"
         if sender is None or not isinstance(d.get("text"), str):
             reason = f"cannot deliver on channel {channel!r}"
@@ -292,100 +203,6 @@ class Delivery:
 
     # -- channels ----------------------------------------------------------------------------------
 
-    async def _email(self, d: dict[str, Any]) -> str:
-        relay = self.settings.smtp_relay
-        if not relay:
-            raise DeliveryError(
-                "no SMTP relay is configured (OMNIROUTER_SMTP_RELAY)", permanent=True
-            )
-        msg = build_email(d, self.settings.smtp_from, self.domain, self.settings.smtp_charset)
-        try:
-            await asyncio.to_thread(_send_mail, relay, msg, self.settings.timeout_s)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = sorted({code for code, _ in exc.recipients.values()})
-            raise DeliveryError(
-                f"recipient refused by the relay ({codes})", permanent=True
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"relay answered {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600
-            ) from None
-        return "sent"
-
-    async def _chat(self, d: dict[str, Any]) -> str:
-        visitor = (d.get("to") or {}).get("visitor_id")
-        if not visitor:
-            raise DeliveryError("the customer has no chat visitor id", permanent=True)
-        await append_visitor_frame(
-            self.redis,
-            visitor,
-            {
-                "type": "reply",
-                "reply_id": d["reply_id"],
-                "conversation_id": d.get("conversation_id"),
-                "text": d["text"],
-                "agent_id": d.get("agent_id"),
-                "author": d.get("author", "agent"),
-                "at": now_ms(),
-            },
-        )
-        return "sent"
-
-    async def _app(self, d: dict[str, Any]) -> str:
-        url, secret = self.settings.app_webhook_url, self.settings.app_webhook_secret
-        if not url or not secret:
-            raise DeliveryError(
-                "no app webhook is configured (OMNIROUTER_APP_WEBHOOK_URL/SECRET)", permanent=True
-            )
-        app_user = (d.get("to") or {}).get("app_user_id")
-        if not app_user:
-            raise DeliveryError("the customer has no app user id", permanent=True)
-        body = orjson.dumps(
-            {
-                "type": "reply",
-                "reply_id": d["reply_id"],
-                "conversation_id": d.get("conversation_id"),
-                "app_user_id": app_user,
-                "text": d["text"],
-                "agent_id": d.get("agent_id"),
-                "at": now_ms(),
-            }
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": str(d["reply_id"]),
-            **app_webhook.signed_headers("omnirouter", secret, body),
-        }
-        assert self.http is not None
-        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-        async with self.http.post(url, data=body, headers=headers, timeout=timeout) as resp:
-            if 200 <= resp.status < 300:
-                return "delivered"
-            permanent = 400 <= resp.status < 500 and resp.status not in (408, 425, 429)
-            raise DeliveryError(f"app backend answered {resp.status}", permanent=permanent)
-
-    async def _phone(self, d: dict[str, Any]) -> str:
-        call_id = d.get("call_id")
-        if not call_id:
-            raise DeliveryError("the reply has no call to speak on", permanent=True)
-        await self.redis.xadd(
-            keys.call_say(call_id),
-            {
-                "f": orjson.dumps(
-                    {
-                        "type": "say",
-                        "reply_id": d["reply_id"],
-                        "conversation_id": d.get("conversation_id"),
-                        "text": d["text"],
-                        "at": now_ms(),
-                    }
-                )
-            },
-            maxlen=SAY_KEPT,
-            approximate=True,
-        )
-        return "sent"
-
     # -- the consumer ------------------------------------------------------------------------------
 
     async def _handle(self, records: list[Any]) -> None:
@@ -427,7 +244,7 @@ class Delivery:
         positions: dict[TopicPartition, int] = {}
         consumer.subscribe([topics.OUTBOUND], listener=_Positions(positions))
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=False)
-        self.http = aiohttp.ClientSession()
+        self._client()
         await consumer.start()
         await self.producer.start()
         try:
@@ -465,7 +282,9 @@ class Delivery:
         finally:
             await consumer.stop()
             await self.producer.stop()
-            await self.http.close()
+            if self.http is not None:
+                await self.http.close()
+                self.http = None
 
 
 def run_delivery(bootstrap: str, redis_url: str, worker_id: str) -> int:

@@ -1,7 +1,7 @@
 """Pushing a capped Redis stream per recipient to that recipient's open sockets.
 
 The mechanism behind agent desktops (channels/agent_feed.py) and chat visitors
-(channels/chat_ws.py): producers XADD frames to one stream per recipient; every gateway
+(channels/chat/socket.py): producers XADD frames to one stream per recipient; every gateway
 instance XREADs the streams of the recipients connected to it, so a recipient may be on any
 instance, and a socket that reconnects with the last frame id it saw gets exactly what it
 missed.

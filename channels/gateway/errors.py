@@ -9,7 +9,8 @@ import orjson
 import structlog
 from aiohttp import web
 
-from schemas.errors import DecodeError, SchemaError
+from channels.edge import json_body
+from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
 
@@ -88,12 +89,7 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes") from None
     if len(raw) > max_bytes:
         raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
-    if not raw.strip():
-        raise DecodeError("body is empty; send a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
+    return json_body(raw)
 
 
 _ID_MAX = 128

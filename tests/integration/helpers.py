@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from channels import app_webhook
+from channels.app import webhook as app_webhook
 from tests.conftest import APP_ID, APP_SECRET, INBOUND_TOKEN
 
 WAIT_S = 20.0  # generous: a slow CI machine must not turn into a flaky test

@@ -18,11 +18,12 @@ import orjson
 import pytest
 import redis
 
-from channels import app_webhook, telephony
+from channels.app import webhook as app_webhook
 from channels.broker import BrokerLink
+from channels.email.smtp import SmtpListener
 from channels.ingress import Ingress
+from channels.phone import telephony
 from channels.settings import ChannelSettings
-from channels.smtp import SmtpListener
 from schemas import events, topics
 from session import keys
 from session.identity import anonymous_id, anonymous_key
@@ -615,7 +616,7 @@ async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451
     worker is free a mail is accepted."""
     import threading
 
-    from channels import smtp as smtp_module
+    from channels.email import smtp as smtp_module
 
     client = connect(services.redis_url)
     broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)

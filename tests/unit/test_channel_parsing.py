@@ -12,14 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels import app_webhook, email_parse, telephony
-from channels.email_parse import (
+from channels.app import webhook as app_webhook
+from channels.email import parse as email_parse
+from channels.email.parse import (
     MalformedMail,
     html_to_text,
     parse_email,
     strip_quotes_and_signature,
     unfold,
 )
+from channels.phone import telephony
 from channels.settings import MailLimits
 from schemas import models
 from schemas.errors import SchemaError
@@ -211,7 +213,7 @@ def test_reply_email_threads_under_the_customer_message_and_is_7bit() -> None:
     import email
     import email.policy
 
-    from channels.delivery import build_email
+    from channels.email.send import build_email
 
     msg = build_email(
         {
@@ -241,7 +243,7 @@ def test_reply_email_can_be_gb18030_for_gb_only_clients() -> None:
     import email
     import email.policy
 
-    from channels.delivery import build_email
+    from channels.email.send import build_email
 
     d = {"reply_id": "r1", "to": {"email": "a@example.com"}, "text": "您好，王堃。"}
     raw = build_email(d, "s@omnirouter.local", "omnirouter.local", "gb18030").as_bytes()
@@ -272,7 +274,7 @@ def test_machine_written_mail_is_recognised(
 ) -> None:
     """Bounces, out-of-office replies and list mail are recognised (RFC 3834), so they never
     open a conversation that would be answered: the start of a mail loop."""
-    from channels.email_parse import auto_generated
+    from channels.email.parse import auto_generated
 
     raw = headers + b"Subject: x\r\n\r\nbody\r\n"
     assert (auto_generated(raw, envelope_from) is not None) is machine

@@ -95,3 +95,15 @@ def test_k8s_runs_every_process_and_scales_workers_on_lag() -> None:
     assert so["minReplicaCount"] <= so["maxReplicaCount"] <= partitions
     assert {t["type"] for t in so["triggers"]} == {"kafka"}
     assert all(t["metadata"]["consumerGroup"] == "omnirouter" for t in so["triggers"])
+
+
+def test_the_channel_catalog_covers_the_vocabulary() -> None:
+    """One list of channels: every channel of schemas/vocabulary.py has an inbound adapter and
+    an outbound sender, each in the channel's own package."""
+    from channels import catalog
+    from schemas.vocabulary import CHANNELS
+
+    assert set(catalog.ADAPTERS) == set(CHANNELS) == set(catalog.SENDERS)
+    for name in CHANNELS:
+        assert catalog.ADAPTERS[name].__module__ == f"channels.{name}.adapter"
+        assert catalog.SENDERS[name].__module__ == f"channels.{name}.send"

@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
 
 from channels.broker import BrokerUnavailable
+from channels.edge import error
 from channels.ingress import Ingress, InProgress
 from channels.stream_feed import StreamFeed
 from schemas import models
@@ -109,9 +110,9 @@ class ChatSocket:
         visitor_id = request.query.get("visitor_id")
         since = request.query.get("since") or None
         if not valid_id(visitor_id):
-            return _error(400, "invalid_id", "visitor_id must be 1-128 characters", "visitor_id")
+            return error(400, "invalid_id", "visitor_id must be 1-128 characters", "visitor_id")
         if since is not None and not _valid_stream_id(since):
-            return _error(400, "invalid_value", "since must be a frame id", "since")
+            return error(400, "invalid_value", "since must be a frame id", "since")
         assert visitor_id is not None
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=256 * 1024)
         await ws.prepare(request)
@@ -193,12 +194,3 @@ class ChatSocket:
 def _valid_stream_id(value: str) -> bool:
     left, _, right = value.partition("-")
     return left.isdigit() and (right == "" or right.isdigit())
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(
-        {"error": body}, status=status, dumps=lambda o: orjson.dumps(o).decode()
-    )

@@ -6,7 +6,7 @@
   name)). The answer is TwiML: any pending agent text as ``<Say>``, then a ``<Gather>`` for
   the caller's next words or key presses.
 - A generic JSON form (``POST /v1/telephony/events``) signed like app webhooks (see
-  channels/app_webhook.py) with app id ``telephony`` and OMNIROUTER_TELEPHONY_SECRET:
+  channels/app/webhook.py) with app id ``telephony`` and OMNIROUTER_TELEPHONY_SECRET:
   ``{call_id, event: started|ivr|transcript|ended, from?, to?, digits?, text?, final?, seq?,
   caller_verified?}``.
 

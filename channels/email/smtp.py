@@ -36,7 +36,7 @@ from aiosmtpd.smtp import SMTP
 from prometheus_client import Counter, Gauge
 
 from channels.broker import BrokerUnavailable
-from channels.email_parse import MalformedMail, auto_generated, parse_email
+from channels.email.parse import MalformedMail, auto_generated, parse_email
 from channels.ingress import Ingress, InProgress
 from channels.settings import ChannelSettings, MailLimits
 from schemas import models

@@ -1,0 +1,81 @@
+"""What every inbound adapter shares: the error shape, full body reads, the accept call.
+
+Adapters answer in the gateway's error shape ({"error": {code, message, field}}) and hand
+every message to the one accept path (channels/ingress.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import Counter
+
+from channels.broker import BrokerUnavailable
+from channels.ingress import Accepted, Ingress, InProgress
+from schemas.errors import DecodeError
+
+WEBHOOKS = Counter(
+    "omnirouter_webhook_requests_total",
+    "Signed webhook requests by source (app, twilio, telephony) and outcome",
+    ["source", "outcome"],  # accepted | duplicate | unauthorized | partial
+)
+
+
+def error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(
+        {"error": body}, status=status, dumps=lambda o: orjson.dumps(o).decode()
+    )
+
+
+class Reply(Exception):
+    """A finished error response, raised from a helper to end the handler."""
+
+    def __init__(self, response: web.Response, headers: dict[str, str] | None = None):
+        super().__init__(response.status)
+        for k, v in (headers or {}).items():
+            response.headers[k] = v
+        self.response = response
+
+
+async def read_raw(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise Reply(error(413, "body_too_large", f"body is larger than {limit} bytes"))
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise Reply(error(413, "body_too_large", f"body is larger than {limit} bytes"))
+    return raw
+
+
+async def accept(ingress: Ingress, msg: dict[str, Any]) -> Accepted:
+    try:
+        return await ingress.accept(msg)
+    except BrokerUnavailable as exc:
+        raise Reply(
+            error(503, "broker_unavailable", str(exc)), headers={"Retry-After": "2"}
+        ) from None
+    except InProgress as exc:
+        raise Reply(
+            error(409, "in_progress", str(exc), "channel_message_id"),
+            headers={"Retry-After": "1"},
+        ) from None
+
+
+def json_body(raw: bytes) -> Any:
+    if not raw.strip():
+        raise DecodeError("body is empty; send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+
+
+def accepted_response(accepted: Accepted) -> web.Response:
+    body: dict[str, Any] = {"event_id": accepted.event_id}
+    if accepted.duplicate:
+        body["duplicate"] = True
+    return web.json_response(body, status=202, dumps=lambda o: orjson.dumps(o).decode())

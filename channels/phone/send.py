@@ -1,0 +1,41 @@
+"""Phone out: a say event on the call's Redis stream for the telephony platform (the Twilio
+webhook answers it as <Say>)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from channels.contract import DeliveryError, OutboundContext
+from schemas.envelope import now_ms
+from session import keys
+
+SAY_KEPT = 200
+
+
+class PhoneSender:
+    def __init__(self, ctx: OutboundContext):
+        self.redis = ctx.redis
+
+    async def send(self, d: dict[str, Any]) -> str:
+        call_id = d.get("call_id")
+        if not call_id:
+            raise DeliveryError("the reply has no call to speak on", permanent=True)
+        await self.redis.xadd(
+            keys.call_say(call_id),
+            {
+                "f": orjson.dumps(
+                    {
+                        "type": "say",
+                        "reply_id": d["reply_id"],
+                        "conversation_id": d.get("conversation_id"),
+                        "text": d["text"],
+                        "at": now_ms(),
+                    }
+                )
+            },
+            maxlen=SAY_KEPT,
+            approximate=True,
+        )
+        return "sent"
