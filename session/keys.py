@@ -250,3 +250,26 @@ def inbound_copy(event_id: str) -> str:
 def audit_lock() -> str:
     """STRING held for one audit cycle, so only one worker re-publishes at a time."""
     return f"{PREFIX}:inbound:audit-lock"
+
+
+def auth_token(digest: str) -> str:
+    """HASH of an issued credential by the SHA-256 of the token: scope, subject, id, created_at.
+    The token itself is never stored (channels/auth.py)."""
+    return f"{PREFIX}:auth:token:{digest}"
+
+
+def auth_subject(scope: str, subject: str) -> str:
+    """HASH token_id -> digest of every live token of one agent (or supervisor, ops user), so
+    all of them can be revoked at once."""
+    return f"{PREFIX}:auth:subject:{scope}:{subject}"
+
+
+def auth_ticket(digest: str) -> str:
+    """STRING scope|subject|token_id of a one-time WebSocket ticket (expires in a minute)."""
+    return f"{PREFIX}:auth:ticket:{digest}"
+
+
+def desk_presence(agent_id: str) -> str:
+    """ZSET connection id -> last heartbeat (ms) of an agent's open desks: an agent is offered
+    work only while one is present (channels/presence.py)."""
+    return f"{PREFIX}:agent:{agent_id}:desks"
