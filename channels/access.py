@@ -92,6 +92,16 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/session"): rule(*STAFF),
     ("POST", "/v1/session"): public("the token in the body"),
     ("DELETE", "/v1/session"): public("clears the caller's own cookie"),
+    # feedback: surveys and the tasks they open
+    ("POST", "/v1/surveys/{survey_id}/answer"): public(
+        "HMAC signature of the app backend or the telephony platform"
+    ),
+    ("GET", "/v1/surveys/{survey_id}"): rule(ADM, SUP, OPS),
+    ("GET", "/v1/tasks"): rule(ADM, SUP, AGT, OPS, own="handler"),  # an agent: its own
+    ("POST", "/v1/tasks"): rule(AGT, own="handler"),
+    ("GET", "/v1/tasks/{task_id}"): rule(ADM, SUP, AGT, OPS, own="handler"),
+    ("POST", "/v1/tasks/{task_id}/accept"): rule(AGT, own="handler"),
+    ("POST", "/v1/tasks/{task_id}/outcome"): rule(AGT, own="handler"),
     # ops
     ("GET", "/v1/queues"): rule(ADM, SUP, AGT, OPS),
     ("GET", "/v1/alerts"): rule(ADM, SUP, OPS),

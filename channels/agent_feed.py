@@ -27,6 +27,8 @@ FRAME_TYPES = {
     events.ASSIGNMENT_ENDED: "assignment_ended",
     events.CONVERSATION_MESSAGE: "message",
     events.CONVERSATION_TIMELINE: "timeline",
+    # A callback or follow-up task offered like work: the frame says `"kind": "callback"`.
+    events.TASK_OFFERED: "offer",
 }
 FRAMES_KEPT = 1000  # per agent; a desktop away for longer gets a fresh snapshot instead
 

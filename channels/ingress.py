@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from channels.broker import BrokerLink, BrokerUnavailable
+from channels.feedback import SurveyAnswers
 from schemas import envelope, events, topics
 from schemas.envelope import Envelope, new_id
 from session.ledger import InboundLedger
@@ -45,10 +46,18 @@ def inbound_key(msg: dict[str, Any]) -> str:
 
 
 class Ingress:
-    def __init__(self, session: SessionStore, ledger: InboundLedger, broker: BrokerLink):
+    def __init__(
+        self,
+        session: SessionStore,
+        ledger: InboundLedger,
+        broker: BrokerLink,
+        answers: SurveyAnswers | None = None,
+    ):
         self.session = session
         self.ledger = ledger
         self.broker = broker
+        # Survey answers arriving as mail replies are taken here, before a message is made.
+        self.answers = answers
 
     async def accept(self, msg: dict[str, Any]) -> Accepted:
         """Publish a normalized message (as returned by models.parse_inbound).
@@ -56,6 +65,10 @@ class Ingress:
         Raises BrokerUnavailable (nothing was accepted; the sender should retry) or InProgress.
         """
         channel, cmid = msg["channel"], msg["channel_message_id"]
+        if channel == "email" and self.answers is not None:
+            taken = await self.answers.mail_answer(msg)
+            if taken is not None:  # a survey answer: never a message, never a reopen
+                return Accepted(f"{taken['survey_id']}.answer", duplicate="error" in taken)
         event_id = new_id()
         env = Envelope(
             type=events.MESSAGE_RECEIVED,

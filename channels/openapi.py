@@ -198,6 +198,26 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "Transfer",
         200,
     ),
+    # Feedback (docs/feedback.md): surveys and the callback / follow-up tasks they open.
+    (
+        "post",
+        "/v1/surveys/{survey_id}/answer",
+        "A survey answer, signed by the app backend or the telephony platform",
+        "Object",
+        200,
+    ),
+    ("get", "/v1/surveys/{survey_id}", "A survey and its answer", None, 200),
+    ("get", "/v1/tasks", "Callback and follow-up tasks (?kind, ?state, ?agent_id)", None, 200),
+    ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "Object", 201),
+    ("get", "/v1/tasks/{task_id}", "One task", None, 200),
+    ("post", "/v1/tasks/{task_id}/accept", "The agent offered a callback takes it", "Object", 200),
+    (
+        "post",
+        "/v1/tasks/{task_id}/outcome",
+        "The agent records the outcome (and may schedule the next follow-up)",
+        "Object",
+        200,
+    ),
     (
         "get",
         "/v1/queues",

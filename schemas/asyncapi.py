@@ -45,6 +45,7 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
             events.CONVERSATION_MESSAGE,
             events.CONVERSATION_QUEUED,
             events.CONVERSATION_TIMELINE,
+            events.TASK_OFFERED,
         ),
         "worker",
         "analytics and audit (desktops read the same frames from Redis streams)",
@@ -56,7 +57,12 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "worker",
     ),
     topics.OUTBOUND: ("customer id", (events.REPLY_CREATED,), "worker", "delivery service"),
-    topics.ALERTS: ("queue", (events.ALERT_RAISED,), "worker", "ops, GET /v1/alerts"),
+    topics.ALERTS: (
+        "queue (surge: category|intent|fund)",
+        (events.ALERT_RAISED, events.SURGE_DETECTED),
+        "worker",
+        "ops, GET /v1/alerts",
+    ),
     topics.AUDIT: ("customer id (hashed)", (events.CUSTOMER_ERASED,), "gateway", "compliance"),
     topics.DLQ: ("the original key", (events.DEAD_LETTER,), "worker, delivery", "ops"),
     topics.CUSTOMERS: (
@@ -66,8 +72,18 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "worker: customer directory",
     ),
     topics.ORDERS: ("customer id", (), "transfer-agent system", "(reserved)"),
-    topics.FEEDBACK: ("customer id", (), "(reserved)", "(reserved)"),
-    topics.TASKS: ("customer id", (), "(reserved)", "(reserved)"),
+    topics.FEEDBACK: (
+        "customer id",
+        (events.SURVEY_SENT, events.SURVEY_ANSWERED),
+        "worker (sent), gateway (answered)",
+        "worker: callbacks, analytics (CSAT)",
+    ),
+    topics.TASKS: (
+        "customer id",
+        (events.TASK_CREATED, events.TASK_UPDATED),
+        "worker, gateway",
+        "CRM, analytics, review report",
+    ),
 }
 
 _ENVELOPE: dict[str, Any] = {

@@ -31,6 +31,14 @@ REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
 CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
 ALERT_RAISED: Final = "omnirouter.alert.raised.v1"  # cs.alerts.v1 (queue overflow, …)
+SURGE_DETECTED: Final = "omnirouter.alert.surge.v1"  # cs.alerts.v1: a burst of one question
+
+# Feedback (cs.feedback.v1, key: customer id) and the tasks it opens (cs.tasks.v1).
+SURVEY_SENT: Final = "omnirouter.survey.sent.v1"
+SURVEY_ANSWERED: Final = "omnirouter.survey.answered.v1"
+TASK_CREATED: Final = "omnirouter.task.created.v1"  # a callback or a follow-up
+TASK_UPDATED: Final = "omnirouter.task.updated.v1"  # accepted, done, overdue, re-offered
+TASK_OFFERED: Final = "omnirouter.task.offered.v1"  # cs.assignments.v1: an offer frame
 
 DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1
 

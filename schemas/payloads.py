@@ -277,6 +277,16 @@ class ReplyCreated(Payload, kw_only=True):
     call_id: str | None = None
     in_reply_to: str | None = None
     message_id: str | None = None
+    # A satisfaction survey rather than a reply: each sender renders it for its channel
+    # (SurveyRequest below); `text` is the plain prompt for channels without buttons.
+    survey: SurveyRequest | None = None
+
+
+class SurveyRequest(msgspec.Struct, kw_only=True):
+    survey_id: Id
+    scale: int = 5
+    expires_at: Millis = 0
+    answer_url: str | None = None  # email: where the five links point
 
 
 # -- cs.audit.v1, cs.alerts.v1, cs.dlq.v1 -------------------------------------------------------
@@ -303,6 +313,103 @@ class AlertRaised(Payload, kw_only=True):
     conversation_ids: list[str] = []
     oldest_wait_s: float = 0.0
     threshold_s: float = 0.0
+
+
+class SurgeDetected(Payload, kw_only=True):
+    """A burst of one question (category or intent, per fund) well above its usual level."""
+
+    EVENT: ClassVar[str] = events.SURGE_DETECTED
+    id: Id
+    type: str = "surge"
+    category: str
+    intent: str | None = None
+    fund_code: str | None = None
+    count: int
+    baseline: float
+    window_s: int
+    at: Millis
+    sample_conversation_ids: list[str] = []
+    score: float = 0.0  # how far above the guard band (count / threshold)
+
+
+# -- cs.feedback.v1 / cs.tasks.v1 ---------------------------------------------------------------
+
+Score = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class SurveySent(Payload, kw_only=True):
+    EVENT: ClassVar[str] = events.SURVEY_SENT
+    survey_id: Id
+    conversation_id: Id
+    customer_id: str | None
+    channel: str
+    agent_id: str | None = None
+    category: str | None = None
+    sent_at: Millis
+    expires_at: Millis
+
+
+class SurveyAnswered(Payload, kw_only=True):
+    """A customer's answer, recorded once by the gateway (first answer wins, in Lua)."""
+
+    EVENT: ClassVar[str] = events.SURVEY_ANSWERED
+    survey_id: Id
+    conversation_id: Id
+    customer_id: str | None
+    channel: str
+    score: Score
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    agent_id: str | None = None
+    category: str | None = None
+    answered_at: Millis
+    via: str = ""  # chat, app, email, phone
+
+
+class TaskView(msgspec.Struct, kw_only=True):
+    id: Id
+    kind: str  # callback | follow_up
+    conversation_id: Id
+    customer_id: str | None
+    due_at: Millis
+    state: str  # open, offered, accepted, done, cancelled
+    reason: str
+    agent_id: str | None = None
+    created_at: Millis = 0
+    created_by: str = ""
+    survey_id: str | None = None
+    score: int | None = None
+    outcome: str | None = None
+    note: str | None = None
+    skill: str = "complaint"
+
+
+class TaskCreated(Payload, kw_only=True):
+    EVENT: ClassVar[str] = events.TASK_CREATED
+    task: TaskView
+
+
+class TaskUpdated(Payload, kw_only=True):
+    EVENT: ClassVar[str] = events.TASK_UPDATED
+    task: TaskView
+    change: str  # offered, accepted, done, overdue, expired_offer
+
+
+class TaskOffered(Payload, kw_only=True):
+    """An offer frame for an agent's desk: `{"type": "offer", "kind": "callback", ...}`."""
+
+    EVENT: ClassVar[str] = events.TASK_OFFERED
+    kind: str
+    offer_id: Id
+    task_id: Id
+    agent_id: Id
+    conversation_id: Id
+    customer_id: str | None
+    due_at: Millis
+    expires_at: Millis
+    reason: str
+    category: str = "complaint"
+    priority: int = 0
+    preview: str = ""
 
 
 class DeadLetter(Payload, kw_only=True):
@@ -344,6 +451,12 @@ PAYLOADS: dict[str, type[Payload]] = {
         ReplyCreated,
         CustomerErased,
         AlertRaised,
+        SurgeDetected,
+        SurveySent,
+        SurveyAnswered,
+        TaskCreated,
+        TaskUpdated,
+        TaskOffered,
         DeadLetter,
     )
 }

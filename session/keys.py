@@ -273,3 +273,51 @@ def desk_presence(agent_id: str) -> str:
     """ZSET connection id -> last heartbeat (ms) of an agent's open desks: an agent is offered
     work only while one is present (channels/presence.py)."""
     return f"{PREFIX}:agent:{agent_id}:desks"
+
+
+# -- feedback: surveys and the tasks they open -------------------------------------------------
+
+
+def survey(survey_id: str) -> str:
+    """HASH id, conversation_id, customer_id, channel, party (who may answer: kind:value),
+    agent_id, category, state (sent|answered), sent_at, expires_at, score, comment,
+    answered_at, via. Kept 90 days (session/surveys.py)."""
+    return f"{PREFIX}:survey:{survey_id}"
+
+
+def survey_mail(message_id: str) -> str:
+    """STRING survey id of the Message-ID the survey mail went out with (a reply with a digit
+    answers it instead of reopening the conversation)."""
+    return f"{PREFIX}:survey-mail:{message_id}"
+
+
+def surveys_pending() -> str:
+    """ZSET survey id -> ms it was answered, until the feedback stage has applied the answer;
+    the workers publish again what stays too long (like the inbound ledger)."""
+    return f"{PREFIX}:surveys:pending"
+
+
+def task(task_id: str) -> str:
+    """HASH of a callback or follow-up task (schemas.payloads.TaskView fields, JSON-free),
+    plus offer_id, offer_expires_at, declined (JSON list of agent ids)."""
+    return f"{PREFIX}:task:{task_id}"
+
+
+def tasks_all() -> str:
+    """ZSET task id -> created ms (listing, GET /v1/tasks)."""
+    return f"{PREFIX}:tasks"
+
+
+def tasks_due() -> str:
+    """ZSET task id -> due ms of every task not done yet (overdue alerts)."""
+    return f"{PREFIX}:tasks:due"
+
+
+def tasks_unassigned() -> str:
+    """ZSET task id -> due ms of tasks waiting for an agent (offered again by the timer)."""
+    return f"{PREFIX}:tasks:unassigned"
+
+
+def agent_tasks(agent_id: str) -> str:
+    """SET of task ids an agent accepted and has not finished."""
+    return f"{PREFIX}:agent:{agent_id}:tasks"

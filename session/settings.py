@@ -7,6 +7,7 @@
 | OMNIROUTER_CONVERSATION_TTL_D | 90 | days a conversation is kept after its last activity |
 | OMNIROUTER_DEDUPE_TTL_H | 168 | hours a (channel, channel_message_id) is remembered for retries |
 | OMNIROUTER_VISITOR_LINK_TTL_H | 12 | a web visitor cookie seen with a verified login identifies its customer this long |
+| OMNIROUTER_SURVEY_WINDOW_H | 72 | a satisfaction survey may be answered this long after it was sent |
 | OMNIROUTER_MERGE_LINK_TTL_H | 1 | events of an anonymous id still in flight when it was folded into a customer follow it this long |
 """
 
@@ -34,4 +35,7 @@ class SessionSettings:
     )
     merge_link_ttl_s: int = field(
         default_factory=lambda: max(1, int(number("OMNIROUTER_MERGE_LINK_TTL_H", 1) * 3600))
+    )
+    survey_window_ms: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_SURVEY_WINDOW_H", 72) * 3_600_000)
     )

@@ -26,6 +26,8 @@ from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
+from streams.feedback import stage as feedback_stage
+from streams.feedback.stage import Feedback
 from streams.settings import Settings
 from streams.stages import agent_events, directory, identify_classify, session_route
 from streams.stages.placements import Placements
@@ -134,13 +136,30 @@ def create_app(settings: Settings | None = None) -> faust.App:
     stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements)
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
-    paths = {
-        topics.INBOUND: path(identify_classify.STAGE, stage_1.handle, identify_classify.decode),
-        topics.MESSAGES: path(session_route.STAGE, stage_2.handle, session_route.decode),
-        topics.AGENT_EVENTS: path(agent_events.STAGE, stage_3.handle, agent_events.decode),
-        topics.CUSTOMERS: path(directory.STAGE, stage_4.handle, directory.decode),
-    }
-    for topic, consume in paths.items():
+    feedback = Feedback(session, registry, load_classifier())
+    # Several stages may read one topic (each its own faust agent: the record is acked when
+    # all of them are done with it).
+    paths = [
+        (topics.INBOUND, path(identify_classify.STAGE, stage_1.handle, identify_classify.decode)),
+        (topics.MESSAGES, path(session_route.STAGE, stage_2.handle, session_route.decode)),
+        (topics.AGENT_EVENTS, path(agent_events.STAGE, stage_3.handle, agent_events.decode)),
+        (topics.CUSTOMERS, path(directory.STAGE, stage_4.handle, directory.decode)),
+        (
+            topics.AGENT_EVENTS,
+            path(
+                feedback_stage.STAGE_RESOLVED,
+                feedback.handle_resolved,
+                feedback_stage.decode_resolved,
+            ),
+        ),
+        (
+            topics.FEEDBACK,
+            path(
+                feedback_stage.STAGE_ANSWERS, feedback.handle_answers, feedback_stage.decode_answers
+            ),
+        ),
+    ]
+    for topic, consume in paths:
         app.agent(app.topic(topic), name=consume.stage)(consume.run)
 
     async def routing(step: Any) -> None:
@@ -156,6 +175,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
             await routing(placements.expire_offers)
             await routing(placements.maintain)
             await routing(placements.drain)
+
+    @app.timer(interval=2.0)
+    async def feedback_cycle() -> None:
+        """Answers not yet applied, tasks without an agent, overdue callbacks."""
+        with contextlib.suppress(*RETRIABLE):
+            await routing(feedback.tick)
 
     inbound_t = out_topics[topics.INBOUND]
 

@@ -26,17 +26,25 @@ class AppSender:
         app_user = (d.get("to") or {}).get("app_user_id")
         if not app_user:
             raise DeliveryError("the customer has no app user id", permanent=True)
-        body = orjson.dumps(
-            {
-                "type": "reply",
-                "reply_id": d["reply_id"],
-                "conversation_id": d.get("conversation_id"),
-                "app_user_id": app_user,
-                "text": d["text"],
-                "agent_id": d.get("agent_id"),
-                "at": now_ms(),
-            }
-        )
+        survey = d.get("survey")
+        if survey:
+            # The app shows the rating; its backend answers POST /v1/surveys/{id}/answer,
+            # signed like this webhook.
+            body = orjson.dumps(
+                {
+                    "type": "survey",
+                    "survey_id": survey["survey_id"],
+                    "reply_id": d["reply_id"],
+                    "conversation_id": d.get("conversation_id"),
+                    "app_user_id": app_user,
+                    "scale": survey.get("scale", 5),
+                    "expires_at": survey.get("expires_at"),
+                    "text": d["text"],
+                    "at": now_ms(),
+                }
+            )
+        else:
+            body = self._reply_body(d, app_user)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": str(d["reply_id"]),
@@ -48,3 +56,17 @@ class AppSender:
                 return "delivered"
             permanent = 400 <= resp.status < 500 and resp.status not in (408, 425, 429)
             raise DeliveryError(f"app backend answered {resp.status}", permanent=permanent)
+
+    @staticmethod
+    def _reply_body(d: dict[str, Any], app_user: str) -> bytes:
+        return orjson.dumps(
+            {
+                "type": "reply",
+                "reply_id": d["reply_id"],
+                "conversation_id": d.get("conversation_id"),
+                "app_user_id": app_user,
+                "text": d["text"],
+                "agent_id": d.get("agent_id"),
+                "at": now_ms(),
+            }
+        )

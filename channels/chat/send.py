@@ -18,6 +18,25 @@ class ChatSender:
         visitor = (d.get("to") or {}).get("visitor_id")
         if not visitor:
             raise DeliveryError("the customer has no chat visitor id", permanent=True)
+        survey = d.get("survey")
+        if survey:
+            # The widget shows `scale` buttons and answers {"type": "survey_answer", ...} on
+            # the socket (channels/chat/socket.py), never as a chat message.
+            await append_visitor_frame(
+                self.redis,
+                visitor,
+                {
+                    "type": "survey",
+                    "survey_id": survey["survey_id"],
+                    "conversation_id": d.get("conversation_id"),
+                    "scale": survey.get("scale", 5),
+                    "expires_at": survey.get("expires_at"),
+                    "reply_id": d["reply_id"],
+                    "text": d["text"],
+                    "at": now_ms(),
+                },
+            )
+            return "sent"
         await append_visitor_frame(
             self.redis,
             visitor,

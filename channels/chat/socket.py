@@ -2,12 +2,20 @@
 
 Frames from the widget (JSON text):
     {"type": "message", "client_id": "c-17", "text": "…", "name"?: "…"}   -> ack or error
+    {"type": "survey_answer", "survey_id", "score": 1..5, "comment"?}     -> survey_ack or error
     "ping"                                                                -> {"type": "pong"}
 Frames to the widget:
     {"type": "hello", "visitor_id", "frame_id"}           first, with the newest frame id
     {"type": "ack", "client_id", "event_id", "duplicate"} once the broker has the message
     {"type": "error", "client_id", "error": {code, message, field}}
     {"type": "reply", "frame_id", "reply_id", "conversation_id", "text", "agent_id", "at"}
+    {"type": "survey", "frame_id", "survey_id", "conversation_id", "scale": 5, "expires_at", "text"}
+    {"type": "survey_ack", "survey_id", "score"}
+    {"type": "error", "survey_id", "error": {code: survey_expired | survey_already_answered |
+                                                   survey_not_found | invalid_value, …}}
+
+A survey answer is never a chat message: it goes to channels/feedback.py, not the ingress,
+so it cannot reopen the conversation.
 
 A message's id is (visitor, client_id), so a widget that resends after a reconnect gets the
 first ack again and nothing is published twice. Replies reach the visitor through a capped
@@ -35,6 +43,7 @@ from schemas.envelope import now_ms
 from schemas.errors import SchemaError
 from session import keys
 from session.store import SessionStore
+from session.surveys import SurveyRefused
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +114,7 @@ class ChatSocket:
     def __init__(self, ingress: Ingress, feed: VisitorFeed):
         self.ingress = ingress
         self.feed = feed
+        self.answers = ingress.answers
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         visitor_id = request.query.get("visitor_id")
@@ -151,6 +161,8 @@ class ChatSocket:
                 frame = orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise SchemaError("frame is not JSON", code="malformed_json") from None
+            if isinstance(frame, dict) and frame.get("type") == "survey_answer":
+                return await self._survey_answer(visitor_id, frame)
             if not isinstance(frame, dict) or frame.get("type") != "message":
                 raise SchemaError(
                     'frame must be {"type": "message", ...}', field="type", code="invalid_value"
@@ -189,6 +201,30 @@ class ChatSocket:
             "event_id": accepted.event_id,
             "duplicate": accepted.duplicate,
         }
+
+    async def _survey_answer(self, visitor_id: str, frame: dict[str, Any]) -> dict[str, Any]:
+        survey_id = frame.get("survey_id")
+        try:
+            if not isinstance(survey_id, str) or not valid_id(survey_id):
+                raise SchemaError("survey_id must be 1-128 characters", field="survey_id")
+            if self.answers is None:
+                raise SurveyRefused("survey_not_found", "surveys are not enabled here")
+            got = await self.answers.answer(
+                survey_id,
+                frame.get("score"),
+                frame.get("comment"),
+                via="chat",
+                party=f"visitor_id:{visitor_id}",
+            )
+        except SchemaError as exc:
+            return {"type": "error", "survey_id": survey_id, "error": exc.to_dict()}
+        except SurveyRefused as exc:
+            return {
+                "type": "error",
+                "survey_id": survey_id,
+                "error": {"code": exc.code, "message": exc.message, "field": "survey_id"},
+            }
+        return {"type": "survey_ack", "survey_id": survey_id, "score": got["score"]}
 
 
 def _valid_stream_id(value: str) -> bool:

@@ -14,6 +14,7 @@ from aiohttp import web
 from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
 from channels.broker import BrokerLink, BrokerUnavailable
+from channels.feedback import SurveyAnswers
 from channels.gateway.errors import (
     ApiError,
     errors_middleware,
@@ -24,6 +25,7 @@ from channels.settings import GatewaySettings
 from router.queues import QueueBook
 from router.registry import Registry
 from router.settings import RouterSettings
+from router.tasks import Tasks
 from schemas import envelope, topics
 from schemas.envelope import Envelope
 from schemas.payloads import (
@@ -32,6 +34,7 @@ from schemas.payloads import (
 )
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
+from session.surveys import Surveys
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +55,11 @@ class Gateway:
             max_inflight=self.settings.max_inflight,
             send_timeout_s=self.settings.send_timeout_s,
         )
+        self.surveys = Surveys(self.redis)
+        self.answers = SurveyAnswers(self.surveys, self.broker)
+        self.tasks = Tasks(self.redis)
         # The one accept path (channels/ingress.py): this route and every channel adapter.
-        self.ingress = Ingress(self.session, self.ledger, self.broker)
+        self.ingress = Ingress(self.session, self.ledger, self.broker, self.answers)
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
         self.adapters = Adapters(self, redis_url)
@@ -69,6 +75,8 @@ class Gateway:
         from channels.gateway.customers import Customers
         from channels.gateway.inbound import Inbound
         from channels.gateway.ops import Ops
+        from channels.gateway.surveys import SurveysResource
+        from channels.gateway.tasks import TasksResource
 
         for resource in (
             Inbound(self),
@@ -76,6 +84,8 @@ class Gateway:
             Conversations(self),
             Customers(self),
             Ops(self),
+            SurveysResource(self),
+            TasksResource(self),
         ):
             app.router.add_routes(resource.routes())
         app.on_startup.append(self._start)

@@ -32,6 +32,13 @@ class PhoneSender:
                         "conversation_id": d.get("conversation_id"),
                         "text": d["text"],
                         "at": now_ms(),
+                        # A survey: the platform plays the prompt after the agent hangs up,
+                        # gathers one digit and posts it to POST /v1/surveys/{id}/answer.
+                        **(
+                            {"gather": "survey", "survey_id": d["survey"]["survey_id"]}
+                            if d.get("survey")
+                            else {}
+                        ),
                     }
                 )
             },

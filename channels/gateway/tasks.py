@@ -1,0 +1,203 @@
+"""Tasks: callbacks opened by low scores and follow-ups agents schedule themselves.
+
+    GET  /v1/tasks?kind=callback&state=open&agent_id=a1&limit=100
+         -> {"tasks": [{id, kind, conversation_id, customer_id, due_at, state, reason, …}]}
+    GET  /v1/tasks/{task_id}
+    POST /v1/tasks                       {"agent_id", "conversation_id", "reason",
+                                          "due_in_h"? (default 24, at most 24*14) | "due_at"?}
+         an agent schedules a follow-up ("24小时内回访"); it is the agent's own at once
+    POST /v1/tasks/{task_id}/accept      {"agent_id"}   the agent a callback was offered to
+    POST /v1/tasks/{task_id}/outcome     {"agent_id", "outcome", "note"?, "follow_up_in_h"?}
+         outcome: reached | no_answer | resolved | escalated | declined_by_customer;
+         follow_up_in_h opens the next follow-up for the same agent in the same call
+
+Every change is published on cs.tasks.v1. The conversation is never touched: a callback of a
+resolved conversation leaves it resolved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from channels.gateway.core import SOURCE, Gateway
+from channels.gateway.errors import ApiError, ok, path_id
+from router.tasks import KINDS, OUTCOMES, STATES, TaskRefused
+from schemas import topics
+from schemas.envelope import new_id, now_ms
+from schemas.payloads import Payload, TaskCreated, TaskUpdated, TaskView, envelope_of
+
+MAX_DUE_H = 24 * 14
+
+
+def _agent(request: web.Request, body: dict[str, Any]) -> str:
+    """The acting agent: the credential's when the access middleware set one, else the body's."""
+    principal = request.get("principal")
+    if principal is not None:
+        from channels.access import acting_agent
+
+        return acting_agent(request, body.get("agent_id"))
+    agent = body.get("agent_id")
+    if not isinstance(agent, str) or not agent:
+        raise ApiError(422, "missing_field", "agent_id is required", field="agent_id")
+    return agent
+
+
+def _hours(body: dict[str, Any], name: str, default: float | None) -> float | None:
+    v = body.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_DUE_H:
+        raise ApiError(422, "invalid_value", f"{name} must be 0-{MAX_DUE_H} hours", field=name)
+    return float(v)
+
+
+class TasksResource:
+    def __init__(self, gw: Gateway):
+        self.gw = gw
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/tasks", self.list),
+            web.post("/v1/tasks", self.create),
+            web.get("/v1/tasks/{task_id}", self.get),
+            web.post("/v1/tasks/{task_id}/accept", self.accept),
+            web.post("/v1/tasks/{task_id}/outcome", self.outcome),
+        ]
+
+    async def _publish(self, task: TaskView, payload: Payload, suffix: str) -> None:
+        try:
+            await self.gw.publish(
+                topics.TASKS,
+                task.customer_id or task.conversation_id,
+                envelope_of(payload, source=SOURCE, subject=task.id, id=f"{task.id}.{suffix}"),
+            )
+        except ApiError:
+            pass  # the task in Redis is the truth; the event is for other systems
+
+    async def list(self, request: web.Request) -> web.Response:
+        q = request.query
+        kind, state, agent = q.get("kind"), q.get("state"), q.get("agent_id")
+        if kind and kind not in KINDS:
+            raise ApiError(400, "invalid_value", f"kind must be one of {KINDS}", field="kind")
+        if state and state not in STATES:
+            raise ApiError(400, "invalid_value", f"state must be one of {STATES}", field="state")
+        principal = request.get("principal")
+        if principal is not None and getattr(principal.scope, "value", "") == "agent":
+            agent = principal.subject  # an agent lists only its own tasks
+        try:
+            limit = int(q.get("limit", "100"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 500:
+            raise ApiError(400, "invalid_value", "limit must be 1-500", field="limit")
+        tasks = await self.gw.tasks.list(kind, state, agent, limit)
+        return ok({"tasks": [data_of_task(t) for t in tasks]})
+
+    async def get(self, request: web.Request) -> web.Response:
+        task = await self.gw.tasks.get(path_id(request, "task_id"))
+        principal = request.get("principal")
+        staff = principal is None or getattr(principal.scope, "value", "") != "agent"
+        own = principal is not None and task is not None and task.agent_id == principal.subject
+        if task is None or not (staff or own):
+            raise ApiError(404, "task_not_found", "no such task", field="task_id")
+        return ok(data_of_task(task))
+
+    async def create(self, request: web.Request) -> web.Response:
+        body = await self.gw.body(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "body must be a JSON object")
+        agent = _agent(request, body)
+        conv_id = body.get("conversation_id")
+        if not isinstance(conv_id, str) or not conv_id:
+            raise ApiError(422, "missing_field", "conversation_id is required", "conversation_id")
+        (customer_id,) = await self.gw.session.conversation_fields(conv_id, "customer_id")
+        if customer_id is None:
+            raise ApiError(404, "conversation_not_found", "no such conversation", "conversation_id")
+        reason = body.get("reason") or "follow-up"
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise ApiError(422, "invalid_value", "reason must be text up to 500", field="reason")
+        now = now_ms()
+        if body.get("due_at") is not None:
+            due = body["due_at"]
+            if not isinstance(due, int) or not now < due <= now + MAX_DUE_H * 3_600_000:
+                raise ApiError(
+                    422, "invalid_value", "due_at must be ms in the next 14 days", field="due_at"
+                )
+        else:
+            hours = _hours(body, "due_in_h", 24)
+            assert hours is not None
+            due = now + int(hours * 3_600_000)
+        task = await self._follow_up(agent, conv_id, customer_id, reason, due, now)
+        return ok(data_of_task(task), status=201)
+
+    async def _follow_up(
+        self, agent: str, conv_id: str, customer_id: str | None, reason: str, due: int, now: int
+    ) -> TaskView:
+        task = TaskView(
+            id=f"fu-{new_id()}",
+            kind="follow_up",
+            conversation_id=conv_id,
+            customer_id=customer_id,
+            due_at=due,
+            state="accepted",
+            reason=reason,
+            agent_id=agent,
+            created_at=now,
+            created_by=agent,
+            skill="complaint",
+        )
+        await self.gw.tasks.create(task)
+        await self._publish(task, TaskCreated(task=task), "created")
+        return task
+
+    async def accept(self, request: web.Request) -> web.Response:
+        task_id = path_id(request, "task_id")
+        body = await self.gw.body(request)
+        agent = _agent(request, body if isinstance(body, dict) else {})
+        try:
+            task = await self.gw.tasks.accept(task_id, agent)
+        except TaskRefused as exc:
+            raise ApiError(exc.status, exc.code, exc.message, "task_id") from None
+        await self._publish(task, TaskUpdated(task=task, change="accepted"), f"accepted.{agent}")
+        return ok(data_of_task(task))
+
+    async def outcome(self, request: web.Request) -> web.Response:
+        task_id = path_id(request, "task_id")
+        body = await self.gw.body(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "body must be a JSON object")
+        agent = _agent(request, body)
+        outcome, note = body.get("outcome"), body.get("note") or ""
+        if outcome not in OUTCOMES:
+            raise ApiError(
+                422, "invalid_value", f"outcome must be one of {OUTCOMES}", field="outcome"
+            )
+        if not isinstance(note, str) or len(note) > 2000:
+            raise ApiError(422, "invalid_value", "note must be text up to 2000", field="note")
+        follow_h = _hours(body, "follow_up_in_h", None)
+        try:
+            task = await self.gw.tasks.finish(task_id, agent, str(outcome), note)
+        except TaskRefused as exc:
+            raise ApiError(exc.status, exc.code, exc.message, "task_id") from None
+        await self._publish(task, TaskUpdated(task=task, change="done"), "done")
+        out = data_of_task(task)
+        if follow_h is not None:
+            now = now_ms()
+            nxt = await self._follow_up(
+                agent,
+                task.conversation_id,
+                task.customer_id,
+                f"follow-up of {task.id}: {outcome}",
+                now + int(follow_h * 3_600_000),
+                now,
+            )
+            out["follow_up"] = data_of_task(nxt)
+        return ok(out)
+
+
+def data_of_task(task: TaskView) -> dict[str, Any]:
+    d: dict[str, Any] = msgspec.to_builtins(task)
+    return {k: v for k, v in d.items() if v is not None}

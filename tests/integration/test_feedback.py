@@ -1,0 +1,256 @@
+"""The feedback loop on the real broker and redis-server: a survey once after resolve on the
+customer's channel, answers taken once within the window, callbacks for unhappy customers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import redis
+
+from channels.app import webhook as app_webhook
+from schemas import events, topics
+from session import keys
+from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, Services
+from tests.integration.conftest import DeliveryRig
+from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
+
+pytestmark = pytest.mark.integration
+
+
+async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str, seen: list[Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        frame = orjson.loads(msg.data)
+        seen.append(frame)
+        if frame.get("type") == kind:
+            return dict(frame)
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse, seconds: float, seen: list[Any]) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            return
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            seen.append(orjson.loads(msg.data))
+
+
+async def _resolve_chat(
+    api: Api, http: aiohttp.ClientSession, services: Services, agent: str, visitor: str
+) -> tuple[aiohttp.ClientWebSocketResponse, AgentStream, str, list[Any]]:
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    ws = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}")
+    seen: list[Any] = []
+    await _frame(ws, "hello", seen)
+    await ws.send_str(
+        orjson.dumps(
+            {"type": "message", "client_id": "c-1", "text": f"赎回多久到账 {visitor}"}
+        ).decode()
+    )
+    await _frame(ws, "ack", seen)
+    offer = await stream.next("offer", lambda f: visitor in f.get("preview", ""))
+    code, body = await api.call(
+        "POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent}
+    )
+    assert code == 200, body
+    conv_id = str(offer["conversation_id"])
+    code, body = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200, body
+    return ws, stream, conv_id, seen
+
+
+async def test_resolved_chat_gets_one_survey_and_a_low_score_opens_one_callback(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """Resolving a chat sends exactly one survey frame to the visitor; a score of 1 is
+    acknowledged, a second answer is refused as already answered, the conversation stays
+    resolved with no new customer message, and one callback task due within 24 h is opened
+    on cs.tasks.v1 and offered to an agent with "kind": "callback"; the agent accepts it and
+    records the outcome."""
+    agent, visitor = uid("agent"), uid("v")
+    ws, stream, conv_id, seen = await _resolve_chat(api, http, services, agent, visitor)
+    survey = await _frame(ws, "survey", seen)
+    assert survey["conversation_id"] == conv_id and survey["scale"] == 5
+    sid = survey["survey_id"]
+
+    # Another visitor cannot answer it, and a bad score names the field.
+    other = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={uid('v')}")
+    await _frame(other, "hello", [])
+    await other.send_str(
+        orjson.dumps({"type": "survey_answer", "survey_id": sid, "score": 5}).decode()
+    )
+    assert (await _frame(other, "error", []))["error"]["code"] == "survey_not_found"
+    await other.close()
+    await ws.send_str(
+        orjson.dumps({"type": "survey_answer", "survey_id": sid, "score": 9}).decode()
+    )
+    assert (await _frame(ws, "error", seen))["error"]["field"] == "score"
+
+    before = int(time.time() * 1000)
+    await ws.send_str(
+        orjson.dumps(
+            {"type": "survey_answer", "survey_id": sid, "score": 1, "comment": "等了很久"}
+        ).decode()
+    )
+    ack = await _frame(ws, "survey_ack", seen)
+    assert ack == {"type": "survey_ack", "survey_id": sid, "score": 1}
+    await ws.send_str(
+        orjson.dumps({"type": "survey_answer", "survey_id": sid, "score": 5}).decode()
+    )
+    again = await _frame(ws, "error", seen)
+    assert again["error"]["code"] == "survey_already_answered"
+
+    offer = await stream.next("offer", lambda f: f.get("kind") == "callback")
+    assert offer["conversation_id"] == conv_id and offer["agent_id"] == agent
+    code, listed = await api.call("GET", "/v1/tasks?kind=callback")
+    assert code == 200, listed
+    tasks = [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+    assert len(tasks) == 1
+    task = tasks[0]
+    assert {"id", "kind", "conversation_id", "customer_id", "due_at", "state", "reason"} <= set(
+        task
+    )
+    assert task["kind"] == "callback" and task["state"] == "offered" and task["score"] == 1
+    assert before <= task["due_at"] - 24 * 3_600_000 <= int(time.time() * 1000)
+    async with TopicReader(services.bootstrap, topics.TASKS) as reader:
+        created = await reader.find(
+            lambda e: e["type"] == events.TASK_CREATED and e["data"]["task"]["id"] == task["id"]
+        )
+    assert created["data"]["task"]["reason"].startswith("satisfaction score 1/5")
+
+    code, body = await api.call("POST", f"/v1/tasks/{task['id']}/accept", {"agent_id": agent})
+    assert code == 200 and body["state"] == "accepted", body
+    code, body = await api.call(
+        "POST",
+        f"/v1/tasks/{task['id']}/outcome",
+        {
+            "agent_id": agent,
+            "outcome": "reached",
+            "note": "已致歉并说明到账时间",
+            "follow_up_in_h": 24,
+        },
+    )
+    assert code == 200 and body["state"] == "done" and body["outcome"] == "reached", body
+    assert body["follow_up"]["kind"] == "follow_up" and body["follow_up"]["agent_id"] == agent
+    code, body = await api.call(
+        "POST", f"/v1/tasks/{task['id']}/outcome", {"agent_id": agent, "outcome": "reached"}
+    )
+    assert code == 409 and body["error"]["code"] == "task_done"
+
+    # Exactly one survey frame; the conversation stays resolved and got no customer message.
+    await _drain(ws, 2.0, seen)
+    assert sum(1 for f in seen if f.get("type") == "survey") == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
+    assert any(m.get("kind") == "survey" and m.get("score") == 1 for m in conv["messages"])
+    await ws.close()
+    await stream.close()
+
+
+async def test_app_survey_goes_by_signed_webhook_and_answers_are_signed_and_timely(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """An app conversation's survey reaches the app backend as a signed webhook; the answer
+    route refuses an unsigned post (401), takes a signed 4 without opening a callback, and
+    refuses a late answer with 410 survey_expired."""
+    agent, user = uid("agent"), uid("u")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    body = orjson.dumps(
+        {
+            "channel_message_id": uid("m"),
+            "from": {"app_user_id": user},
+            "text": f"定投怎么设置 {user}",
+        }
+    )
+    code, accepted = await api.call("POST", "/v1/inbound/app", raw=body)
+    assert code == 202, accepted
+    offer = await stream.next("offer", lambda f: user in f.get("preview", ""))
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = offer["conversation_id"]
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    def sent() -> Any:
+        return next(
+            (
+                r["payload"]
+                for r in delivery.app.requests
+                if r["payload"].get("type") == "survey"
+                and r["payload"]["conversation_id"] == conv_id
+            ),
+            None,
+        )
+
+    async def arrived() -> Any:
+        return sent()
+
+    survey = await eventually(arrived)
+    sid = survey["survey_id"]
+    assert survey["app_user_id"] == user and survey["scale"] == 5
+    url = f"{services.gateway_url}/v1/surveys/{sid}/answer"
+    answer = orjson.dumps({"score": 4, "comment": "很满意", "app_user_id": user})
+    async with http.post(url, data=answer, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 401
+    headers = {
+        "Content-Type": "application/json",
+        **app_webhook.signed_headers(APP_ID, APP_SECRET, answer),
+    }
+    async with http.post(url, data=answer, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "answered"
+    async with http.post(url, data=answer, headers=headers) as resp:
+        assert resp.status == 409
+        assert (await resp.json())["error"]["code"] == "survey_already_answered"
+
+    # A second conversation's survey, answered after its window (moved into the past).
+    late = f"sv-late-{uid('c')}"
+    fresh_redis.hset(
+        keys.survey(late),
+        mapping={
+            "id": late,
+            "conversation_id": conv_id,
+            "status": "sent",
+            "party": "",
+            "expires_at": 1,
+        },
+    )
+    body2 = orjson.dumps({"score": 1})
+    h2 = {
+        "Content-Type": "application/json",
+        **app_webhook.signed_headers("telephony", TELEPHONY_SECRET, body2),
+    }
+    async with http.post(
+        f"{services.gateway_url}/v1/surveys/{late}/answer", data=body2, headers=h2
+    ) as resp:
+        assert resp.status == 410
+        assert (await resp.json())["error"]["code"] == "survey_expired"
+
+    async def recorded() -> Any:
+        _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+        return next((m for m in conv["messages"] if m.get("kind") == "survey"), None)
+
+    assert (await eventually(recorded))["score"] == 4
+    _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+    assert not [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    await stream.close()
