@@ -22,6 +22,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from channels.access import acting_agent, principal_of
+from channels.auth import Scope
 from channels.gateway.core import SOURCE, Gateway
 from channels.gateway.errors import ApiError, ok, path_id
 from router.tasks import KINDS, OUTCOMES, STATES, TaskRefused
@@ -33,16 +35,15 @@ MAX_DUE_H = 24 * 14
 
 
 def _agent(request: web.Request, body: dict[str, Any]) -> str:
-    """The acting agent: the credential's when the access middleware set one, else the body's."""
-    principal = request.get("principal")
-    if principal is not None:
-        from channels.access import acting_agent
-
-        return acting_agent(request, body.get("agent_id"))
+    """The acting agent is always the credential's; a body `agent_id` must name it."""
     agent = body.get("agent_id")
-    if not isinstance(agent, str) or not agent:
-        raise ApiError(422, "missing_field", "agent_id is required", field="agent_id")
-    return agent
+    return acting_agent(request, agent if isinstance(agent, str) else None)
+
+
+def _agent_scope(request: web.Request) -> str | None:
+    """The calling agent's id, or None for staff who see every task."""
+    p = principal_of(request)
+    return p.subject if p.scope is Scope.AGENT else None
 
 
 def _hours(body: dict[str, Any], name: str, default: float | None) -> float | None:
@@ -84,9 +85,7 @@ class TasksResource:
             raise ApiError(400, "invalid_value", f"kind must be one of {KINDS}", field="kind")
         if state and state not in STATES:
             raise ApiError(400, "invalid_value", f"state must be one of {STATES}", field="state")
-        principal = request.get("principal")
-        if principal is not None and getattr(principal.scope, "value", "") == "agent":
-            agent = principal.subject  # an agent lists only its own tasks
+        agent = _agent_scope(request) or agent  # an agent lists only its own tasks
         try:
             limit = int(q.get("limit", "100"))
         except ValueError:
@@ -98,10 +97,8 @@ class TasksResource:
 
     async def get(self, request: web.Request) -> web.Response:
         task = await self.gw.tasks.get(path_id(request, "task_id"))
-        principal = request.get("principal")
-        staff = principal is None or getattr(principal.scope, "value", "") != "agent"
-        own = principal is not None and task is not None and task.agent_id == principal.subject
-        if task is None or not (staff or own):
+        me = _agent_scope(request)
+        if task is None or (me is not None and task.agent_id != me):
             raise ApiError(404, "task_not_found", "no such task", field="task_id")
         return ok(data_of_task(task))
 

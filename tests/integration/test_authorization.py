@@ -23,6 +23,8 @@ def _concrete(path: str, agent_id: str) -> str:
         .replace("{offer_id}", "o-none")
         .replace("{conversation_id}", "c-none")
         .replace("{customer_id}", "C-none")
+        .replace("{survey_id}", "sv-none")
+        .replace("{task_id}", "t-none")
     )
 
 
