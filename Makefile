@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/pii.py
+	$(BIN)/python bench/surge.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train

@@ -102,6 +102,8 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/tasks/{task_id}"): rule(ADM, SUP, AGT, OPS, own="handler"),
     ("POST", "/v1/tasks/{task_id}/accept"): rule(AGT, own="handler"),
     ("POST", "/v1/tasks/{task_id}/outcome"): rule(AGT, own="handler"),
+    # analytics and review (figures for ops and supervisors)
+    ("GET", "/v1/analytics/heatmap"): rule(ADM, SUP, OPS),
     # ops
     ("GET", "/v1/queues"): rule(ADM, SUP, AGT, OPS),
     ("GET", "/v1/alerts"): rule(ADM, SUP, OPS),

@@ -238,6 +238,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ),
     (
         "get",
+        "/v1/analytics/heatmap",
+        "Counts per hour or day by category, intent, fund or channel (?by, ?bucket, ?since)",
+        None,
+        200,
+    ),
+    (
+        "get",
         "/v1/queues",
         "Waiting conversations per queue, oldest wait, estimated wait",
         None,

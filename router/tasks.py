@@ -130,6 +130,7 @@ class Tasks:
                 keys.tasks_due(),
                 keys.tasks_unassigned(),
                 agent_key,
+                keys.conversation_tasks(task.conversation_id),
             ],
             args=[d["created_at"], task.due_at, KEEP_S, *fields],
         )

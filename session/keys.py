@@ -318,6 +318,54 @@ def tasks_unassigned() -> str:
     return f"{PREFIX}:tasks:unassigned"
 
 
+def conversation_tasks(conversation_id: str) -> str:
+    """SET of the task ids opened for a conversation (erasure removes them with it)."""
+    return f"{PREFIX}:conv:{conversation_id}:tasks"
+
+
 def agent_tasks(agent_id: str) -> str:
     """SET of task ids an agent accepted and has not finished."""
     return f"{PREFIX}:agent:{agent_id}:tasks"
+
+
+# -- analytics: surge windows and baselines, live figures -------------------------------------
+
+
+def surge_window(key: str) -> str:
+    """ZSET customer id -> last message ms (event time) on a surge key ("transaction|161606"),
+    pruned past the longest window: distinct customers in a sliding window."""
+    return f"{PREFIX}:surge:win:{key}"
+
+
+def surge_hour(epoch_hour: int, key: str) -> str:
+    """HYPERLOGLOG of the customers on a key in one hour (9 days): the baselines' input."""
+    return f"{PREFIX}:surge:hour:{epoch_hour}:{key}"
+
+
+def surge_hour_keys(epoch_hour: int) -> str:
+    """SET of the keys seen in one hour (9 days)."""
+    return f"{PREFIX}:surge:hour:{epoch_hour}:keys"
+
+
+def surge_keys() -> str:
+    """SET of every surge key ever seen (a quiet hour counts 0 for each)."""
+    return f"{PREFIX}:surge:keys"
+
+
+def surge_baselines() -> str:
+    """HASH ``<key>|how=<0..167>`` or ``<key>|hod=<0..23>`` -> "mean,observations" (EWMA of
+    distinct customers per hour; streams/analytics/surge.py)."""
+    return f"{PREFIX}:surge:baselines"
+
+
+def surge_closed(epoch_hour: int) -> str:
+    """STRING set (NX) by the worker that folded this hour into the baselines."""
+    return f"{PREFIX}:surge:closed:{epoch_hour}"
+
+
+def figures(scope: str) -> str:
+    """HASH of live counters for a queue or channel over the last 15 minutes, by minute
+    bucket: ``<minute>|answered``, ``<minute>|answered_in_sl``, ``<minute>|abandoned``,
+    ``<minute>|handle_ms``, ``<minute>|handled``, ``<minute>|csat_good``, ``<minute>|csat_n``
+    (streams/analytics/figures.py)."""
+    return f"{PREFIX}:figures:{scope}"

@@ -199,8 +199,11 @@ class Surveys:
             )
         return out
 
-    async def remember_mail(self, message_id: str, survey_id: str) -> None:
-        await self.redis.set(keys.survey_mail(message_id), survey_id, ex=KEEP_S)
+    async def remember_mail(self, message_id: str, survey_id: str, conversation_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.survey_mail(message_id), survey_id, ex=KEEP_S)
+        pipe.sadd(keys.conversation_refs(conversation_id), keys.survey_mail(message_id))
+        await pipe.execute()
 
     async def by_mail(self, message_ids: list[str]) -> str | None:
         """The survey a mail replies to (In-Reply-To / References), if any."""

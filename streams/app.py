@@ -22,8 +22,11 @@ from router.registry import Registry
 from schemas import deadletter, envelope, topics
 from schemas.deadletter import RETRIABLE, Origin
 from session import keys
+from session.history import History
 from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
+from streams.analytics import stage as analytics_stage
+from streams.analytics.stage import Analytics
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
 from streams.feedback import stage as feedback_stage
@@ -137,6 +140,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
     feedback = Feedback(session, registry, load_classifier())
+    analytics = Analytics(registry, History())
+    decode = analytics_stage.decode_any
     # Several stages may read one topic (each its own faust agent: the record is acked when
     # all of them are done with it).
     paths = [
@@ -158,6 +163,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 feedback_stage.STAGE_ANSWERS, feedback.handle_answers, feedback_stage.decode_answers
             ),
         ),
+        (topics.MESSAGES, path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode)),
+        (topics.FEEDBACK, path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode)),
+        (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode)),
+        (topics.AUDIT, path(analytics_stage.STAGE_AUDIT, analytics.handle_audit, decode)),
     ]
     for topic, consume in paths:
         app.agent(app.topic(topic), name=consume.stage)(consume.run)
@@ -181,6 +190,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Answers not yet applied, tasks without an agent, overdue callbacks."""
         with contextlib.suppress(*RETRIABLE):
             await routing(feedback.tick)
+
+    @app.timer(interval=10.0)
+    async def analytics_cycle() -> None:
+        """Fold finished hours into the surge baselines; prune history past 90 days."""
+        with contextlib.suppress(*RETRIABLE):
+            await routing(analytics.tick)
 
     inbound_t = out_topics[topics.INBOUND]
 

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -144,6 +145,10 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
         "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
+        # The heat map's history, shared by the worker and the gateway of this run.
+        "OMNIROUTER_ANALYTICS_DB": str(
+            (inf.workdir or Path(tempfile.gettempdir())) / f"analytics-{os.getpid()}.sqlite"
+        ),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         **extra,

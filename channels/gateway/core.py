@@ -34,6 +34,7 @@ from schemas.payloads import (
     Payload,
     envelope_of,
 )
+from session.history import History
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from session.surveys import Surveys
@@ -58,6 +59,7 @@ class Gateway:
             send_timeout_s=self.settings.send_timeout_s,
         )
         self.surveys = Surveys(self.redis)
+        self._history: History | None = None
         self.answers = SurveyAnswers(self.surveys, self.broker)
         self.tasks = Tasks(self.redis)
         # The one accept path (channels/ingress.py): this route and every channel adapter.
@@ -74,6 +76,13 @@ class Gateway:
             ),
         )
 
+    @property
+    def history(self) -> History:
+        """The heat map's and the report's store (session/history.py), opened on first use."""
+        if self._history is None:
+            self._history = History()
+        return self._history
+
     def app(self) -> web.Application:
         app = web.Application(
             middlewares=[errors_middleware, access_middleware],
@@ -83,6 +92,7 @@ class Gateway:
         self.adapters.install(app)  # first: it takes /v1/inbound/app over from the generic route
         # Imported here: each resource module imports this one for its type.
         from channels.gateway.agents import Agents
+        from channels.gateway.analytics import AnalyticsResource
         from channels.gateway.conversations import Conversations
         from channels.gateway.credentials import Credentials
         from channels.gateway.customers import Customers
@@ -100,6 +110,7 @@ class Gateway:
             Ops(self),
             SurveysResource(self),
             TasksResource(self),
+            AnalyticsResource(self),
         ):
             app.router.add_routes(resource.routes())
         app.on_startup.append(self._start)

@@ -1,5 +1,6 @@
 -- Open a callback or follow-up task once (its id is derived from what caused it).
--- KEYS: task hash, tasks zset, due zset, unassigned zset, agent tasks set (or a dummy key)
+-- KEYS: task hash, tasks zset, due zset, unassigned zset, agent tasks set (or a dummy key),
+--       the conversation's task set (erasure)
 -- ARGV: now_ms, due_at, keep_s, then field/value pairs of the task
 -- Returns {'ok'} | {'exists'}
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
@@ -20,4 +21,5 @@ if status == 'open' then
 elseif agent ~= '' then
   redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
 end
+redis.call('SADD', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
 return {'ok'}

@@ -39,7 +39,18 @@ for _, c in ipairs(convs) do
     give_back(p, h[4], h[5])
   end
   for _, k in ipairs(redis.call('SMEMBERS', ck .. ':refs')) do del(k) end
-  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs')
+  -- Feedback: the survey (its answer and comment) and the tasks it opened.
+  del(p .. ':survey:sv-' .. c)
+  redis.call('ZREM', p .. ':surveys:pending', 'sv-' .. c)
+  for _, t in ipairs(redis.call('SMEMBERS', ck .. ':tasks')) do
+    local holder = redis.call('HGET', p .. ':task:' .. t, 'agent_id')
+    if holder and holder ~= '' then redis.call('SREM', p .. ':agent:' .. holder .. ':tasks', t) end
+    redis.call('ZREM', p .. ':tasks', t)
+    redis.call('ZREM', p .. ':tasks:due', t)
+    redis.call('ZREM', p .. ':tasks:unassigned', t)
+    del(p .. ':task:' .. t)
+  end
+  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs', ck .. ':tasks')
 end
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
   if redis.call('HGET', k, 'customer_id') == cid then del(k) end

@@ -175,7 +175,11 @@ def run_dev(workers: int = 1) -> int:
         bootstrap=settings.kafka_bootstrap,
         redis_url=settings.redis_url,
     )
-    children = Children(infra.env(), data_dir)
+    # The heat map's history (session/history.py) beside the dev data, unless one is named.
+    history_env = {"OMNIROUTER_ANALYTICS_DB": str(data_dir / "analytics.sqlite")}
+    if os.environ.get("OMNIROUTER_ANALYTICS_DB"):
+        history_env = {}
+    children = Children({**infra.env(), **history_env}, data_dir)
     stop = False
 
     def on_signal(signum: int, _: Any) -> None:

@@ -109,7 +109,7 @@ class Feedback:
         message_id = None
         if channel == "email":
             message_id = f"{s.survey_id}@omnirouter.local"
-            await self.surveys.remember_mail(message_id, s.survey_id)
+            await self.surveys.remember_mail(message_id, s.survey_id, conv_id)
         window = s.expires_at - s.sent_at
         key = s.customer_id or conv_id
         out.emit(

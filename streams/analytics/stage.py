@@ -1,0 +1,268 @@
+"""The analytics stage: history for the heat map, surge alerts, figures for review.
+
+    cs.messages.v1   every classified message -> a row in the history store (heat map);
+                     its (category, fund) and (intent, fund) surge windows in Redis, judged
+                     against the hour-of-week baselines (streams/analytics/surge.py);
+                     a surge -> {"type": "surge", ...} on cs.alerts.v1 and GET /v1/alerts
+    cs.feedback.v1   survey answers -> the history store (CSAT over time, the review report)
+    cs.tasks.v1      callbacks and follow-ups -> the history store
+    cs.audit.v1      an erased customer's rows leave the history store
+    timer (10 s)     finished hours folded into the baselines (one worker per hour: a latch),
+                     history older than 90 days pruned (hourly)
+
+Windows use event time (the gateway's received_at), so replayed traffic is judged as it was
+first seen. The store is written off the event loop (asyncio.to_thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from router.registry import Registry
+from schemas import envelope, events, topics
+from schemas.envelope import Envelope, now_ms
+from schemas.payloads import SurgeDetected, envelope_of
+from session import keys
+from session.history import History
+from streams.analytics import surge
+from streams.analytics.surge import Baseline, SurgeParams
+from streams.consume import Outbox
+
+log = structlog.get_logger(__name__)
+
+STAGE_MESSAGES = "analytics"
+STAGE_FEEDBACK = "analytics-feedback"
+STAGE_TASKS = "analytics-tasks"
+STAGE_AUDIT = "analytics-audit"
+SOURCE = "omnirouter/worker/analytics"
+HOUR_KEEP_S = 9 * 86_400
+
+
+def decode_any(event: Any) -> Envelope:
+    return envelope.decode(event.value)
+
+
+def _ms(iso: str | None) -> int:
+    if not iso:
+        return now_ms()
+    try:
+        return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return now_ms()
+
+
+def contact_of(env: Envelope) -> dict[str, Any] | None:
+    d = env.data
+    if env.type != events.MESSAGE_CLASSIFIED:
+        return None
+    call = d.get("call") or {}
+    if call.get("event") in ("started", "ended", "ivr"):
+        return None  # call lifecycle, not a question
+    a = d.get("analysis") or {}
+    ent = a.get("entities") or {}
+    funds = ent.get("funds") or []
+    fund = (funds[0].get("code") if funds and isinstance(funds[0], dict) else None) or (
+        (ent.get("fund_codes") or [None])[0]
+    )
+    return {
+        "event_id": d.get("event_id") or env.id,
+        "at": _ms(d.get("received_at")),
+        "channel": d.get("channel", ""),
+        "category": a.get("category") or "unclear",
+        "intent": a.get("intent") if a.get("intent") not in (None, "unknown") else None,
+        "fund_code": fund,
+        "customer_id": (d.get("customer") or {}).get("id"),
+    }
+
+
+def _who(r: dict[str, Any]) -> str:
+    """A customer in a window, by digest: distinct counts need no id, and erasure then has
+    nothing to find in the windows (the HyperLogLogs keep no ids either)."""
+    return hashlib.sha256(str(r["customer_id"] or r["event_id"]).encode()).hexdigest()[:16]
+
+
+def _baseline(raw: bytes | str | None) -> Baseline | None:
+    if not raw:
+        return None
+    mean, _, n = (raw.decode() if isinstance(raw, bytes) else raw).partition(",")
+    return Baseline(float(mean), int(n or 0))
+
+
+class Analytics:
+    def __init__(self, registry: Registry, history: History, params: SurgeParams | None = None):
+        self.registry = registry
+        self.redis = registry.redis
+        self.history = history
+        self.p = params or SurgeParams()
+        self._pruned_hour = -1
+
+    # -- cs.messages.v1 --------------------------------------------------------------------------
+
+    async def handle_messages(self, items: list[Envelope], out: Outbox) -> None:
+        rows = [r for r in (contact_of(env) for env in items) if r is not None]
+        if not rows:
+            return
+        await asyncio.to_thread(self.history.add_contacts, rows)
+        await self._surge(rows, out)
+
+    async def _surge(self, rows: list[dict[str, Any]], out: Outbox) -> None:
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            for k in surge.key_names(r["category"], r["intent"], r["fund_code"]):
+                by_key[k].append(r)
+        now = now_ms()
+        horizon_ms = self.p.longest_s * 1000 + 60_000
+        pipe = self.redis.pipeline(transaction=False)
+        ends: dict[str, int] = {}
+        for k, rs in by_key.items():
+            wk = keys.surge_window(k)
+            pipe.zadd(wk, {_who(r): r["at"] for r in rs}, gt=True)
+            pipe.zremrangebyscore(wk, "-inf", min(now, max(r["at"] for r in rs)) - horizon_ms)
+            pipe.expire(wk, self.p.longest_s * 2)
+            end = ends[k] = max(r["at"] for r in rs)
+            for w, _ in self.p.windows:
+                pipe.zcount(wk, f"({end - w * 1000}", end)
+            for r in rs:
+                h = surge.hour_of(r["at"])
+                pipe.pfadd(keys.surge_hour(h, k), _who(r))
+                pipe.expire(keys.surge_hour(h, k), HOUR_KEEP_S)
+                pipe.sadd(keys.surge_hour_keys(h), k)
+                pipe.expire(keys.surge_hour_keys(h), HOUR_KEEP_S)
+            pipe.sadd(keys.surge_keys(), k)
+        res = await pipe.execute()
+        counts: dict[str, dict[int, int]] = {}
+        i = 0
+        for k, rs in by_key.items():
+            i += 3
+            counts[k] = {w: int(res[i + j]) for j, (w, _) in enumerate(self.p.windows)}
+            i += len(self.p.windows) + 4 * len(rs) + 1
+        fields = []
+        for k in by_key:
+            for h in (surge.hour_of(ends[k]), surge.hour_of(ends[k]) - 1):
+                how, hod = surge.slots(h)
+                fields += [f"{k}|{how}", f"{k}|{hod}"]
+        raw = await self.redis.hmget(keys.surge_baselines(), fields)
+        baselines = {f: b for f, v in zip(fields, raw, strict=True) if (b := _baseline(v))}
+        for k, rs in by_key.items():
+            hourly = surge.per_hour(baselines, k, ends[k], self.p)
+            before = surge.per_hour(baselines, k, ends[k] - surge.HOUR_MS, self.p)
+            v = surge.judge(k, counts[k], ends[k], hourly, self.p, before)
+            if v is not None:
+                await self._alert(v, rs, out)
+
+    async def _alert(self, v: surge.Verdict, rs: list[dict[str, Any]], out: Outbox) -> None:
+        category = rs[0]["category"]
+        fund = v.key.rpartition("|")[2]
+        intents = Counter(r["intent"] for r in rs if r["intent"])
+        intent = (
+            v.key.split("|")[0].removeprefix("intent:")
+            if v.key.startswith("intent:")
+            else (intents.most_common(1)[0][0] if intents else None)
+        )
+        at = max(r["at"] for r in rs)
+        latch = surge.latch_of(v.key, category)
+        convs = await self._samples(v.key, rs)
+        alert = SurgeDetected(
+            id=f"surge-{latch.replace('|', '-')}-{at}",
+            category=category,
+            intent=intent,
+            fund_code=None if fund == "-" else fund,
+            count=v.count,
+            baseline=v.baseline,
+            window_s=v.window_s,
+            at=at,
+            sample_conversation_ids=convs,
+            score=round(v.count / v.threshold, 2),
+        )
+        data = envelope_of(alert, source=SOURCE, subject=latch, id=f"{alert.id}.alert")
+        if not await self.registry.raise_alert("surge", latch, data.data, self.p.cooldown_s):
+            return
+        out.emit(topics.ALERTS, latch, data)
+        await asyncio.to_thread(self.history.add_alerts, [data.data])
+        log.warning(
+            "surge.detected",
+            key=v.key,
+            count=v.count,
+            threshold=round(v.threshold, 1),
+            baseline=v.baseline,
+            window_s=v.window_s,
+        )
+
+    async def _samples(self, key: str, rs: list[dict[str, Any]]) -> list[str]:
+        """Conversations of the first customers in the window. The session stage reads the
+        same records beside this one, so their conversations may be a moment behind: wait
+        for them briefly (only when an alert is raised)."""
+        customers = list(dict.fromkeys(r["customer_id"] for r in rs if r["customer_id"]))
+        customers = customers[: self.p.samples]
+        if not customers:
+            return []
+        found: list[Any] = []
+        for _ in range(20):
+            found = await self.redis.mget([keys.customer_current(c) for c in customers])
+            if all(found):
+                break
+            await asyncio.sleep(0.1)
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in found if x]
+
+    # -- cs.feedback.v1, cs.tasks.v1 -------------------------------------------------------------
+
+    async def handle_feedback(self, items: list[Envelope], out: Outbox) -> None:
+        rows = [env.data for env in items if env.type == events.SURVEY_ANSWERED]
+        if rows:
+            await asyncio.to_thread(self.history.add_surveys, rows)
+
+    async def handle_tasks(self, items: list[Envelope], out: Outbox) -> None:
+        rows = [
+            env.data["task"]
+            for env in items
+            if env.type in (events.TASK_CREATED, events.TASK_UPDATED)
+            and isinstance(env.data.get("task"), dict)
+        ]
+        if rows:
+            await asyncio.to_thread(self.history.put_tasks, rows)
+
+    async def handle_audit(self, items: list[Envelope], out: Outbox) -> None:
+        """An erased customer leaves the history too (cs.audit.v1, session/privacy.py)."""
+        for env in items:
+            if env.type == events.CUSTOMER_ERASED:
+                ids = [env.data["customer_id"], *(env.data.get("anonymous_ids") or [])]
+                await asyncio.to_thread(self.history.erase_customers, ids)
+
+    # -- timer -----------------------------------------------------------------------------------
+
+    async def tick(self, out: Outbox) -> None:
+        now = now_ms()
+        current = surge.hour_of(now)
+        for h in range(current - 24, current):
+            if await self.redis.set(keys.surge_closed(h), "1", nx=True, ex=HOUR_KEEP_S):
+                await self._close(h)
+        if current != self._pruned_hour:
+            self._pruned_hour = current
+            await asyncio.to_thread(self.history.prune, now)
+
+    async def _close(self, h: int) -> None:
+        known = [
+            x.decode() if isinstance(x, bytes) else str(x)
+            for x in await self.redis.smembers(keys.surge_keys())
+        ]
+        if not known:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for k in known:
+            pipe.pfcount(keys.surge_hour(h, k))
+        counts = dict(zip(known, await pipe.execute(), strict=True))
+        how, hod = surge.slots(h)
+        fields = [f"{k}|{s}" for k in known for s in (how, hod)]
+        raw = await self.redis.hmget(keys.surge_baselines(), fields)
+        baselines = {f: _baseline(v) or Baseline() for f, v in zip(fields, raw, strict=True)}
+        surge.close_hour(baselines, set(known), counts, h, self.p)
+        await self.redis.hset(
+            keys.surge_baselines(),
+            mapping={f: f"{b.mean:.4f},{b.n}" for f, b in baselines.items()},
+        )
