@@ -104,8 +104,10 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/tasks/{task_id}/outcome"): rule(AGT, own="handler"),
     # analytics and review (figures for ops and supervisors)
     ("GET", "/v1/analytics/heatmap"): rule(ADM, SUP, OPS),
+    ("GET", "/v1/reports/review"): rule(ADM, SUP, OPS),
     # ops
     ("GET", "/v1/queues"): rule(ADM, SUP, AGT, OPS),
+    ("GET", "/v1/queues/live"): rule(ADM, SUP, OPS),
     ("GET", "/v1/alerts"): rule(ADM, SUP, OPS),
     ("GET", "/metrics"): rule(ADM, OPS),
     ("GET", "/healthz"): public("liveness probe"),

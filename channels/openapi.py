@@ -238,6 +238,20 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ),
     (
         "get",
+        "/v1/queues/live",
+        "WebSocket: live figures per queue and channel, pushed within a second of a change",
+        None,
+        101,
+    ),
+    (
+        "get",
+        "/v1/reports/review",
+        "The weekly review: an HTML page with charts (?since=7d, ?format=json for the data)",
+        None,
+        200,
+    ),
+    (
+        "get",
         "/v1/analytics/heatmap",
         "Counts per hour or day by category, intent, fund or channel (?by, ?bucket, ?since)",
         None,

@@ -67,6 +67,8 @@ class QueueConfig:
     # How long a conversation waits for its last agent / dedicated advisor alone before
     # anyone else who fits may take it (the innermost bullseye ring).
     preferred_hold_s: float = 15.0
+    # Service level: the share of answered contacts answered within this many seconds.
+    service_level_s: float = 60.0
 
     def min_level(self, waited_ms: int) -> int:
         """The minimum skill level after `waited_ms` in this queue (bullseye relaxation)."""
@@ -139,6 +141,7 @@ def _parse(name: str, d: Mapping[str, Any], base: QueueConfig | None) -> QueueCo
         backup=pick("backup", None),
         overflow_after_s=pick("overflow_after_s", None),
         preferred_hold_s=float(pick("preferred_hold_s", 15.0)),
+        service_level_s=float(pick("service_level_s", 60.0)),
     )
 
 

@@ -79,6 +79,29 @@ def _eval(args: argparse.Namespace) -> int:
     return _training("eval", args.rest)
 
 
+def _report(args: argparse.Namespace) -> int:
+    """`omnirouter report --since 7d --out DIR`: review.html and review.json from the
+    history store (OMNIROUTER_ANALYTICS_DB), the same page as GET /v1/reports/review."""
+    import json
+    from pathlib import Path
+
+    from channels import review
+    from channels.gateway.analytics import parse_time
+    from schemas.envelope import now_ms
+    from session.history import History
+
+    now = now_ms()
+    since = parse_time(args.since, "since", now)
+    until = parse_time(args.until, "until", now) if args.until else now
+    page, data = review.review(History(), since, until)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "review.html").write_text(page, encoding="utf-8")
+    (out / "review.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), "utf-8")
+    print(f"wrote {out / 'review.html'} and {out / 'review.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omnirouter", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "delivery", help="deliver replies (cs.outbound.v1) on email, chat, app and phone"
     ).set_defaults(func=_delivery)
+    report = sub.add_parser("report", help="write the review page and its data to a folder")
+    report.add_argument("--since", default="7d", help="ISO time, epoch ms or a span (7d)")
+    report.add_argument("--until", default=None)
+    report.add_argument("--out", default="review", help="folder (created)")
+    report.set_defaults(func=_report)
     for name, func, help_ in (
         ("topics", _topics, "create the missing topics on KAFKA_BOOTSTRAP (run before a deploy)"),
         ("train", _train, "train the message-understanding model"),

@@ -104,6 +104,7 @@ class Gateway:
         from channels.gateway.customers import Customers
         from channels.gateway.inbound import Inbound
         from channels.gateway.ops import Ops
+        from channels.gateway.reports import ReportsResource
         from channels.gateway.surveys import SurveysResource
         from channels.gateway.tasks import TasksResource
 
@@ -117,6 +118,7 @@ class Gateway:
             SurveysResource(self),
             TasksResource(self),
             AnalyticsResource(self),
+            ReportsResource(self),
             Pages(),
         ):
             app.router.add_routes(resource.routes())

@@ -11,6 +11,9 @@ local ck = p .. ':conv:' .. o[1]
 redis.call('DEL', ok)
 redis.call('ZREM', p .. ':offers:expiry', offer)
 redis.call('SREM', p .. ':agent:' .. agent .. ':offers', offer)
+-- How long the customer waited for this answer (live figures: service level).
+local waited_since = tonumber(redis.call('HGET', ck, 'enqueued_at') or '')
+if waited_since then redis.call('HSET', ck, 'answer_wait_ms', now - waited_since) end
 redis.call('HSET', ck, 'state', 'assigned', 'agent_id', agent, 'last_agent', agent,
   'assigned_at', now, 'last_agent_at', now, 'assigned_channel', o[3])
 -- The queue stays recorded: an assignment returned by an agent going offline goes back there.

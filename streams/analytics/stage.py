@@ -7,6 +7,9 @@
     cs.feedback.v1   survey answers -> the history store (CSAT over time, the review report)
     cs.tasks.v1      callbacks and follow-ups -> the history store
     cs.audit.v1      an erased customer's rows leave the history store
+    cs.agent-events.v1  answers and resolves -> live figures (service level, handle time);
+                     calls hung up while waiting (cs.messages.v1) -> abandonment; survey
+                     answers -> CSAT (router/figures.py)
     timer (10 s)     finished hours folded into the baselines (one worker per hour: a latch),
                      history older than 90 days pruned (hourly)
 
@@ -24,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from router.figures import Figures, short_abandon_ms
 from router.registry import Registry
 from schemas import envelope, events, topics
 from schemas.envelope import Envelope, now_ms
@@ -40,6 +44,7 @@ STAGE_MESSAGES = "analytics"
 STAGE_FEEDBACK = "analytics-feedback"
 STAGE_TASKS = "analytics-tasks"
 STAGE_AUDIT = "analytics-audit"
+STAGE_AGENT_EVENTS = "analytics-agent-events"
 SOURCE = "omnirouter/worker/analytics"
 HOUR_KEEP_S = 9 * 86_400
 
@@ -55,6 +60,14 @@ def _ms(iso: str | None) -> int:
         return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:
         return now_ms()
+
+
+def call_ended(env: Envelope) -> str | None:
+    """The customer of a call that just ended (a hang-up: abandoned if still waiting)."""
+    d = env.data
+    if env.type != events.MESSAGE_CLASSIFIED or (d.get("call") or {}).get("event") != "ended":
+        return None
+    return (d.get("customer") or {}).get("id")
 
 
 def contact_of(env: Envelope) -> dict[str, Any] | None:
@@ -81,6 +94,14 @@ def contact_of(env: Envelope) -> dict[str, Any] | None:
     }
 
 
+def _str(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _opt(v: Any) -> str | None:
+    return _str(v) if v else None
+
+
 def _who(r: dict[str, Any]) -> str:
     """A customer in a window, by digest: distinct counts need no id, and erasure then has
     nothing to find in the windows (the HyperLogLogs keep no ids either)."""
@@ -100,11 +121,15 @@ class Analytics:
         self.redis = registry.redis
         self.history = history
         self.p = params or SurgeParams()
+        self.figures = Figures(self.redis)
         self._pruned_hour = -1
 
     # -- cs.messages.v1 --------------------------------------------------------------------------
 
     async def handle_messages(self, items: list[Envelope], out: Outbox) -> None:
+        ended = [c for c in (call_ended(env) for env in items) if c]
+        if ended:
+            await self._abandoned(ended)
         rows = [r for r in (contact_of(env) for env in items) if r is not None]
         if not rows:
             return
@@ -210,12 +235,93 @@ class Analytics:
             await asyncio.sleep(0.1)
         return [x.decode() if isinstance(x, bytes) else str(x) for x in found if x]
 
+    # -- live figures ----------------------------------------------------------------------------
+
+    async def _abandoned(self, customers: list[str]) -> None:
+        """A call that ended while its conversation still waited for an agent: abandoned,
+        unless it waited less than the short-abandon threshold."""
+        now = now_ms()
+        convs = await self.redis.mget([keys.customer_current(c) for c in customers])
+        pipe = self.redis.pipeline(transaction=False)
+        for c in convs:
+            pipe.hmget(
+                keys.conversation(_str(c or b"-")),
+                ["state", "enqueued_at", "queue", "category", "channel"],
+            )
+        entries = []
+        for state, enq, queue, category, channel in await pipe.execute():
+            if _str(state or b"") not in ("open", "waiting", "offered") or not enq:
+                continue
+            if now - int(float(_str(enq))) < short_abandon_ms():
+                continue
+            scopes = self.figures.scopes(_opt(queue), _opt(category), _opt(channel))
+            entries.append((scopes, "abandoned", 1.0))
+        await self.figures.add(entries, now)
+
+    async def handle_agent_events(self, items: list[Envelope], out: Outbox) -> None:
+        """Answers (service level) and resolves (handle time) into the live figures."""
+        wanted = [e for e in items if e.type in (events.AGENT_ACCEPTED, events.AGENT_RESOLVED)]
+        if not wanted:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for env in wanted:
+            pipe.hmget(
+                keys.conversation(env.data["conversation_id"]),
+                [
+                    "answer_wait_ms",
+                    "assigned_at",
+                    "resolved_at",
+                    "queue",
+                    "category",
+                    "assigned_channel",
+                    "created_at",
+                    "customer_id",
+                ],
+            )
+        entries: list[tuple[list[str], str, float]] = []
+        convs: list[dict[str, Any]] = []
+        for env, (wait, assigned, resolved, queue, category, channel, created, cust) in zip(
+            wanted, await pipe.execute(), strict=True
+        ):
+            convs.append(
+                {
+                    "conversation_id": env.data["conversation_id"],
+                    "customer_id": _opt(cust),
+                    "channel": _opt(channel),
+                    "category": _opt(category),
+                    "agent_id": env.data.get("agent_id"),
+                    "created_at": int(float(_str(created))) if created else None,
+                    "assigned_at": int(float(_str(assigned))) if assigned else None,
+                    "resolved_at": int(float(_str(resolved)))
+                    if resolved and env.type == events.AGENT_RESOLVED
+                    else None,
+                }
+            )
+            scopes = self.figures.scopes(_opt(queue), _opt(category), _opt(channel))
+            q = scopes[0].removeprefix("queue:")
+            if env.type == events.AGENT_ACCEPTED and wait is not None:
+                entries.append((scopes, "answered", 1.0))
+                if float(_str(wait)) <= self.figures.sl_of(q) * 1000:
+                    entries.append((scopes, "answered_in_sl", 1.0))
+            elif env.type == events.AGENT_RESOLVED and assigned and resolved:
+                entries.append((scopes, "handled", 1.0))
+                entries.append((scopes, "handle_ms", float(_str(resolved)) - float(_str(assigned))))
+        await self.figures.add(entries)
+        await asyncio.to_thread(self.history.put_conversations, convs)
+
     # -- cs.feedback.v1, cs.tasks.v1 -------------------------------------------------------------
 
     async def handle_feedback(self, items: list[Envelope], out: Outbox) -> None:
         rows = [env.data for env in items if env.type == events.SURVEY_ANSWERED]
         if rows:
             await asyncio.to_thread(self.history.add_surveys, rows)
+            entries: list[tuple[list[str], str, float]] = []
+            for r in rows:
+                scopes = self.figures.scopes(None, r.get("category"), r.get("channel"))
+                entries.append((scopes, "csat_n", 1.0))
+                if r["score"] >= 4:
+                    entries.append((scopes, "csat_good", 1.0))
+            await self.figures.add(entries)
 
     async def handle_tasks(self, items: list[Envelope], out: Outbox) -> None:
         rows = [

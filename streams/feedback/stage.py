@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import msgspec
 import orjson
 import structlog
 
@@ -258,6 +259,17 @@ class Feedback:
                 source=SOURCE,
                 subject=agent.id,
                 id=f"{offer_id}.offer",
+            ),
+        )
+        offered = msgspec.structs.replace(task, state="offered", agent_id=agent.id)
+        out.emit(
+            topics.TASKS,
+            task.customer_id or task.conversation_id,
+            envelope_of(
+                TaskUpdated(task=offered, change="offered"),
+                source=SOURCE,
+                subject=task_id,
+                id=f"{offer_id}.updated",
             ),
         )
         log.info("task.offered", task_id=task_id, agent_id=agent.id, why=f"{task.skill} skill")

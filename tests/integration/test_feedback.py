@@ -254,3 +254,92 @@ async def test_app_survey_goes_by_signed_webhook_and_answers_are_signed_and_time
     _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
     assert conv["state"] == "resolved"
     await stream.close()
+
+
+def _mail(sender: str, subject: str, body: str, message_id: str, in_reply_to: str | None) -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, "service@omnirouter.local", subject
+    msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"], msg["References"] = in_reply_to, in_reply_to
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def _smtp(port: int, raw: bytes) -> int:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT_S) as s:
+        s.ehlo("mx.example.com")
+        s.mail("sender@example.com")
+        s.rcpt("service@omnirouter.local")
+        return int(s.data(raw)[0])
+
+
+async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reopening(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """An email conversation's survey leaves as a mail threaded under it with its own
+    Message-ID; the customer's reply "2 回复太慢" answers it (a callback opens), the
+    conversation stays resolved and gets no new customer message; a second digit reply is
+    not taken as a message either."""
+    import asyncio
+    import email
+    import email.policy
+
+    agent, sender = uid("agent"), f"{uid('c')}@example.com"
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    first_id = f"<{uid('m')}@mail.example.com>"
+    raw = _mail(sender, "赎回咨询", "请问161606赎回几天到账？", first_id, None)
+    assert await asyncio.to_thread(_smtp, services.smtp_port, raw) == 250
+    offer = await stream.next(
+        "offer", lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    )
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = offer["conversation_id"]
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    async def survey_mail() -> Any:
+        for m in delivery.mail.messages:
+            msg = email.message_from_bytes(m, policy=email.policy.default)
+            if msg["To"] == sender and (msg["Message-ID"] or "").startswith("<sv-"):
+                return msg
+        return None
+
+    msg = await eventually(survey_mail)
+    assert msg["In-Reply-To"] == first_id
+    assert "回复本邮件" in msg.get_body(("plain",)).get_content()
+    survey_id = msg["Message-ID"].strip("<>").split("@")[0]
+    answer = _mail(
+        sender, "Re: 赎回咨询", "2 回复太慢", f"<{uid('m')}@mail.example.com>", msg["Message-ID"]
+    )
+    assert await asyncio.to_thread(_smtp, services.smtp_port, answer) == 250
+
+    async def answered() -> Any:
+        code, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+        return s if code == 200 and s.get("state") == "answered" else None
+
+    got = await eventually(answered)
+    assert got["score"] == 2 and got["comment"] == "回复太慢" and got["via"] == "email"
+    again = _mail(sender, "Re: 赎回咨询", "5", f"<{uid('m')}@mail.example.com>", msg["Message-ID"])
+    assert await asyncio.to_thread(_smtp, services.smtp_port, again) == 250
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
+    code, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["score"] == 2  # the second digit changed nothing
+    await stream.close()

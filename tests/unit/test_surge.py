@@ -71,3 +71,23 @@ def test_heat_map_counts_each_row_in_its_bucket_and_ignores_redelivery(tmp_path:
     assert got["buckets"] == [T0, T0 + 3_600_000, T0 + 7_200_000]
     assert got["series"] == {"product": [2, 2, 0]}
     assert h.prune(T0 + 91 * 86_400_000) == 4
+
+
+def test_figures_rates_from_counters() -> None:
+    from router.figures import rates
+
+    got = rates(
+        {
+            "answered": 4,
+            "answered_in_sl": 3,
+            "abandoned": 1,
+            "handled": 2,
+            "handle_ms": 300_000,
+            "csat_n": 4,
+            "csat_good": 3,
+        },
+        60.0,
+    )
+    assert got["service_level"] == 0.75 and got["abandonment_rate"] == 0.2
+    assert got["aht_s"] == 150.0 and got["csat"] == 0.75
+    assert rates({}, 60.0)["service_level"] is None  # nothing answered: no figure, not 0
