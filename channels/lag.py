@@ -71,8 +71,10 @@ class LagReader:
                     for t in names
                     for p in sorted(consumer.partitions_for_topic(t) or ())
                 ]
-                ends = await consumer.end_offsets(parts) if parts else {}
+                # Commits first: read the other way round, a commit made in between could
+                # be past the end we read, and the lag would go negative.
                 committed = await self._committed(group, parts)
+                ends = await consumer.end_offsets(parts) if parts else {}
                 rows = []
                 for tp in parts:
                     done = committed.get(tp, 0)
