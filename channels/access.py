@@ -108,6 +108,8 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     # ops
     ("GET", "/v1/queues"): rule(ADM, SUP, AGT, OPS),
     ("GET", "/v1/queues/live"): rule(ADM, SUP, OPS),
+    ("GET", "/v1/agents"): rule(ADM, SUP, OPS),
+    ("GET", "/v1/ops/lag"): rule(ADM, SUP, OPS),
     ("GET", "/v1/alerts"): rule(ADM, SUP, OPS),
     ("GET", "/metrics"): rule(ADM, OPS),
     ("GET", "/healthz"): public("liveness probe"),

@@ -42,13 +42,36 @@ class Reply(Exception):
         self.response = response
 
 
-async def read_raw(request: web.Request, limit: int) -> bytes:
+class TooLarge(Exception):
+    pass
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or TooLarge past `limit`. `content.read(n)` returns what has arrived so
+    far, which for a slow or chunked sender is part of the body: a valid message then failed
+    as malformed JSON, and the sender, told 4xx, never retried."""
     if request.content_length is not None and request.content_length > limit:
-        raise Reply(error(413, "body_too_large", f"body is larger than {limit} bytes"))
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Reply(error(413, "body_too_large", f"body is larger than {limit} bytes"))
-    return raw
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = await request.content.read(min(65536, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge from None
+
+
+async def read_raw(request: web.Request, limit: int) -> bytes:
+    try:
+        return await read_body(request, limit)
+    except TooLarge:
+        raise Reply(error(413, "body_too_large", f"body is larger than {limit} bytes")) from None
 
 
 async def accept(ingress: Ingress, msg: dict[str, Any]) -> Accepted:

@@ -105,6 +105,6 @@ def merge_candidates(channel: str, sender: dict[str, Any]) -> list[str]:
     ids = [anonymous_id(e.kind, e.value, True) for e in evidence_of(channel, sender)]
     if channel == "email" and sender.get("email"):
         ids.append(anonymous_id("email", sender["email"], False))
-    if sender.get("visitor_id"):
+    if channel == "chat" and sender.get("visitor_id"):
         ids.append(anonymous_id("visitor_id", sender["visitor_id"], False))
     return list(dict.fromkeys(ids))

@@ -200,7 +200,14 @@ class SessionStore:
 
     def _identify_args(self, sender: dict[str, Any], channel: str) -> list[Any]:
         evidence = evidence_of(channel, sender)
-        visitor = normalize("visitor_id", sender["visitor_id"]) if sender.get("visitor_id") else ""
+        # A visitor id is a chat cookie: evidence of the chat visitor and nothing else. Named
+        # on another channel it must not link (an email with a customer's address and an
+        # attacker's visitor id used to hand the attacker that customer's replies).
+        visitor = (
+            normalize("visitor_id", sender["visitor_id"])
+            if channel == "chat" and sender.get("visitor_id")
+            else ""
+        )
         args: list[Any] = [
             keys.PREFIX,
             now_ms(),

@@ -72,9 +72,14 @@ def verify(
     expected = sign(secret, ts, body)
     # Several signatures may be sent during a secret rotation: any one may match.
     candidates = [s.strip() for s in sig.split(",") if s.strip()]
-    if not any(hmac.compare_digest(expected, c) for c in candidates):
+    # Bytes, not str: compare_digest refuses non-ASCII text with a TypeError (a 500 before).
+    if not any(hmac.compare_digest(expected.encode(), _raw(c)) for c in candidates):
         raise SignatureError("bad_signature", "signature does not match the body", HEADER_SIG)
     return str(app_id)
+
+
+def _raw(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
 
 
 def mark_verified(body: Any) -> Any:

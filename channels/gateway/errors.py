@@ -8,9 +8,12 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.auth import AuthError
-from channels.edge import json_body
+from channels.edge import TooLarge, json_body, read_body
 from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
@@ -64,6 +67,16 @@ async def errors_middleware(
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     except SchemaError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field)
+    except (RedisConnectionError, RedisTimeoutError, BusyLoadingError):
+        # The store is away (restarting, failing over): nothing was accepted, say when to
+        # come back instead of a 500 that load balancers and clients treat as a bug.
+        log.warning("gateway.store_unavailable", path=request.path)
+        return error_response(
+            503,
+            "store_unavailable",
+            "the session store is unavailable; nothing was accepted, retry",
+            headers={"Retry-After": "2"},
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -82,14 +95,10 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
             "unsupported_media_type",
             f"Content-Type must be application/json, got {ctype or 'none'}",
         )
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
     try:
-        raw = await request.content.read(max_bytes + 1)
-    except web.HTTPRequestEntityTooLarge:
+        raw = await read_body(request, max_bytes)
+    except TooLarge:
         raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes") from None
-    if len(raw) > max_bytes:
-        raise ApiError(413, "body_too_large", f"body is larger than {max_bytes} bytes")
     return json_body(raw)
 
 

@@ -51,7 +51,10 @@ def twilio_valid(auth_token: str, url: str, params: list[tuple[str, str]], signa
         if default in url:
             candidates.add(url.replace(default, "/", 1))
     return any(
-        hmac.compare_digest(twilio_signature(auth_token, u, params), signature or "")
+        hmac.compare_digest(
+            twilio_signature(auth_token, u, params).encode(),
+            (signature or "").encode("utf-8", "surrogateescape"),
+        )
         for u in candidates
     )
 

@@ -88,6 +88,8 @@ class _Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str] = field(default_factory=list)  # how to start it again (revive)
+    cwd: Path | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is not None:
@@ -117,6 +119,18 @@ class Infra:
         if self.workdir is not None and self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def revive(self) -> list[str]:
+        """Start again whatever of ours died (same port, same files): Redis comes back from
+        its append-only file; the broker keeps memory storage only, so its topics are made
+        again and what it held is gone (the dev harness says so)."""
+        revived = []
+        for i, child in enumerate(self.children):
+            if child.proc.poll() is None or not child.argv:
+                continue
+            self.children[i] = _spawn(child.name, child.argv, child.cwd or Path.cwd())
+            revived.append(child.name)
+        return revived
+
     def env(self) -> dict[str, str]:
         """Environment for child processes (worker, gateway) pointing at this infra."""
         return {"KAFKA_BOOTSTRAP": self.bootstrap, "REDIS_URL": self.redis_url}
@@ -124,7 +138,7 @@ class Infra:
 
 def _spawn(name: str, argv: list[str], workdir: Path) -> _Child:
     log_path = workdir / f"{name}.log"
-    out = open(log_path, "wb")
+    out = open(log_path, "ab")
     proc = subprocess.Popen(
         argv,
         stdout=out,
@@ -134,7 +148,7 @@ def _spawn(name: str, argv: list[str], workdir: Path) -> _Child:
         preexec_fn=_die_with_parent,
     )
     out.close()
-    return _Child(name, proc, log_path)
+    return _Child(name, proc, log_path, list(argv), workdir)
 
 
 def start_broker(workdir: Path, timeout: float = 30.0) -> tuple[str, _Child]:

@@ -7,6 +7,7 @@ are, and on Ctrl-C stops all of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -25,32 +26,46 @@ import redis
 
 from channels.settings import ChannelSettings, GatewaySettings
 from session import keys
+from streams.admin import ensure_topics
 from streams.devkit import embedded
 from streams.settings import Settings
 
 
 class Children:
-    """The gateway and worker processes, stopped together."""
+    """The gateway, delivery and worker processes: restarted when one dies (with backoff, so
+    a process that cannot start does not spin), stopped together."""
 
     def __init__(self, env: dict[str, str], logdir: Path):
         self.env = env
         self.logdir = logdir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._how: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {}
+        self._retry: dict[str, tuple[float, float]] = {}  # name -> (not before, delay)
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, **self.env, **(extra_env or {})}
-        proc = subprocess.Popen(
+        self._how[name] = (args, extra_env or {})
+        self.procs.append((name, self._start(name)))
+
+    def _start(self, name: str) -> subprocess.Popen[bytes]:
+        args, extra = self._how[name]
+        return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", *args],
-            env=env,
+            env={**os.environ, **self.env, **extra},
             stdin=subprocess.DEVNULL,
             preexec_fn=embedded._die_with_parent,
         )
-        self.procs.append((name, proc))
 
     def check(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise SystemExit(f"{name} exited with code {proc.returncode}")
+        now = time.monotonic()
+        for i, (name, proc) in enumerate(self.procs):
+            if proc.poll() is None:
+                continue
+            not_before, delay = self._retry.get(name, (0.0, 1.0))
+            if now < not_before:
+                continue
+            print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
+            self.procs[i] = (name, self._start(name))
+            self._retry[name] = (now + delay, min(delay * 2, 30.0))
 
     def stop(self) -> None:
         for _, proc in self.procs:
@@ -230,6 +245,11 @@ def run_dev(workers: int = 1) -> int:
             flush=True,
         )
         while not stop:
+            for name in infra.revive():
+                print(f"embedded {name} died; started it again", flush=True)
+                if name == "tansu":
+                    asyncio.run(ensure_topics(infra.bootstrap, settings.partitions))
+                    print("the embedded broker keeps nothing: its events are gone", flush=True)
             children.check()
             time.sleep(0.3)
     finally:

@@ -580,3 +580,27 @@ async def test_untrusted_client_cannot_claim_verified_evidence(api: Api) -> None
     body["from"] = {"phone": "+8613800000001"}
     code, resp = await api.call("POST", "/v1/inbound/phone", body, token=ADMIN_TOKEN)
     assert code == 202, resp
+
+
+async def test_a_visitor_id_on_another_channel_never_links_that_visitor(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """The reply hijack of issue 13: an email carrying a customer's (directory) address and an
+    attacker's visitor id used to link that visitor to the customer, so the attacker's next
+    chat was identified as the customer and got the agent's replies. A visitor id is evidence
+    of the chat visitor only: the attacker's chat stays anonymous."""
+    email = f"{uid('c')}@example.com"
+    cid = await make_customer(api, emails=[email])
+    attacker = uid("v-attacker")
+    agent = uid("a")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    await api.post_message("email", "查询我的账户余额", {"email": email, "visitor_id": attacker})
+    # (Offers are picked by their text: an earlier test's message may still be in flight.)
+    first = await stream.next("offer", lambda f: "查询我的账户余额" in f["preview"])
+    assert first["customer"]["id"] == cid  # the mail itself is the customer's (directory)
+    await api.post_message("chat", "我的账户余额是多少", {"visitor_id": attacker})
+    second = await stream.next("offer", lambda f: "我的账户余额是多少" in f["preview"])
+    assert second["customer"]["id"] != cid
+    assert not second["customer"].get("identified")
+    await stream.close()

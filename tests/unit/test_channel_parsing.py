@@ -440,3 +440,14 @@ def test_header_and_part_limits_are_enforced_with_their_settings_named() -> None
     deep = b"From: (" * 1 + b"(" * 5000 + b"\r\n\r\nx"
     with pytest.raises(MalformedMail):
         parse_email(deep, limits=MailLimits(max_field_bytes=10_000))
+
+
+def test_a_non_ascii_signature_is_refused_not_a_500() -> None:
+    """hmac.compare_digest refuses non-ASCII str with TypeError: that was a 500."""
+    body = b'{"a": 1}'
+    headers = app_webhook.signed_headers("ios", "s3cret", body, now=1_000_000)
+    headers[app_webhook.HEADER_SIG] = "签名不对"
+    with pytest.raises(app_webhook.SignatureError) as err:
+        app_webhook.verify(headers, body, {"ios": "s3cret"}, 300, now=1_000_000)
+    assert err.value.code == "bad_signature"
+    assert not telephony.twilio_valid("token", "https://x/y", [], "签名")
