@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/pii.py
 	$(BIN)/python bench/surge.py
+	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/figures.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train
