@@ -102,8 +102,9 @@ class Tasks:
         self._accept = redis.register_script(lua.joinpath("task_accept.lua").read_text())
         self._done = redis.register_script(lua.joinpath("task_done.lua").read_text())
 
-    async def create(self, task: TaskView) -> bool:
-        """Open a task; False when a task with this id exists (a redelivered cause)."""
+    async def create(self, task: TaskView, rated_agent: str | None = None) -> bool:
+        """Open a task; False when a task with this id exists (a redelivered cause).
+        `rated_agent` (the agent the survey was about) is tried last for a callback."""
         fields: list[Any] = []
         d: dict[str, Any] = {
             "id": task.id,
@@ -119,6 +120,7 @@ class Tasks:
             "survey_id": task.survey_id or "",
             "score": task.score if task.score is not None else "",
             "skill": task.skill,
+            "rated_agent": rated_agent or "",
         }
         for k, v in d.items():
             fields += [k, v]

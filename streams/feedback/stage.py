@@ -196,7 +196,7 @@ class Feedback:
                 score=a.score,
                 skill="complaint",
             )
-            if await self.tasks.create(task):
+            if await self.tasks.create(task, rated_agent=a.agent_id):
                 out.emit(
                     topics.TASKS,
                     a.customer_id or a.conversation_id,

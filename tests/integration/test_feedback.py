@@ -343,3 +343,52 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     code, s = await api.call("GET", f"/v1/surveys/{survey_id}")
     assert s["score"] == 2  # the second digit changed nothing
     await stream.close()
+
+
+async def test_an_agent_schedules_a_follow_up_and_an_overdue_one_raises_an_alert(
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """The document's case 6 (24小时内回访): an agent schedules a follow-up on a conversation
+    it handled; it is the agent's own at once and listed for it; one that passes its due time
+    undone raises one callback_overdue alert on cs.alerts.v1 and GET /v1/alerts."""
+    agent, visitor = uid("agent"), uid("v")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    await api.post_message("chat", f"我上周赎回了还没到账 {visitor}", {"visitor_id": visitor})
+    offer = await stream.next("offer", lambda f: visitor in f.get("preview", ""))
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = offer["conversation_id"]
+    code, task = await api.call(
+        "POST",
+        "/v1/tasks",
+        {"agent_id": agent, "conversation_id": conv_id, "reason": "确认赎回到账", "due_in_h": 24},
+    )
+    assert code == 201, task
+    assert task["kind"] == "follow_up" and task["state"] == "accepted" and task["agent_id"] == agent
+    code, soon = await api.call(
+        "POST",
+        "/v1/tasks",
+        {"agent_id": agent, "conversation_id": conv_id, "reason": "马上回访", "due_in_h": 0.0005},
+    )
+    assert code == 201, soon
+    code, bad = await api.call(
+        "POST", "/v1/tasks", {"agent_id": agent, "conversation_id": conv_id, "due_in_h": 1000}
+    )
+    assert code == 422 and bad["error"]["field"] == "due_in_h"
+    token = await api.as_agent(agent)
+    code, mine = await api.call("GET", "/v1/tasks?kind=follow_up", token=token)
+    assert code == 200 and {t["id"] for t in mine["tasks"]} == {task["id"], soon["id"]}
+
+    async with TopicReader(services.bootstrap, topics.ALERTS) as reader:
+        alert = await reader.find(
+            lambda e: (
+                e["data"].get("kind") == "callback_overdue"
+                and conv_id in e["data"].get("conversation_ids", [])
+            )
+        )
+    assert alert["type"] == events.ALERT_RAISED
+    _, alerts = await api.call("GET", "/v1/alerts")
+    overdue = [a for a in alerts["alerts"] if a.get("task_id") == soon["id"]]
+    assert len(overdue) == 1 and overdue[0]["kind"] == "callback_overdue"
+    assert not [a for a in alerts["alerts"] if a.get("task_id") == task["id"]]
+    await stream.close()
