@@ -223,8 +223,17 @@ class Analytics:
         """Conversations of the first customers in the window. The session stage reads the
         same records beside this one, so their conversations may be a moment behind: wait
         for them briefly (only when an alert is raised)."""
-        customers = list(dict.fromkeys(r["customer_id"] for r in rs if r["customer_id"]))
-        customers = customers[: self.p.samples]
+        customers = [r["customer_id"] for r in rs if r["customer_id"]]
+        if len(set(customers)) < self.p.samples:  # earlier ones of the window, from history
+            fund = key.rpartition("|")[2]
+            earlier = await asyncio.to_thread(
+                self.history.query,
+                "SELECT customer_id FROM contacts WHERE category = ? AND COALESCE(fund_code, '-')"
+                " = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                (rs[0]["category"], fund, rs[0]["at"] - self.p.longest_s * 1000, 20),
+            )
+            customers += [c for (c,) in earlier if c]
+        customers = list(dict.fromkeys(customers))[: self.p.samples]
         if not customers:
             return []
         found: list[Any] = []

@@ -51,7 +51,7 @@ async def test_a_burst_of_redemption_questions_about_one_fund_raises_one_surge_a
     assert d["type"] == "surge" and d["category"] == "transaction"
     assert d["intent"] and d["count"] >= 15 and d["window_s"] in (60, 300, 900)
     assert d["baseline"] == 0  # a fresh system: the minimum count decided
-    assert d["sample_conversation_ids"]
+    assert len(d["sample_conversation_ids"]) >= 2
 
     async def all_seen() -> Any:
         code, body = await api.call(
