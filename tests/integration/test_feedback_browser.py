@@ -28,11 +28,17 @@ async def test_a_visitor_rates_in_the_widget_and_the_low_score_shows_in_the_revi
     fresh_redis: redis.Redis,
 ) -> None:
     """A visitor asks in the widget; the agent resolves; the widget shows five score buttons;
-    clicking 1 分 with a comment thanks the visitor; the callback it opens and the score show
-    in the review page (heat map drawn as SVG, CSAT, low scores with their callback)."""
+    clicking 1 分 with a comment thanks the visitor; the callback it opens is offered on the
+    agent's desk (marked 回访) and accepted there; the score and the callback show in the
+    review page (heat map drawn as SVG, CSAT, low scores with their callback)."""
     agent = uid("agent")
     await api.add_agent(agent)
     stream = await AgentStream.open(http, services.ws_url, agent)
+    desk = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await desk.goto(f"{services.gateway_url}/desk")
+    await desk.get_by_test_id("login-token").fill(await api.as_agent(agent))
+    await desk.get_by_test_id("login-submit").click()
+    await expect(desk.get_by_test_id("status")).to_be_visible()
     page = await browser.new_page(viewport={"width": 420, "height": 700})
     await page.goto(f"{services.gateway_url}/v1/chat/widget")
     marker = uid("q")
@@ -60,6 +66,18 @@ async def test_a_visitor_rates_in_the_widget_and_the_low_score_shows_in_the_revi
         rows = [x for x in data["low_scores"] if x["conversation_id"] == conv_id]
         return data if rows and rows[0]["task_id"] else None
 
+    # The callback is offered on the agent's desk and taken there.
+    callback = desk.get_by_test_id("offer").filter(has=desk.get_by_test_id("offer-callback"))
+    await expect(callback).to_be_visible(timeout=20_000)
+    await desk.screenshot(path=artifacts / "desk-callback-offer.png")
+    await callback.get_by_test_id("offer-accept").click()
+
+    async def taken() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        got = [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+        return got if got and got[0]["state"] == "accepted" else None
+
+    assert (await eventually(taken))[0]["agent_id"] == agent
     data = await eventually(in_review)
     low = next(x for x in data["low_scores"] if x["conversation_id"] == conv_id)
     assert low["score"] == 1 and low["comment"] == "等太久了" and low["task_id"].startswith("cb-")
