@@ -65,6 +65,12 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "CRM",
         "worker: customer directory",
     ),
+    topics.FUNDS: (
+        "fund code (compacted; value = PUT /v1/funds body, null removes)",
+        (),
+        "fund company systems, PUT /v1/funds",
+        "worker: fund directory (the bot's NAVs)",
+    ),
     topics.ORDERS: ("customer id", (), "transfer-agent system", "(reserved)"),
     topics.FEEDBACK: ("customer id", (), "(reserved)", "(reserved)"),
     topics.TASKS: ("customer id", (), "(reserved)", "(reserved)"),

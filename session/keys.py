@@ -273,3 +273,33 @@ def desk_presence(agent_id: str) -> str:
     """ZSET connection id -> last heartbeat (ms) of an agent's open desks: an agent is offered
     work only while one is present (channels/presence.py)."""
     return f"{PREFIX}:agent:{agent_id}:desks"
+
+
+# -- knowledge base and fund data (session/knowledge.py, session/funds.py) ---------------------
+
+
+def kb_articles() -> str:
+    """HASH article id -> article JSON (title, body, category, intents, channels, owner,
+    action, questions, version, updated_at)."""
+    return f"{PREFIX}:kb:articles"
+
+
+def kb_revision() -> str:
+    """STRING counter bumped by every change of an article: readers rebuild their index."""
+    return f"{PREFIX}:kb:rev"
+
+
+def fund(code: str) -> str:
+    """STRING fund record JSON (name, share_class, type, risk, nav {value, date, source},
+    fees, redemption_arrival, sample, updated_at)."""
+    return f"{PREFIX}:fund:{code}"
+
+
+def funds() -> str:
+    """SET of fund codes with a record."""
+    return f"{PREFIX}:funds"
+
+
+def bot_replies(conversation_id: str) -> str:
+    """HASH inbound event id -> the bot's reply JSON for it (re-published on redelivery)."""
+    return f"{PREFIX}:conv:{conversation_id}:bot"

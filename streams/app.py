@@ -22,12 +22,13 @@ from router.registry import Registry
 from schemas import deadletter, envelope, topics
 from schemas.deadletter import RETRIABLE, Origin
 from session import keys
+from session.funds import FundStore
 from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
 from streams.settings import Settings
-from streams.stages import agent_events, directory, identify_classify, session_route
+from streams.stages import agent_events, directory, funds, identify_classify, session_route
 from streams.stages.placements import Placements
 
 log = structlog.get_logger(__name__)
@@ -134,11 +135,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements)
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
+    stage_5 = funds.Funds(FundStore(redis))
     paths = {
         topics.INBOUND: path(identify_classify.STAGE, stage_1.handle, identify_classify.decode),
         topics.MESSAGES: path(session_route.STAGE, stage_2.handle, session_route.decode),
         topics.AGENT_EVENTS: path(agent_events.STAGE, stage_3.handle, agent_events.decode),
         topics.CUSTOMERS: path(directory.STAGE, stage_4.handle, directory.decode),
+        topics.FUNDS: path(funds.STAGE, stage_5.handle, funds.decode),
     }
     for topic, consume in paths.items():
         app.agent(app.topic(topic), name=consume.stage)(consume.run)

@@ -1,6 +1,6 @@
 """The HTTP gateway: one aiohttp application, its shared parts, and the resources.
 
-Each resource (inbound, agents, conversations, customers, ops) lives in its own module
+Each resource (inbound, agents, conversations, customers, knowledge, funds, ops) lives in its own module
 and declares its routes; this module builds the shared parts once and mounts them.
 """
 
@@ -30,6 +30,8 @@ from schemas.payloads import (
     Payload,
     envelope_of,
 )
+from session.funds import FundStore
+from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 
@@ -47,6 +49,8 @@ class Gateway:
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis)
         self.ledger = InboundLedger(self.redis, self.session.settings.dedupe_ttl_s)
+        self.knowledge = KnowledgeBase(self.redis)
+        self.funds = FundStore(self.redis)
         self.broker = BrokerLink(
             bootstrap,
             max_inflight=self.settings.max_inflight,
@@ -67,7 +71,9 @@ class Gateway:
         from channels.gateway.agents import Agents
         from channels.gateway.conversations import Conversations
         from channels.gateway.customers import Customers
+        from channels.gateway.funds import Funds
         from channels.gateway.inbound import Inbound
+        from channels.gateway.knowledge import Knowledge
         from channels.gateway.ops import Ops
 
         for resource in (
@@ -75,6 +81,8 @@ class Gateway:
             Agents(self),
             Conversations(self),
             Customers(self),
+            Knowledge(self),
+            Funds(self),
             Ops(self),
         ):
             app.router.add_routes(resource.routes())

@@ -24,7 +24,7 @@ import redis
 
 from channels.settings import ChannelSettings, GatewaySettings
 from session import keys
-from streams.devkit import embedded
+from streams.devkit import embedded, samples
 from streams.settings import Settings
 
 
@@ -114,6 +114,17 @@ def load_sample_data(base: str) -> tuple[int, int]:
         if status != 200:
             raise SystemExit(f"loading agent {aid} failed: {status} {body}")
         http("POST", f"{base}/v1/agents/{aid}/status", {"status": "available"})
+    for art in samples.knowledge_articles():
+        art = dict(art)
+        art_id = art.pop("id")
+        status, body = http("PUT", f"{base}/v1/knowledge/{art_id}", art)
+        if status != 200:
+            raise SystemExit(f"loading article {art_id} failed: {status} {body}")
+    for fund in samples.sample_funds():
+        code = fund.pop("code")
+        status, body = http("PUT", f"{base}/v1/funds/{code}", fund)
+        if status != 200:
+            raise SystemExit(f"loading fund {code} failed: {status} {body}")
     return len(agents), len(customers)
 
 
@@ -130,7 +141,8 @@ omnirouter is running.
   smtp ingress   {smtp} (mail to anyone@{domains}); replies by `omnirouter delivery`
   kafka          {bootstrap}
   redis          {redis_url}
-  sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …)
+  sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …),
+                 the starter knowledge base, sample funds (NAVs marked as sample)
 
 Watch agent a2's stream (offers arrive here):
   .venv/bin/python -m channels.watch {ws}/v1/agents/a2/stream
