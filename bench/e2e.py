@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,14 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+# The benchmark plays the admin (agents), the agents (their own tokens) and the trusted chat
+# system (posts), each with its credential, as production callers do.
+ADMIN_TOKEN = secrets.token_urlsafe(16)
+SYSTEM_TOKEN = secrets.token_urlsafe(16)
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+SYSTEM = {"Authorization": f"Bearer {SYSTEM_TOKEN}"}
+
+
 class Agents:
     """Agent desktops that accept every offer and note when each message's offer arrived."""
 
@@ -65,6 +74,7 @@ class Agents:
         self.tasks: list[asyncio.Task[None]] = []
         self.accept_errors = 0
         self.pending: set[asyncio.Task[None]] = set()
+        self.auth: dict[str, dict[str, str]] = {}
 
     async def start(self, n: int) -> None:
         for i in range(n):
@@ -74,14 +84,18 @@ class Agents:
                 "skills": dict.fromkeys(CATEGORIES, 3),
                 "capacity": {"chat": 100, "app": 100, "email": 100, "phone": 1},
             }
-            async with self.s.put(f"{self.base}/v1/agents/{aid}", json=body) as r:
+            async with self.s.put(f"{self.base}/v1/agents/{aid}", json=body, headers=ADMIN) as r:
                 assert r.status == 200, await r.text()
             async with self.s.post(
-                f"{self.base}/v1/agents/{aid}/status", json={"status": "available"}
+                f"{self.base}/v1/agents/{aid}/status", json={"status": "available"}, headers=ADMIN
             ) as r:
                 assert r.status == 200, await r.text()
+            async with self.s.post(f"{self.base}/v1/agents/{aid}/token", headers=ADMIN) as r:
+                assert r.status == 201, await r.text()
+                self.auth[aid] = {"Authorization": f"Bearer {(await r.json())['token']}"}
             ws = await self.s.ws_connect(
-                self.base.replace("http", "ws", 1) + f"/v1/agents/{aid}/stream"
+                self.base.replace("http", "ws", 1) + f"/v1/agents/{aid}/stream",
+                headers=self.auth[aid],
             )
             self.tasks.append(asyncio.create_task(self._run(aid, ws)))
 
@@ -100,7 +114,7 @@ class Agents:
 
     async def _accept(self, aid: str, offer_id: str) -> None:
         async with self.s.post(
-            f"{self.base}/v1/offers/{offer_id}/accept", json={"agent_id": aid}
+            f"{self.base}/v1/offers/{offer_id}/accept", json={}, headers=self.auth[aid]
         ) as r:
             if r.status != 200:
                 self.accept_errors += 1
@@ -130,7 +144,7 @@ async def post_all(
                 "text": f"{token} 融通领先成长混合A今天净值多少",
             }
             t0 = time.perf_counter()
-            async with session.post(f"{base}/v1/inbound/chat", json=body) as r:
+            async with session.post(f"{base}/v1/inbound/chat", json=body, headers=SYSTEM) as r:
                 if r.status != 202:
                     errors += 1
                     return
@@ -251,6 +265,8 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
         "OMNIROUTER_PORT": str(port),
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
+        "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
     }
     procs: list[subprocess.Popen[bytes]] = []
     for name, extra in [("gateway", {})] + [

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.access import ACCESS
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -85,9 +87,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "AgentAction": {
         "type": "object",
-        "required": ["agent_id"],
         "properties": {
-            "agent_id": {"type": "string"},
+            "agent_id": {
+                "type": "string",
+                "description": "optional; the agent is the credential's, and this must match it",
+            },
             "text": {"type": "string"},
             "reason": {"type": "string"},
         },
@@ -110,9 +114,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "Transfer": {
         "type": "object",
-        "required": ["agent_id"],
         "properties": {
-            "agent_id": {"type": "string"},
+            "agent_id": {
+                "type": "string",
+                "description": "optional; an agent's must be its own, a supervisor's the holder",
+            },
             "to_queue": {"type": "string"},
             "to_agent": {"type": "string"},
             "note": {"type": "string"},
@@ -166,6 +172,18 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Object": {"type": "object"},
+    "TokenRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scope", "name"],
+        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": {"type": "string"}},
+    },
+    "Login": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["token"],
+        "properties": {"token": {"type": "string"}},
+    },
 }
 
 # (method, path, summary, request schema or None, success status)
@@ -267,6 +285,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         200,
     ),
     ("get", "/v1/alerts", "Recent alerts (queue overflow, …)", None, 200),
+    ("post", "/v1/agents/{agent_id}/token", "Mint a token for the agent (shown once)", None, 201),
+    ("delete", "/v1/agents/{agent_id}/token", "Revoke every token of the agent", None, 200),
+    ("post", "/v1/tokens", "Mint a supervisor or ops token", "TokenRequest", 201),
+    ("post", "/v1/tickets", "A one-time WebSocket ticket (?ticket=) for a browser", None, 201),
+    ("get", "/v1/session", "Who this credential is", None, 200),
+    ("post", "/v1/session", "Desk login: a token for an HttpOnly session cookie", "Login", 200),
+    ("delete", "/v1/session", "Desk logout", None, 200),
     ("get", "/v1/openapi.json", "This document", None, 200),
     ("get", "/v1/asyncapi.json", "The topic contract (AsyncAPI 3.0)", None, 200),
     ("get", "/healthz", "The process is up", None, 200),
@@ -307,10 +332,36 @@ def spec() -> dict[str, Any]:
             op["responses"]["503"] = {
                 "description": "broker unavailable; retry after Retry-After seconds"
             }
+        rule = ACCESS[(method.upper(), path)]
+        if rule.public:
+            op["security"] = []
+            op["x-proof"] = rule.proof
+        else:
+            op["security"] = [{"bearer": []}, {"ticket": []}, {"desk_cookie": []}]
+            op["x-scopes"] = sorted(s.value for s in rule.scopes)
+            op["responses"]["401"] = {"description": "no credential, or an unknown or revoked one"}
+            op["responses"]["403"] = {"description": "a credential without the right"}
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "omnirouter gateway", "version": "1"},
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "admin, supervisor, agent, ops or trusted-system token "
+                    "(docs/security.md); each operation's x-scopes says which",
+                },
+                "ticket": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "ticket",
+                    "description": "one-time WebSocket ticket from POST /v1/tickets",
+                },
+                "desk_cookie": {"type": "apiKey", "in": "cookie", "name": "omnirouter_desk"},
+            },
+        },
     }

@@ -7,7 +7,10 @@
 | OMNIROUTER_MAX_BODY_BYTES | 262144 | larger request bodies get 413 |
 | OMNIROUTER_MAX_INFLIGHT | 2000 | broker sends in flight before new posts are shed with 503 |
 | OMNIROUTER_SEND_TIMEOUT_S | 5 | how long a post waits for the broker's acknowledgement |
-| OMNIROUTER_INBOUND_TOKEN | (none) | bearer token of trusted channel systems; only they may send `from.verified` to the generic `POST /v1/inbound/{channel}` (unset: nobody may) |
+| OMNIROUTER_INBOUND_TOKEN | (none) | bearer token of trusted systems (channel systems, CRM, transfer-agent): `POST /v1/inbound/{channel}` (and only they may send `from.verified`), `PUT /v1/customers/{id}` |
+| OMNIROUTER_ADMIN_TOKEN | (none) | bearer token of the admin scope (agents, customers, funds, knowledge, minting tokens); unset: no admin calls. `omnirouter dev` makes one when unset and prints it |
+| OMNIROUTER_OPS_TOKEN | (none) | bearer token of the ops scope (figures, alerts, metrics); more ops and supervisor tokens are minted with `POST /v1/tokens` |
+| OMNIROUTER_COOKIE_SECURE | 0 | 1 marks the desk's session cookie Secure (set it behind TLS) |
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class GatewaySettings:
     send_timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_SEND_TIMEOUT_S", 5))
     inbound_token: str | None = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_INBOUND_TOKEN") or None
+    )
+    admin_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_ADMIN_TOKEN") or None
+    )
+    ops_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_OPS_TOKEN") or None
+    )
+    cookie_secure: bool = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_COOKIE_SECURE", "0") == "1"
     )
 
 

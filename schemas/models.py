@@ -246,7 +246,7 @@ def parse_transfer(body: Any) -> dict[str, Any]:
     """``POST /v1/conversations/{id}/transfer``: exactly one of to_queue / to_agent."""
     d = v.obj(body, "")
     v.no_unknown(d, ("agent_id", "to_queue", "to_agent", "note"))
-    agent_id = v.string(d, "agent_id", max_len=128)
+    agent_id = v.string(d, "agent_id", required=False, max_len=128)
     to_queue = v.string(d, "to_queue", required=False, max_len=64)
     to_agent = v.string(d, "to_agent", required=False, max_len=128)
     if bool(to_queue) == bool(to_agent):
@@ -285,7 +285,8 @@ def parse_agent_action(body: Any, *, text: bool = False) -> dict[str, Any]:
     """The body of accept/reject/reply/resolve: who acts, and for reply what they say."""
     d = v.obj(body, "")
     v.no_unknown(d, ("agent_id", "text", "reason"))
-    out: dict[str, Any] = {"agent_id": v.req_string(d, "agent_id", max_len=64)}
+    # Who acts comes from the credential; a body agent_id, when sent, must name the same agent.
+    out: dict[str, Any] = {"agent_id": v.string(d, "agent_id", required=False, max_len=64)}
     if text:
         out["text"] = v.req_string(d, "text", max_len=MAX_TEXT)
     out["reason"] = v.string(d, "reason", required=False, max_len=500)

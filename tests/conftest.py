@@ -30,6 +30,8 @@ PARTITIONS = 4
 # Channel adapter secrets the gateway under test is configured with (tests sign with them).
 APP_ID, APP_SECRET = "test-app", "test-app-secret"
 INBOUND_TOKEN = "test-inbound-token"
+ADMIN_TOKEN = "test-admin-token"
+OPS_TOKEN = "test-ops-token"
 TELEPHONY_SECRET = "test-telephony-secret"
 TWILIO_TOKEN = "test-twilio-token"
 
@@ -142,6 +144,8 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
         "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
+        "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         **extra,
     }
 

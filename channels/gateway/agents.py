@@ -8,6 +8,7 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
+from channels.access import acting_agent
 from channels.gateway.core import SOURCE, Gateway
 from channels.gateway.errors import (
     ApiError,
@@ -154,7 +155,7 @@ class Agents:
     async def accept(self, request: web.Request) -> web.Response:
         offer_id = path_id(request, "offer_id")
         body = models.parse_agent_action(await self.gw.body(request))
-        agent_id = body["agent_id"]
+        agent_id = acting_agent(request, body["agent_id"])
         res = await self.gw.registry.accept(offer_id, agent_id)
         if not res.ok:
             raise offer_error(res.reason)
@@ -177,7 +178,7 @@ class Agents:
     async def reject(self, request: web.Request) -> web.Response:
         offer_id = path_id(request, "offer_id")
         body = models.parse_agent_action(await self.gw.body(request))
-        agent_id = body["agent_id"]
+        agent_id = acting_agent(request, body["agent_id"])
         res = await self.gw.registry.release(
             offer_id, agent_id=agent_id, decline_ms=self.gw.router_settings.decline_cooldown_ms
         )

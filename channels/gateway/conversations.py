@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from aiohttp import web
 
+from channels.access import acting_agent, principal_of
+from channels.auth import Scope, forbidden
 from channels.gateway.core import SOURCE, Gateway
 from channels.gateway.errors import (
     ApiError,
@@ -42,6 +46,10 @@ class Conversations:
             raise ApiError(
                 404, "conversation_not_found", "no such conversation", field="conversation_id"
             )
+        caller = principal_of(request)
+        if caller.scope is Scope.AGENT and caller.subject not in _holders(conv):
+            # An agent reads only what it holds, was offered or handled.
+            raise forbidden("this conversation is not one of yours", field="conversation_id")
         conv.pop("job", None)
         conv["customer"] = await self.gw.session.get_customer(conv["customer_id"])
         conv["earlier"] = [
@@ -72,9 +80,10 @@ class Conversations:
     async def reply(self, request: web.Request) -> web.Response:
         conv_id = path_id(request, "conversation_id")
         body = models.parse_agent_action(await self.gw.body(request), text=True)
-        key = await self._assigned_to(conv_id, body["agent_id"])
+        agent_id = acting_agent(request, body["agent_id"])
+        key = await self._assigned_to(conv_id, agent_id)
         env = envelope_of(
-            AgentReplied(agent_id=body["agent_id"], conversation_id=conv_id, text=body["text"]),
+            AgentReplied(agent_id=agent_id, conversation_id=conv_id, text=body["text"]),
             source=SOURCE,
             subject=conv_id,
         )
@@ -84,6 +93,7 @@ class Conversations:
     async def resolve(self, request: web.Request) -> web.Response:
         conv_id = path_id(request, "conversation_id")
         body = models.parse_agent_action(await self.gw.body(request))
+        body["agent_id"] = acting_agent(request, body["agent_id"])
         res = await self.gw.registry.resolve(conv_id, body["agent_id"])
         if not res.ok:
             if res.reason == "conversation_not_found":
@@ -110,6 +120,20 @@ class Conversations:
     async def transfer(self, request: web.Request) -> web.Response:
         conv_id = path_id(request, "conversation_id")
         body = models.parse_transfer(await self.gw.body(request))
+        caller = principal_of(request)
+        if caller.scope is Scope.AGENT:
+            body["agent_id"] = acting_agent(request, body["agent_id"])
+        else:
+            # A supervisor may move anything: from whoever holds it now.
+            _, holder = await self.gw.session.conversation_fields(conv_id, "state", "agent_id")
+            if body["agent_id"] not in (None, holder):
+                raise ApiError(
+                    409,
+                    "not_assigned_to_agent",
+                    f"conversation is not assigned to {body['agent_id']}",
+                    field="agent_id",
+                )
+            body["agent_id"] = holder or ""
         try:
             res = await transfer_conversation(
                 self.gw.registry, self.gw.router_settings, self.gw.queue_book, conv_id, body
@@ -130,3 +154,14 @@ class Conversations:
             ),
         )
         return ok({"conversation_id": conv_id, "state": "waiting", "queue": res["queue"]})
+
+
+def _holders(conv: dict[str, Any]) -> set[str]:
+    """Agents who hold, were offered or handled the conversation."""
+    out = {
+        str(conv[k])
+        for k in ("agent_id", "offer_agent", "last_agent", "resolved_by")
+        if conv.get(k)
+    }
+    out |= {str(m["agent_id"]) for m in conv.get("messages", []) if m.get("agent_id")}
+    return out

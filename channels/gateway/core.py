@@ -11,8 +11,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from channels.access import TOKENS, access_middleware
 from channels.adapters import Adapters
 from channels.agent_feed import AgentFeed
+from channels.auth import Configured, TokenStore
 from channels.broker import BrokerLink, BrokerUnavailable
 from channels.gateway.errors import (
     ApiError,
@@ -61,15 +63,26 @@ class Gateway:
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
         self.adapters = Adapters(self, redis_url)
+        self.tokens = TokenStore(
+            self.redis,
+            Configured(
+                admin=self.settings.admin_token,
+                ops=self.settings.ops_token,
+                system=self.settings.inbound_token,
+            ),
+        )
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[errors_middleware], client_max_size=self.settings.max_body_bytes
+            middlewares=[errors_middleware, access_middleware],
+            client_max_size=self.settings.max_body_bytes,
         )
+        app[TOKENS] = self.tokens
         self.adapters.install(app)  # first: it takes /v1/inbound/app over from the generic route
         # Imported here: each resource module imports this one for its type.
         from channels.gateway.agents import Agents
         from channels.gateway.conversations import Conversations
+        from channels.gateway.credentials import Credentials
         from channels.gateway.customers import Customers
         from channels.gateway.funds import Funds
         from channels.gateway.inbound import Inbound
@@ -83,6 +96,7 @@ class Gateway:
             Customers(self),
             Knowledge(self),
             Funds(self),
+            Credentials(self),
             Ops(self),
         ):
             app.router.add_routes(resource.routes())

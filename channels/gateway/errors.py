@@ -9,6 +9,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from channels.auth import AuthError
 from channels.edge import json_body
 from schemas.errors import SchemaError
 
@@ -59,7 +60,7 @@ async def errors_middleware(
     structlog.contextvars.clear_contextvars()
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, AuthError) as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     except SchemaError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field)

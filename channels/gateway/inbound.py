@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
+from channels.access import principal_of
+from channels.auth import Scope
 from channels.broker import BrokerUnavailable
 from channels.gateway.core import Gateway
 from channels.gateway.errors import (
@@ -53,12 +54,12 @@ class Inbound:
         except (SchemaError, ApiError):
             INBOUND_TOTAL.labels(channel, "rejected").inc()
             raise
-        if msg["from"].get("verified") and not self._trusted(request):
+        if msg["from"].get("verified") and principal_of(request).scope is not Scope.SYSTEM:
             INBOUND_TOTAL.labels(channel, "rejected").inc()
             # Evidence decides whose history a sender sees; an anonymous client claiming it
             # would be exactly the "I am customer X" the session store must never believe.
             raise ApiError(
-                401,
+                403,
                 "untrusted_evidence",
                 "from.verified is accepted only from trusted channel systems "
                 "(Authorization: Bearer <OMNIROUTER_INBOUND_TOKEN>)",
@@ -85,8 +86,3 @@ class Inbound:
         INBOUND_TOTAL.labels(channel, "accepted").inc()
         INBOUND_LATENCY.observe(time.perf_counter() - started)
         return ok({"event_id": accepted.event_id}, status=202)
-
-    def _trusted(self, request: web.Request) -> bool:
-        token = self.gw.settings.inbound_token
-        given = request.headers.get("Authorization", "")
-        return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -64,11 +65,14 @@ class Children:
                 proc.wait()
 
 
-def http(method: str, url: str, body: Any | None = None) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: Any | None = None, token: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -96,7 +100,8 @@ def wait_ready(
     raise SystemExit(f"the system did not become ready within {timeout:.0f}s; see the logs above")
 
 
-def load_sample_data(base: str) -> tuple[int, int]:
+def load_sample_data(base: str, admin_token: str) -> tuple[dict[str, str], int]:
+    """Sample customers and agents; returns each agent's freshly minted token."""
     agents = json.loads(
         resources.files("streams.devkit").joinpath("samples/agents.json").read_text()
     )
@@ -105,27 +110,32 @@ def load_sample_data(base: str) -> tuple[int, int]:
     )
     for c in customers:
         cid = c.pop("id")
-        status, body = http("PUT", f"{base}/v1/customers/{cid}", c)
+        status, body = http("PUT", f"{base}/v1/customers/{cid}", c, admin_token)
         if status != 200:
             raise SystemExit(f"loading customer {cid} failed: {status} {body}")
+    tokens: dict[str, str] = {}
     for a in agents:
         aid = a.pop("id")
-        status, body = http("PUT", f"{base}/v1/agents/{aid}", a)
+        status, body = http("PUT", f"{base}/v1/agents/{aid}", a, admin_token)
         if status != 200:
             raise SystemExit(f"loading agent {aid} failed: {status} {body}")
-        http("POST", f"{base}/v1/agents/{aid}/status", {"status": "available"})
+        http("POST", f"{base}/v1/agents/{aid}/status", {"status": "available"}, admin_token)
+        status, body = http("POST", f"{base}/v1/agents/{aid}/token", None, admin_token)
+        if status != 201:
+            raise SystemExit(f"minting a token for {aid} failed: {status} {body}")
+        tokens[aid] = body["token"]
     for art in samples.knowledge_articles():
         art = dict(art)
         art_id = art.pop("id")
-        status, body = http("PUT", f"{base}/v1/knowledge/{art_id}", art)
+        status, body = http("PUT", f"{base}/v1/knowledge/{art_id}", art, admin_token)
         if status != 200:
             raise SystemExit(f"loading article {art_id} failed: {status} {body}")
     for fund in samples.sample_funds():
         code = fund.pop("code")
-        status, body = http("PUT", f"{base}/v1/funds/{code}", fund)
+        status, body = http("PUT", f"{base}/v1/funds/{code}", fund, admin_token)
         if status != 200:
             raise SystemExit(f"loading fund {code} failed: {status} {body}")
-    return len(agents), len(customers)
+    return tokens, len(customers)
 
 
 DEV_APP_SECRETS = '{"dev-app": "dev-app-secret"}'
@@ -144,11 +154,16 @@ omnirouter is running.
   sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …),
                  the starter knowledge base, sample funds (NAVs marked as sample)
 
+Credentials (shown once; docs/security.md):
+  admin          OMNIROUTER_ADMIN_TOKEN={admin_token}
+  trusted system OMNIROUTER_INBOUND_TOKEN={inbound_token}
+{agent_lines}
 Watch agent a2's stream (offers arrive here):
-  .venv/bin/python -m channels.watch {ws}/v1/agents/a2/stream
+  .venv/bin/python -m channels.watch --token {a2_token} {ws}/v1/agents/a2/stream
 
-Send a customer message:
+Send a customer message (as the trusted chat system):
   curl -s -X POST {base}/v1/inbound/chat -H 'Content-Type: application/json' \\
+    -H 'Authorization: Bearer {inbound_token}' \\
     -d '{{"channel_message_id": "m-1", "from": {{"visitor_id": "v-9"}}, "text": "融通领先成长混合A今天净值多少？"}}'
 
 Ctrl-C stops everything.
@@ -185,8 +200,11 @@ def run_dev(workers: int = 1) -> int:
         # Signed app posts need a secret; dev gets a known one unless one is configured.
         chs = ChannelSettings()
         app_env = {} if chs.app_secrets else {"OMNIROUTER_APP_SECRETS": DEV_APP_SECRETS}
-        if not os.environ.get("OMNIROUTER_INBOUND_TOKEN"):
-            app_env["OMNIROUTER_INBOUND_TOKEN"] = DEV_INBOUND_TOKEN
+        inbound_token = os.environ.get("OMNIROUTER_INBOUND_TOKEN") or DEV_INBOUND_TOKEN
+        app_env["OMNIROUTER_INBOUND_TOKEN"] = inbound_token
+        # The admin token: from the environment, else a new one for this run (printed below).
+        admin_token = os.environ.get("OMNIROUTER_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        app_env["OMNIROUTER_ADMIN_TOKEN"] = admin_token
         children.spawn("gateway", "gateway", extra_env=app_env)
         children.spawn("delivery", "delivery")
         for i in range(workers):
@@ -197,14 +215,20 @@ def run_dev(workers: int = 1) -> int:
             )
         base = f"http://{gw.host}:{gw.port}"
         wait_ready(base, infra.redis_url, workers, children)
-        n_agents, n_customers = load_sample_data(base)
+        agent_tokens, n_customers = load_sample_data(base, admin_token)
         print(
             BANNER.format(
                 base=base,
                 ws=base.replace("http", "ws", 1),
                 bootstrap=infra.bootstrap,
                 redis_url=infra.redis_url,
-                n_agents=n_agents,
+                n_agents=len(agent_tokens),
+                admin_token=admin_token,
+                inbound_token=inbound_token,
+                agent_lines="".join(
+                    f"  agent {aid:<8} {token}\n" for aid, token in agent_tokens.items()
+                ),
+                a2_token=agent_tokens.get("a2", "<token>"),
                 n_customers=n_customers,
                 smtp=f"{chs.smtp_host}:{chs.smtp_port}" if chs.smtp_port else "off",
                 domains=",".join(chs.smtp_domains),

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from session import keys
 from streams.devkit import embedded
 from tests.conftest import APP_SECRET, Services, _spawn, _stop, child_env, wait_http
-from tests.integration.helpers import Api
+from tests.integration.helpers import AGENT_TOKENS, Api
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 async def http(
     services: Services, fresh_redis: redis.Redis
 ) -> AsyncIterator[aiohttp.ClientSession]:
+    AGENT_TOKENS.clear()  # fresh_redis dropped the tokens with everything else
     async with aiohttp.ClientSession() as session:
         yield session
 

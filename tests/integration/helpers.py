@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from channels.app import webhook as app_webhook
-from tests.conftest import APP_ID, APP_SECRET, INBOUND_TOKEN
+from tests.conftest import ADMIN_TOKEN, APP_ID, APP_SECRET, INBOUND_TOKEN
 
 WAIT_S = 20.0  # generous: a slow CI machine must not turn into a flaky test
 
@@ -33,7 +33,28 @@ def agent_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+# Agent tokens minted in the current test (the store is wiped between tests: fresh_redis).
+AGENT_TOKENS: dict[str, str] = {}
+
+
+async def agent_token(session: aiohttp.ClientSession, base: str, agent_id: str) -> str:
+    """The agent's token, minted with the admin credential the first time it is needed."""
+    if agent_id not in AGENT_TOKENS:
+        async with session.post(
+            f"{base}/v1/agents/{agent_id}/token",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as resp:
+            body = await resp.json()
+            assert resp.status == 201, body
+            AGENT_TOKENS[agent_id] = body["token"]
+    return AGENT_TOKENS[agent_id]
+
+
 class Api:
+    """The suite's HTTP client. It plays every caller with its own credential: trusted
+    systems on /v1/inbound, an agent when the body names one (`agent_id`), the admin
+    otherwise; `token=` picks one explicitly and `token=""` sends none."""
+
     def __init__(self, session: aiohttp.ClientSession, base: str):
         self.s = session
         self.base = base
@@ -47,12 +68,14 @@ class Api:
         raw: bytes | None = None,
         content_type: str = "application/json",
         sign: bool = True,
+        token: str | None = None,
     ) -> tuple[int, Any]:
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
         headers = {"Content-Type": content_type} if data is not None else {}
-        if path.startswith("/v1/inbound/") and sign:
-            # The suite plays the trusted channel systems too (from.verified needs this).
-            headers["Authorization"] = f"Bearer {INBOUND_TOKEN}"
+        if token is None:
+            token = await self._credential(path, body, sign)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if path == "/v1/inbound/app" and data is not None and sign:
             # App webhooks must be signed (401 otherwise); sign as the configured test app.
             headers.update(app_webhook.signed_headers(APP_ID, APP_SECRET, data))
@@ -64,6 +87,18 @@ class Api:
                 payload = text.decode(errors="replace")
             self.last_headers = resp.headers
             return resp.status, payload
+
+    async def _credential(self, path: str, body: Any, sign: bool) -> str:
+        if path.startswith("/v1/inbound/"):
+            # The suite plays the trusted channel systems too (from.verified needs this).
+            return INBOUND_TOKEN if sign else ""
+        agent = body.get("agent_id") if isinstance(body, dict) else None
+        if isinstance(agent, str) and agent and not path.startswith("/v1/agents/"):
+            return await agent_token(self.s, self.base, agent)
+        return ADMIN_TOKEN
+
+    async def as_agent(self, agent_id: str) -> str:
+        return await agent_token(self.s, self.base, agent_id)
 
     async def post_message(
         self, channel: str, text: str, sender: dict[str, str], cmid: str | None = None, **extra: Any
@@ -91,8 +126,14 @@ class AgentStream:
         self.frames: list[dict[str, Any]] = []
 
     @classmethod
-    async def open(cls, session: aiohttp.ClientSession, ws_base: str, agent_id: str) -> AgentStream:
-        ws = await session.ws_connect(f"{ws_base}/v1/agents/{agent_id}/stream")
+    async def open(
+        cls, session: aiohttp.ClientSession, ws_base: str, agent_id: str, query: str = ""
+    ) -> AgentStream:
+        token = await agent_token(session, ws_base.replace("ws", "http", 1), agent_id)
+        ws = await session.ws_connect(
+            f"{ws_base}/v1/agents/{agent_id}/stream{query}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         stream = cls(ws)
         hello = await stream.next("hello")
         assert hello["agent_id"] == agent_id

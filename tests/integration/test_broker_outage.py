@@ -11,7 +11,9 @@ import pytest
 
 from streams.devkit import embedded
 from streams.devkit.embedded import Infra
-from tests.conftest import _spawn, _stop, child_env
+from tests.conftest import INBOUND_TOKEN, _spawn, _stop, child_env
+
+AUTH = {"Authorization": f"Bearer {INBOUND_TOKEN}"}  # a trusted channel system
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +54,12 @@ async def test_post_gets_503_with_retry_after_and_nothing_is_remembered(
                 pass
             await asyncio.sleep(0.1)
         for _ in range(2):  # the retry must get the same answer, not a false "duplicate"
-            async with s.post(f"{base}/v1/inbound/chat", json=body) as r:
+            async with s.post(f"{base}/v1/inbound/chat", json=body, headers=AUTH) as r:
                 assert r.status == 503
                 assert r.headers["Retry-After"].isdigit()
                 assert (await r.json())["error"]["code"] == "broker_unavailable"
         async with s.get(f"{base}/readyz") as r:
             assert r.status == 503
             assert (await r.json())["checks"]["broker"] is False
-        async with s.post(f"{base}/v1/inbound/chat", json={"text": 1}) as r:
+        async with s.post(f"{base}/v1/inbound/chat", json={"text": 1}, headers=AUTH) as r:
             assert r.status == 422

@@ -766,8 +766,9 @@ async def test_a_bad_stream_cursor_gets_400_and_other_agents_still_get_frames(
     await api.add_agent(good_agent)
     good = await AgentStream.open(http, services.ws_url, good_agent)
     url = f"{services.gateway_url}/v1/agents/{bad_agent}/stream"
+    auth = {"Authorization": f"Bearer {await api.as_agent(bad_agent)}"}
     for since in ("garbage", "", "1-x", "99999999999999999999999", "１２３"):
-        async with http.get(url, params={"since": since}) as resp:
+        async with http.get(url, params={"since": since}, headers=auth) as resp:
             assert resp.status == 400, since
             body = await resp.json()
         assert body["error"]["code"] == "invalid_value" and body["error"]["field"] == "since"

@@ -95,10 +95,12 @@ async def test_transfer_to_queue_and_bad_transfers(
         ({"agent_id": a, "to_queue": "nowhere"}, 422, "to_queue"),
         ({"agent_id": a, "to_agent": "ghost"}, 404, "to_agent"),
         ({"agent_id": a, "to_agent": a}, 422, "to_agent"),
-        ({"agent_id": "not-me", "to_queue": "technical"}, 409, "agent_id"),
+        # An agent's body may not name another agent: the credential says who acts.
+        ({"agent_id": "not-me", "to_queue": "technical"}, 403, "agent_id"),
     ]
     for body, status, field in cases:
-        code, err = await api.call("POST", path, body)
+        token = await api.as_agent(a) if body.get("agent_id") == "not-me" else None
+        code, err = await api.call("POST", path, body, token=token)
         assert code == status, (body, err)
         assert err["error"]["field"] == field, (body, err)
     await api.add_agent(t, skills={"technical": 5})

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from schemas import events, topics
 from session import keys
 from session.store import SessionStore, connect
-from tests.conftest import Services
+from tests.conftest import ADMIN_TOKEN, Services
 from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 
 pytestmark = pytest.mark.integration
@@ -560,20 +560,23 @@ def _dump(r: redis.Redis) -> list[tuple[bytes, bytes]]:
 
 
 async def test_untrusted_client_cannot_claim_verified_evidence(api: Api) -> None:
-    """A client without the trusted channel systems' token cannot send from.verified (it
-    would otherwise be the 'I am customer X' claim); the same post without it is accepted."""
+    """Only a trusted channel system's credential may send from.verified (it would otherwise
+    be the 'I am customer X' claim): without a credential the post is 401, with another
+    scope's (the admin's) 403; the same post without the claim is accepted from the admin."""
     body = {
         "channel_message_id": uid("m"),
         "from": {"phone": "+8613800000001", "verified": ["phone"]},
         "text": "我的定投扣款记录",
     }
-    code, resp = await api.call("POST", "/v1/inbound/phone", body, sign=False)
-    assert code == 401
+    code, resp = await api.call("POST", "/v1/inbound/phone", body, token="")
+    assert code == 401 and resp["error"]["code"] == "unauthenticated", resp
+    code, resp = await api.call("POST", "/v1/inbound/phone", body, token=ADMIN_TOKEN)
+    assert code == 403
     assert resp["error"] == {
         "code": "untrusted_evidence",
         "message": resp["error"]["message"],
         "field": "from.verified",
     }
     body["from"] = {"phone": "+8613800000001"}
-    code, resp = await api.call("POST", "/v1/inbound/phone", body, sign=False)
+    code, resp = await api.call("POST", "/v1/inbound/phone", body, token=ADMIN_TOKEN)
     assert code == 202, resp

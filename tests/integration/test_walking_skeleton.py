@@ -266,7 +266,8 @@ async def test_oversized_body_gets_413(api: Api) -> None:
         ),
         ("/v1/agents/nobody/status", "POST", {"status": "asleep"}, 422, "invalid_value", "status"),
         ("/v1/offers/nope/accept", "POST", {"agent_id": "a"}, 404, "offer_not_found", "offer_id"),
-        ("/v1/offers/nope/accept", "POST", {}, 422, "missing_field", "agent_id"),
+        # Only an agent's own credential accepts; the admin's is refused.
+        ("/v1/offers/nope/accept", "POST", {}, 403, "forbidden", None),
         ("/v1/conversations/nope", "GET", None, 404, "conversation_not_found", "conversation_id"),
         (
             "/v1/conversations/nope/reply",
@@ -284,6 +285,8 @@ async def test_bad_agent_and_conversation_requests(
     api: Api, path: str, method: str, body: object, status: int, code: str, field: str | None
 ) -> None:
     """The agent, offer, conversation and customer endpoints name the bad field too."""
+    if isinstance(body, dict) and body.get("agent_id") == "a":
+        await api.add_agent("a")  # the caller: an agent with its own credential
     got, resp = await api.call(method, path, body)
     assert got == status, resp
     assert resp["error"]["code"] == code
