@@ -153,6 +153,8 @@ class OfferCreated(Payload, kw_only=True):
     customer: JSONObject
     preview: str
     analysis: JSONObject
+    # Set when the bot handed the conversation over: {reason, summary, intent, bot_turns}.
+    handoff: JSONObject | None = None
 
 
 class OfferRevoked(Payload, kw_only=True):
@@ -271,7 +273,10 @@ class ReplyCreated(Payload, kw_only=True):
     to: JSONObject  # the customer's `from` as it reached us
     text: Text
     agent_id: str | None = None
-    author: str = "agent"
+    author: str = "agent"  # agent | bot
+    # A bot message: answer | handoff (the notice that a person is coming) | progress
+    kind: str = "answer"
+    sources: list[JSONObject] = []  # [{kind: article|fund|order, id, date?}] of a bot answer
     references: list[str] = []
     subject: str | None = None
     call_id: str | None = None

@@ -349,6 +349,12 @@ class SessionStore:
             if k in meta:
                 meta[k] = int(float(meta[k]))
         meta["reply_to"] = orjson.loads(meta["reply_to"]) if meta.get("reply_to") else None
+        for k in ("handoff", "bot_given"):
+            if meta.get(k):
+                meta[k] = orjson.loads(meta[k])
+        for k in ("bot_turns", "bot_unhelpful", "handoff_at"):
+            if k in meta:
+                meta[k] = int(float(meta[k]))
         meta["messages"] = [orjson.loads(x) for x in timeline_raw]
         return meta
 

@@ -22,9 +22,12 @@ from router.registry import Registry
 from schemas import deadletter, envelope, topics
 from schemas.deadletter import RETRIABLE, Origin
 from session import keys
+from session.botstate import BotState
 from session.funds import FundStore
+from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger, audit_after_ms
 from session.store import SessionStore, connect
+from streams.bot.stage import Bot
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
 from streams.settings import Settings
@@ -132,7 +135,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return ConsumePath(stage, handle, flush, dead_letter, decode)
 
     stage_1 = identify_classify.IdentifyClassify(session, load_classifier())
-    stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements)
+    bot = Bot(BotState(redis), KnowledgeBase(redis), FundStore(redis), enabled=settings.bot)
+    stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements, bot)
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
     stage_5 = funds.Funds(FundStore(redis))

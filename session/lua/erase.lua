@@ -39,7 +39,7 @@ for _, c in ipairs(convs) do
     give_back(p, h[4], h[5])
   end
   for _, k in ipairs(redis.call('SMEMBERS', ck .. ':refs')) do del(k) end
-  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs')
+  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs', ck .. ':bot')
 end
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
   if redis.call('HGET', k, 'customer_id') == cid then del(k) end

@@ -1,0 +1,244 @@
+"""When the bot answers and when it hands off: pure, no I/O (docs/bot.md).
+
+`decide` takes what the classifier found, what the bot remembers of the conversation, the
+knowledge index and the fund records the message names, and returns an Answer or a Handoff.
+The thresholds were chosen on bench/data/bot_tune.jsonl and reported on bench/data/bot_test.jsonl
+(bench/bot.py); a wrong answer is worse than a hand-off, so each floor is set where the
+precision of answered messages on the tuning set is at least 0.98.
+
+Never answered, whatever the scores: a complaint or suggestion, an angry, anxious or negative
+customer, a request for a person, a third question on the same thing after two answers, an
+intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, and a
+NAV that is not current (session/tradingdays.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from session.kbsearch import Index
+from session.tradingdays import nav_is_current
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    category: float = 0.90  # the classifier's category probability
+    intent: float = 0.90  # the intent's probability among the category's intents
+    margin: float = 0.50  # top category probability minus the second
+    coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
+
+
+THRESHOLDS = Thresholds()
+
+# Intents the bot may answer, and from what.
+FUND_INTENTS = frozenset({"nav_return"})
+KB_INTENTS = frozenset(
+    {
+        "nav_return",
+        "fees",
+        "purchase",
+        "redemption_howto",
+        "redemption_arrival",
+        "sip",
+        "dividend",
+        "card_binding",
+        "password_reset",
+        "contact_change",
+        "account_open_close",
+        "risk_assessment",
+        "identity_verification",
+        "login_failure",
+        "app_malfunction",
+    }
+)
+ANSWERABLE = FUND_INTENTS | KB_INTENTS
+UNHELPFUL_LIMIT = 2  # bot turns that did not help before a person takes over
+
+# A customer telling the bot its answer did not help.
+_NOT_HELPED = re.compile(
+    r"没用|不对|没解决|不是这个|不是我要|看不懂|还是不行|答非所问|没帮助|说了等于没说"
+)
+# Buying advice and personal account facts need a person (or suitability, docs/bot.md).
+_PERSONAL = re.compile(
+    r"我的(?:账户|订单|持仓|份额|余额|资金|钱|赎回|申购|交易|基金)|我(?:买|赎回|申购)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
+)
+
+
+@dataclass
+class Memory:
+    """What the bot keeps on the conversation hash between turns (session/lua/bot.lua)."""
+
+    handed_off: bool = False
+    turns: int = 0
+    unhelpful: int = 0
+    last_intent: str = ""
+    given: list[str] = field(default_factory=list)  # article ids / fund codes already given
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    intent: str
+    sources: list[dict[str, Any]]
+    action: dict[str, str] | None = None
+    memory: Memory = field(default_factory=Memory)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    reason: str  # customer_request, complaint, emotion, unhelpful, not_confident, …
+    intent: str
+
+
+Decision = Answer | Handoff
+
+
+def margin(analysis: dict[str, Any]) -> float:
+    scores = sorted((analysis.get("scores") or {}).values(), reverse=True)
+    if len(scores) < 2:
+        return float(analysis.get("confidence") or 0.0)
+    return float(scores[0] - scores[1])
+
+
+def _funds(analysis: dict[str, Any]) -> list[str]:
+    ents = analysis.get("entities") or {}
+    codes = [f.get("code") for f in ents.get("funds") or [] if f.get("code")]
+    codes += list(ents.get("fund_codes") or [])
+    return list(dict.fromkeys(c for c in codes if c))
+
+
+def fund_codes(analysis: dict[str, Any]) -> list[str]:
+    """The fund codes a message names (the stage fetches their records)."""
+    return _funds(analysis)
+
+
+def nav_text(rec: dict[str, Any]) -> str:
+    nav = rec["nav"]
+    sample = "（样例数据，非真实行情）" if rec.get("sample") else ""
+    return (
+        f"{rec['name']}（{rec['code']}）单位净值 {nav['value']:.4f} 元，"
+        f"净值日期 {nav['date']}，数据来源：{nav['source']}{sample}。"
+        "基金过往业绩不代表未来表现，投资有风险。"
+    )
+
+
+def decide(
+    analysis: dict[str, Any],
+    text: str,
+    memory: Memory,
+    index: Index,
+    funds: dict[str, dict[str, Any]],
+    now_ms: int,
+    channel: str,
+    th: Thresholds = THRESHOLDS,
+) -> Decision:
+    intent = str(analysis.get("intent") or "unknown")
+    category = str(analysis.get("category") or "unclear")
+    if analysis.get("wants_human") or intent == "human_request":
+        return Handoff("customer_request", intent)
+    if category == "complaint" or intent.startswith("complaint") or intent == "suggestion":
+        return Handoff("complaint", intent)
+    if analysis.get("anger") or analysis.get("anxiety") or analysis.get("sentiment") == "negative":
+        return Handoff("emotion", intent)
+    unhelpful = memory.unhelpful
+    if memory.turns and (_NOT_HELPED.search(text) or intent == memory.last_intent):
+        unhelpful += 1
+    if unhelpful >= UNHELPFUL_LIMIT:
+        return Handoff("unhelpful", intent)
+    if _NOT_HELPED.search(text):
+        return Handoff("unhelpful", intent)
+    if intent not in ANSWERABLE or _PERSONAL.search(text):
+        return Handoff("out_of_scope", intent)
+    conf = float(analysis.get("confidence") or 0.0)
+    iconf = float(analysis.get("intent_confidence") or 0.0)
+    if conf < th.category or iconf < th.intent or margin(analysis) < th.margin:
+        return Handoff("not_confident", intent)
+
+    def remember(given: str) -> Memory:
+        return Memory(
+            turns=memory.turns + 1,
+            unhelpful=unhelpful,
+            last_intent=intent,
+            given=[*memory.given, given],
+        )
+
+    codes = _funds(analysis)
+    if intent in FUND_INTENTS and codes:
+        if len(codes) != 1:
+            return Handoff("ambiguous_fund", intent)
+        rec = funds.get(codes[0])
+        if rec is None:
+            return Handoff("unknown_fund", intent)
+        if not nav_is_current(rec["nav"]["date"], now_ms, rec.get("type") or ""):
+            return Handoff("stale_nav", intent)
+        if f"fund:{rec['code']}" in memory.given:
+            return Handoff("unhelpful", intent)
+        return Answer(
+            nav_text(rec),
+            intent,
+            [{"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]}],
+            memory=remember(f"fund:{rec['code']}"),
+        )
+    hits = [
+        h
+        for h in index.search(text, 5, channel=channel, intents=[intent])
+        if f"kb:{h.id}" not in memory.given
+    ]
+    if not hits or hits[0].coverage < th.coverage:
+        # Asked again and nothing new to say: that turn did not help either.
+        return Handoff("unhelpful" if unhelpful else "no_article", intent)
+    art = index.articles[hits[0].id]
+    body = str(art["body"])
+    extra = ""
+    if intent == "fees" and codes and codes[0] in funds and funds[codes[0]].get("fees"):
+        rec = funds[codes[0]]
+        extra = (
+            f"\n{rec['name']}："
+            + "；".join(f"{k} {v}" for k, v in rec["fees"].items())
+            + f"（{rec['nav'].get('source', '')}）"
+        )
+    elif intent == "redemption_arrival" and codes and codes[0] in funds:
+        rec = funds[codes[0]]
+        if rec.get("redemption_arrival"):
+            extra = f"\n{rec['name']}为{rec.get('type', '')}基金，赎回一般{rec['redemption_arrival']}个工作日到账。"
+    sources: list[dict[str, Any]] = [
+        {"kind": "article", "id": art["id"], "version": art.get("version"), "title": art["title"]}
+    ]
+    if extra:
+        rec = funds[codes[0]]
+        sources.append({"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]})
+    action = art.get("action")
+    link = f"\n{action['label']}：{action['url']}" if action else ""
+    return Answer(
+        f"{body}{extra}{link}\n（来自知识库：{art['title']}）",
+        intent,
+        sources,
+        action=action,
+        memory=remember(f"kb:{art['id']}"),
+    )
+
+
+def summary(texts: list[str], bot_texts: list[str], reason: str, intent: str) -> str:
+    """One line for the agent: what the customer asked, what the bot said, why it handed off."""
+    asked = " / ".join(t[:60] for t in texts[-3:]) or "（无文字）"
+    said = f"；机器人已答 {len(bot_texts)} 次" if bot_texts else ""
+    return f"客户：{asked}{said}；转人工原因：{REASONS.get(reason, reason)}；意图：{intent}"
+
+
+REASONS = {
+    "customer_request": "客户要求人工",
+    "complaint": "投诉或建议",
+    "emotion": "客户情绪激动或焦虑",
+    "unhelpful": "机器人回答未解决问题",
+    "not_confident": "机器人没有把握",
+    "out_of_scope": "机器人不处理此类问题",
+    "ambiguous_fund": "基金不明确",
+    "unknown_fund": "无该基金数据",
+    "stale_nav": "净值数据不是最新",
+    "no_article": "知识库无对应答案",
+    "no_text": "无文字内容",
+}
+
+HANDOFF_NOTICE = "正在为您转接人工客服，请稍候，您无需重复描述问题。"

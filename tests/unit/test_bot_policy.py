@@ -1,0 +1,105 @@
+"""The bot's decisions, pure: what it answers, what it hands off and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from session import tradingdays as td
+from session.kbsearch import Index
+from streams.bot import policy
+from streams.bot.policy import Answer, Handoff, Memory
+from streams.devkit import samples
+
+NOW = int(dt.datetime(2026, 12, 3, 10, tzinfo=td.SHANGHAI).timestamp() * 1000)
+INDEX = Index({**a, "version": 1} for a in samples.knowledge_articles())
+FUNDS = {f["code"]: f for f in samples.sample_funds(NOW)}
+
+
+def analysis(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "category": "transaction",
+        "confidence": 0.99,
+        "scores": {"transaction": 0.99, "product": 0.01},
+        "intent": "sip",
+        "intent_confidence": 0.99,
+        "sentiment": "neutral",
+        "anger": False,
+        "anxiety": False,
+        "wants_human": False,
+        "entities": {"funds": [], "fund_codes": []},
+    }
+    base.update(kw)
+    return base
+
+
+def decide(a: dict[str, Any], text: str, memory: Memory | None = None) -> policy.Decision:
+    return policy.decide(a, text, memory or Memory(), INDEX, FUNDS, NOW, "chat")
+
+
+def test_a_how_to_is_answered_from_its_article_with_the_link() -> None:
+    d = decide(analysis(), "怎么设置定投")
+    assert isinstance(d, Answer)
+    assert d.sources[0]["id"] == "kb-sip-setup" and d.action and "rtfund://" in d.text
+
+
+def test_a_nav_question_names_value_date_and_source() -> None:
+    a = analysis(
+        category="product",
+        intent="nav_return",
+        entities={"funds": [{"code": "161606"}], "fund_codes": []},
+    )
+    d = decide(a, "融通领先成长混合A净值多少")
+    assert isinstance(d, Answer)
+    assert d.sources == [{"kind": "fund", "id": "161606", "date": FUNDS["161606"]["nav"]["date"]}]
+    stale = {**FUNDS["161606"], "nav": {**FUNDS["161606"]["nav"], "date": "2024-11-22"}}
+    d2 = policy.decide(a, "净值", Memory(), INDEX, {"161606": stale}, NOW, "chat")
+    assert isinstance(d2, Handoff) and d2.reason == "stale_nav"
+    d3 = policy.decide(a, "净值", Memory(), INDEX, {}, NOW, "chat")
+    assert isinstance(d3, Handoff) and d3.reason == "unknown_fund"
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"wants_human": True}, "customer_request"),
+        ({"category": "complaint", "intent": "complaint_service"}, "complaint"),
+        ({"anger": True}, "emotion"),
+        ({"anxiety": True}, "emotion"),
+        ({"sentiment": "negative"}, "emotion"),
+        ({"intent": "transaction_failure"}, "out_of_scope"),
+        ({"intent_confidence": 0.6}, "not_confident"),
+        ({"scores": {"transaction": 0.55, "product": 0.45}}, "not_confident"),
+    ],
+)
+def test_what_is_never_answered(kw: dict[str, Any], reason: str) -> None:
+    d = decide(analysis(**kw), "怎么设置定投")
+    assert isinstance(d, Handoff) and d.reason == reason
+
+
+def test_asking_the_same_again_counts_as_unhelpful() -> None:
+    first = decide(analysis(), "怎么设置定投")
+    assert isinstance(first, Answer)
+    second = decide(analysis(), "定投到底怎么弄", first.memory)
+    # The second article on 定投 is offered once; a third ask goes to a person.
+    if isinstance(second, Answer):
+        assert second.sources[0]["id"] != "kb-sip-setup"
+        third = decide(analysis(), "还是不知道定投怎么弄", second.memory)
+        assert isinstance(third, Handoff) and third.reason == "unhelpful"
+    else:
+        assert second.reason == "unhelpful"
+    assert isinstance(decide(analysis(), "没用", first.memory), Handoff)
+
+
+def test_personal_questions_and_advice_go_to_a_person() -> None:
+    d = decide(analysis(intent="redemption_arrival"), "我的赎回到账了吗")
+    assert isinstance(d, Handoff) and d.reason == "out_of_scope"
+    d = decide(analysis(category="product", intent="product_info"), "有什么适合我的基金")
+    assert isinstance(d, Handoff)
+
+
+def test_summary_names_the_question_and_the_reason() -> None:
+    s = policy.summary(["定投怎么设置", "转人工"], ["……"], "customer_request", "sip")
+    assert "定投怎么设置" in s and "客户要求人工" in s and "1 次" in s
