@@ -24,9 +24,9 @@ from session.tradingdays import nav_is_current
 
 @dataclass(frozen=True)
 class Thresholds:
-    category: float = 0.90  # the classifier's category probability
-    intent: float = 0.90  # the intent's probability among the category's intents
-    margin: float = 0.50  # top category probability minus the second
+    category: float = 0.80  # the classifier's category probability
+    intent: float = 0.70  # the intent's probability among the category's intents
+    margin: float = 0.60  # top category probability minus the second
     coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
 
 
@@ -37,6 +37,7 @@ FUND_INTENTS = frozenset({"nav_return"})
 KB_INTENTS = frozenset(
     {
         "nav_return",
+        "product_info",
         "fees",
         "purchase",
         "redemption_howto",
@@ -62,8 +63,16 @@ _NOT_HELPED = re.compile(
 )
 # Buying advice and personal account facts need a person (or suitability, docs/bot.md).
 _PERSONAL = re.compile(
-    r"我的(?:账户|订单|持仓|份额|余额|资金|钱|赎回|申购|交易|基金)|我(?:买|赎回|申购)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
+    r"我的(?:账户|订单|持仓|份额|余额|资金|钱|赎回|申购|交易|基金|定投|计划)"
+    r"|我.{0,4}(?:买|赎回|申购|转换|卖)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
 )
+
+
+# A figure the customer wants (how much, which rank): only a record can give it, never an article.
+_FIGURE = re.compile(r"多少|几何|排名|排第几|涨了|跌了|收益率")
+# What a NAV record answers; anything else about a named fund (its yield, rank, size,
+# manager, holdings) is not in the record.
+_NAV_WORDS = re.compile(r"净值")
 
 
 @dataclass
@@ -165,7 +174,11 @@ def decide(
         )
 
     codes = _funds(analysis)
-    if intent in FUND_INTENTS and codes:
+    if intent in FUND_INTENTS and (codes or _FIGURE.search(text)):
+        if not codes:
+            return Handoff("ambiguous_fund", intent)  # "今天净值多少": of which fund?
+        if not _NAV_WORDS.search(text):
+            return Handoff("out_of_scope", intent)  # its yield, rank, size: not in the record
         if len(codes) != 1:
             return Handoff("ambiguous_fund", intent)
         rec = funds.get(codes[0])

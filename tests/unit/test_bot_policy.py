@@ -103,3 +103,32 @@ def test_personal_questions_and_advice_go_to_a_person() -> None:
 def test_summary_names_the_question_and_the_reason() -> None:
     s = policy.summary(["定投怎么设置", "转人工"], ["……"], "customer_request", "sip")
     assert "定投怎么设置" in s and "客户要求人工" in s and "1 次" in s
+
+
+def test_the_labelled_sets_are_kept_apart() -> None:
+    """bench/bot.py's sets: >= 300 questions across tune and test, none in the classifier's
+    corpora or evaluation sets, none a knowledge sample question, none in two sets."""
+    import glob
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sets = {
+        name: [json.loads(x) for x in (root / "bench/data" / name).read_text().splitlines() if x]
+        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl")
+    }
+    assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
+    texts = [r["text"] for rows in sets.values() for r in rows]
+    assert len(texts) == len(set(texts))
+    corpora: set[str] = set()
+    for path in glob.glob(str(root / "training/nlu/data/**/*.jsonl"), recursive=True):
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                corpora.add(json.loads(line).get("text", ""))
+            except (ValueError, AttributeError):
+                continue
+    for a in samples.knowledge_articles():
+        corpora |= {a["title"], *a.get("questions", [])}
+    assert set(texts) & corpora == set()
+    kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
+    assert kinds == {"handoff", "fund", "kb"}
