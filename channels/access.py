@@ -110,6 +110,9 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/readyz"): public("readiness probe"),
     ("GET", "/v1/openapi.json"): public("the API document"),
     ("GET", "/v1/asyncapi.json"): public("the topic document"),
+    # the browser pages: static; what they show comes from the API with the user's login
+    ("GET", "/desk"): public("a static page; its data needs the agent's login"),
+    ("GET", "/ops"): public("a static page; its data needs an ops or supervisor login"),
 }
 
 TOKENS: Final = web.AppKey("omnirouter.tokens", TokenStore)

@@ -292,6 +292,8 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ("get", "/v1/session", "Who this credential is", None, 200),
     ("post", "/v1/session", "Desk login: a token for an HttpOnly session cookie", "Login", 200),
     ("delete", "/v1/session", "Desk logout", None, 200),
+    ("get", "/desk", "The agent desk (HTML)", None, 200),
+    ("get", "/ops", "The ops console (HTML)", None, 200),
     ("get", "/v1/openapi.json", "This document", None, 200),
     ("get", "/v1/asyncapi.json", "The topic contract (AsyncAPI 3.0)", None, 200),
     ("get", "/healthz", "The process is up", None, 200),

@@ -9,6 +9,9 @@
 | OMNIROUTER_DRAIN_SCAN_MAX | 2000 | at most this many waiting conversations examined per cycle (pages stop early once no agent has room) |
 | OMNIROUTER_STICKY_WINDOW_S | 1800 | the last agent counts as "this conversation's agent" for this long after its last contact |
 | OMNIROUTER_ALERT_LATCH_S | 300 | the same alert (kind, queue) is raised at most once in this time across workers |
+| OMNIROUTER_REQUIRE_DESK | 1 | offer work only to agents with at least one desk (agent stream) open; 0 offers every available agent |
+| OMNIROUTER_DESK_GRACE_S | 20 | after the last desk closes, how long until the agent goes away and its pending offers return to their queues (a reload fits in it) |
+| OMNIROUTER_DESK_LEASE_S | 30 | a desk counts while its gateway renews its lease (every third of this); a dead gateway's desks stop counting after it |
 | OMNIROUTER_QUEUES_FILE | (built-in) | JSON queue configuration (requirements, steps, hours, backup, overflow); see router/queues.py and docs/routing.md |
 """
 
@@ -38,3 +41,10 @@ class RouterSettings:
         default_factory=lambda: int(number("OMNIROUTER_STICKY_WINDOW_S", 1800) * 1000)
     )
     alert_latch_s: int = field(default_factory=lambda: int(number("OMNIROUTER_ALERT_LATCH_S", 300)))
+    require_desk: bool = field(default_factory=lambda: bool(number("OMNIROUTER_REQUIRE_DESK", 1)))
+    desk_grace_ms: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_DESK_GRACE_S", 20) * 1000)
+    )
+    desk_lease_ms: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_DESK_LEASE_S", 30) * 1000)
+    )

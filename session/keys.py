@@ -270,9 +270,21 @@ def auth_ticket(digest: str) -> str:
 
 
 def desk_presence(agent_id: str) -> str:
-    """ZSET connection id -> last heartbeat (ms) of an agent's open desks: an agent is offered
-    work only while one is present (channels/presence.py)."""
+    """ZSET connection id -> lease expiry (ms) of an agent's open desks (agent streams); a
+    gateway renews the lease of each socket it holds (router/registry/agents.py)."""
     return f"{PREFIX}:agent:{agent_id}:desks"
+
+
+def agents_present() -> str:
+    """SET of agents with at least one desk open: with OMNIROUTER_REQUIRE_DESK only these are
+    offered work (router/lua/offer.lua checks it in the claim)."""
+    return f"{PREFIX}:agents:present"
+
+
+def agents_desk_gone() -> str:
+    """ZSET agent -> when its grace ends (ms): the last desk closed; if none opens again by
+    then the agent goes away and its pending offers return to their queues."""
+    return f"{PREFIX}:agents:desk_gone"
 
 
 # -- knowledge base and fund data (session/knowledge.py, session/funds.py) ---------------------

@@ -19,6 +19,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from channels.agent_feed import append_frames
 from router.dispatch import Router
 from router.registry import Registry
+from router.settings import RouterSettings
 from schemas import deadletter, envelope, topics
 from schemas.deadletter import RETRIABLE, Origin
 from session import keys
@@ -87,8 +88,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     app = faust_app("omnirouter", settings, settings.partitions)
     redis = connect(settings.require_redis())
     session = SessionStore(redis)
-    registry = Registry(redis)
-    router = Router(registry)
+    router_settings = RouterSettings()
+    registry = Registry(redis, require_desk=router_settings.require_desk)
+    router = Router(registry, router_settings)
     ledger = InboundLedger(redis, session.settings.dedupe_ttl_s)
     placements = Placements(session, registry, router)
     worker_id = settings.worker_id

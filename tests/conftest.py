@@ -143,6 +143,9 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_SMTP_PORT": "0",
         # The ledger auditor must act within a test's patience (production default: 120 s).
         "OMNIROUTER_AUDIT_AFTER_S": "3",
+        # Presence within a test's patience (production: 20 s grace, 30 s lease).
+        "OMNIROUTER_DESK_GRACE_S": "2",
+        "OMNIROUTER_DESK_LEASE_S": "3",
         "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,

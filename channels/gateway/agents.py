@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
-from channels.access import acting_agent
-from channels.gateway.core import SOURCE, Gateway
+from channels.access import acting_agent, principal_of
+from channels.gateway.core import Gateway
 from channels.gateway.errors import (
     ApiError,
     offer_error,
@@ -17,14 +17,12 @@ from channels.gateway.errors import (
     path_id,
 )
 from channels.stream_feed import valid_stream_id
-from schemas import models, topics
+from schemas import models
+from schemas.envelope import new_id
 from schemas.payloads import (
     AgentAccepted,
     AgentRejected,
-    AgentStatusChanged,
-    envelope_of,
 )
-from schemas.vocabulary import AgentStatus
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +55,7 @@ class Agents:
     async def set_status(self, request: web.Request) -> web.Response:
         agent_id = path_id(request, "agent_id")
         status = models.parse_status(await self.gw.body(request))
-        changed = await self.gw.registry.change_status(agent_id, status)
+        changed = await self.gw.apply_status(agent_id, status)
         if changed is None:
             raise ApiError(
                 404,
@@ -66,22 +64,6 @@ class Agents:
                 field="agent_id",
             )
         previous = changed.previous
-        await self.gw.publish(
-            topics.AGENT_EVENTS,
-            agent_id,
-            envelope_of(
-                AgentStatusChanged(
-                    agent_id=agent_id,
-                    status=cast(AgentStatus, status),
-                    previous=previous,
-                    # Already back in their queues; listed so the worker can tell desktops.
-                    revoked_offers=changed.revoked,
-                    returned=changed.returned,
-                ),
-                source=SOURCE,
-                subject=agent_id,
-            ),
-        )
         return ok(
             {
                 "agent_id": agent_id,
@@ -105,12 +87,18 @@ class Agents:
                 "since must be a frame id (<ms>-<seq>, as in the frames' frame_id)",
                 field="since",
             )
+        # The agent's own socket is its desk: it is offered work only while one is open.
+        # A supervisor watching the stream is not the agent's presence.
+        is_desk = principal_of(request).is_agent(agent_id)
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         # Register before the snapshot: a frame may then arrive twice, but never not at all.
         await self.gw.feed.register(agent_id, ws, since)
         structlog.contextvars.bind_contextvars(agent_id=agent_id)
-        log.info("agent_stream.connected")
+        conn_id = new_id()
+        if is_desk:
+            await self.gw.desk_opened(agent_id, conn_id)
+        log.info("agent_stream.connected", desk=is_desk)
         try:
             await ws.send_str(orjson.dumps(await self._snapshot(agent_id)).decode())
             async for msg in ws:
@@ -120,6 +108,8 @@ class Agents:
                     break
         finally:
             self.gw.feed.unregister(agent_id, ws)
+            if is_desk:
+                await self.gw.desk_closed(agent_id, conn_id)
             log.info("agent_stream.closed")
         return ws
 

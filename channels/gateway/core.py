@@ -6,10 +6,13 @@ and declares its routes; this module builds the shared parts once and mounts the
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from typing import Any, cast
 
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from channels.access import TOKENS, access_middleware
 from channels.adapters import Adapters
@@ -24,14 +27,12 @@ from channels.gateway.errors import (
 from channels.ingress import Ingress
 from channels.settings import GatewaySettings
 from router.queues import QueueBook
-from router.registry import Registry
+from router.registry import OfflineResult, Registry
 from router.settings import RouterSettings
 from schemas import envelope, topics
 from schemas.envelope import Envelope
-from schemas.payloads import (
-    Payload,
-    envelope_of,
-)
+from schemas.payloads import AgentStatusChanged, Payload, envelope_of
+from schemas.vocabulary import AgentStatus
 from session.funds import FundStore
 from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger
@@ -49,7 +50,7 @@ class Gateway:
         self.queue_book = QueueBook.from_env()
         self.redis = connect(redis_url)
         self.session = SessionStore(self.redis)
-        self.registry = Registry(self.redis)
+        self.registry = Registry(self.redis, require_desk=self.router_settings.require_desk)
         self.ledger = InboundLedger(self.redis, self.session.settings.dedupe_ttl_s)
         self.knowledge = KnowledgeBase(self.redis)
         self.funds = FundStore(self.redis)
@@ -63,6 +64,10 @@ class Gateway:
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
         self.adapters = Adapters(self, redis_url)
+        # The desks (agents' own stream sockets) this gateway holds: their leases are renewed
+        # here, so another gateway's sweep can tell a dead gateway's desks from live ones.
+        self.desks: set[tuple[str, str]] = set()
+        self._presence: asyncio.Task[None] | None = None
         self.tokens = TokenStore(
             self.redis,
             Configured(
@@ -80,6 +85,7 @@ class Gateway:
         app[TOKENS] = self.tokens
         self.adapters.install(app)  # first: it takes /v1/inbound/app over from the generic route
         # Imported here: each resource module imports this one for its type.
+        from channels.desk.pages import Pages
         from channels.gateway.agents import Agents
         from channels.gateway.conversations import Conversations
         from channels.gateway.credentials import Credentials
@@ -98,6 +104,7 @@ class Gateway:
             Funds(self),
             Credentials(self),
             Ops(self),
+            Pages(),
         ):
             app.router.add_routes(resource.routes())
         app.on_startup.append(self._start)
@@ -107,12 +114,80 @@ class Gateway:
     async def _start(self, _: web.Application) -> None:
         await self.broker.start()
         await self.feed.start()
+        self._presence = asyncio.create_task(self._presence_loop())
 
     async def _stop(self, _: web.Application) -> None:
+        if self._presence is not None:
+            self._presence.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence
         await self.feed.stop()
         await self.broker.stop()
         await self.feed.redis.aclose()
         await self.redis.aclose()
+
+    # -- agents' status and presence --------------------------------------------------------------
+
+    async def apply_status(
+        self, agent_id: str, status: str, give_back: str | None = None
+    ) -> OfflineResult | None:
+        """Change an agent's status and tell the worker what it gave back (its desktops hear
+        of revoked offers and returned conversations from there)."""
+        changed = await self.registry.change_status(agent_id, status, give_back)
+        if changed is None:
+            return None
+        await self.publish(
+            topics.AGENT_EVENTS,
+            agent_id,
+            envelope_of(
+                AgentStatusChanged(
+                    agent_id=agent_id,
+                    status=cast(AgentStatus, status),
+                    previous=changed.previous,
+                    # Already back in their queues; listed so the worker can tell desktops.
+                    revoked_offers=changed.revoked,
+                    returned=changed.returned,
+                ),
+                source=SOURCE,
+                subject=agent_id,
+            ),
+        )
+        return changed
+
+    async def desk_opened(self, agent_id: str, conn_id: str) -> None:
+        self.desks.add((agent_id, conn_id))
+        await self.registry.desk_opened(agent_id, conn_id, self.router_settings.desk_lease_ms)
+
+    async def desk_closed(self, agent_id: str, conn_id: str) -> None:
+        self.desks.discard((agent_id, conn_id))
+        try:
+            if await self.registry.desk_closed(
+                agent_id, conn_id, self.router_settings.desk_grace_ms
+            ):
+                log.info("desk.last_closed", agent_id=agent_id)
+        except RedisError:
+            log.warning("desk.close_not_recorded", agent_id=agent_id)  # the lease ends it
+
+    async def _presence_loop(self) -> None:
+        """Renew our desks' leases; end dead gateways' desks; send agents whose grace ended
+        away, their pending offers back to their queues (open conversations stay theirs)."""
+        s = self.router_settings
+        while True:
+            await asyncio.sleep(s.desk_lease_ms / 3000)
+            try:
+                await self.registry.desks_renewed(sorted(self.desks), s.desk_lease_ms)
+                await self.registry.sweep_desks(s.desk_grace_ms)
+                for agent_id in await self.registry.desks_gone_due():
+                    if await self.registry.has_desk(agent_id):
+                        continue
+                    agent = await self.registry.get_agent(agent_id)
+                    if agent and agent.get("status") == "available":
+                        await self.apply_status(agent_id, "away", give_back="offers")
+                        log.info("desk.away", agent_id=agent_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("desk.presence_failed")
 
     async def publish(self, topic: str, key: str, env: Envelope) -> None:
         await self.publish_raw(topic, key, envelope.encode(env))

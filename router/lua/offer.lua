@@ -5,11 +5,12 @@
 -- and no agent ever holds more than its capacity, however many workers race.
 -- ARGV: prefix, conversation_id, agent_id, channel, offer_id, expires_at_ms, now_ms, customer_id,
 --       job_json (what routing knows of the conversation, kept for re-routing), queue,
---       head_start_ms (so a released offer goes back to its queue at the right place)
+--       head_start_ms (so a released offer goes back to its queue at the right place),
+--       require_desk ('1': only an agent with an open desk, agents:present, may be offered)
 -- Returns {'ok'} or {reason, detail}.
 local p, conv, agent, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local offer, expires, now, cust = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local job, queue, head = ARGV[9], ARGV[10], ARGV[11]
+local job, queue, head, need_desk = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local ck = p .. ':conv:' .. conv
 local ak = p .. ':agent:' .. agent
 local lk = p .. ':agents:load'
@@ -17,6 +18,9 @@ local lk = p .. ':agents:load'
 local state = redis.call('HGET', ck, 'state')
 if state ~= 'open' and state ~= 'waiting' then return {'conversation_not_routable', state or 'missing'} end
 if redis.call('HGET', ak, 'status') ~= 'available' then return {'agent_unavailable', agent} end
+if need_desk == '1' and redis.call('SISMEMBER', p .. ':agents:present', agent) == 0 then
+  return {'agent_no_desk', agent}
+end
 local cap = tonumber(redis.call('HGET', ak .. ':cap', channel) or '0')
 local load = tonumber(redis.call('HGET', lk, agent .. '|' .. channel) or '0')
 if load >= cap then return {'agent_full', agent} end

@@ -1,7 +1,8 @@
 -- An agent goes offline (or away with give_back): in one step its status changes, every
 -- pending offer is taken back and every open assignment returns to its queue, so nothing it
 -- held is stranded and no offer can be made to it afterwards (offer.lua checks the status).
--- ARGV: prefix, agent_id, status, now_ms, give_back ('1' returns offers and assignments)
+-- ARGV: prefix, agent_id, status, now_ms, give_back ('1' returns offers and assignments,
+--       'offers' only the pending offers: a desk that went away keeps its conversations)
 -- Returns {previous_status, n_offers, offer_id, conversation_id, customer_id, ...,
 --          conversation_id, customer_id, ...} or {'agent_not_found'}.
 local p, agent, status, now, give = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
@@ -15,7 +16,7 @@ else
   redis.call('SREM', p .. ':agents:available', agent)
 end
 local out = {prev, 0}
-if give ~= '1' then return out end
+if give ~= '1' and give ~= 'offers' then return out end
 local function back_in_queue(conv, ck, since)
   local c = redis.call('HMGET', ck, 'queue', 'head_start')
   requeue(p, ck, conv, c[1] or 'unclear', since - tonumber(c[2] or '0'))
@@ -40,6 +41,7 @@ for _, offer in ipairs(redis.call('SMEMBERS', ak .. ':offers')) do
 end
 redis.call('DEL', ak .. ':offers')
 out[2] = n
+if give == 'offers' then return out end
 for _, conv in ipairs(redis.call('SMEMBERS', ak .. ':convs')) do
   local ck = p .. ':conv:' .. conv
   local c = redis.call('HMGET', ck, 'state', 'agent_id', 'assigned_channel', 'customer_id')

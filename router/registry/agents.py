@@ -55,14 +55,14 @@ class Agents(RegistryBase):
         res = await self.change_status(agent_id, status)
         return res.previous if res else None
 
-    async def change_status(self, agent_id: str, status: str) -> OfflineResult | None:
+    async def change_status(
+        self, agent_id: str, status: str, give_back: str | None = None
+    ) -> OfflineResult | None:
         """Set the status atomically; offline also returns offers and assignments to their
-        queues. None if there is no such agent."""
+        queues (give_back="offers": only the pending offers). None if there is no such agent."""
+        give = give_back or ("1" if status == "offline" else "0")
         raw = [
-            _s(x)
-            for x in await self._offline(
-                args=[keys.PREFIX, agent_id, status, now_ms(), "1" if status == "offline" else "0"]
-            )
+            _s(x) for x in await self._offline(args=[keys.PREFIX, agent_id, status, now_ms(), give])
         ]
         if raw[0] == "agent_not_found":
             return None
@@ -130,7 +130,10 @@ class Agents(RegistryBase):
         (plus profile reads only after a profile changed), whatever the number of agents."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.agents_version())
-        pipe.smembers(keys.agents_available())
+        if self.require_desk:
+            pipe.sinter([keys.agents_available(), keys.agents_present()])
+        else:
+            pipe.smembers(keys.agents_available())
         pipe.hgetall(keys.agents_load())
         pipe.hgetall(keys.agents_last_offer())
         version, ids_raw, load_raw, last_raw = await pipe.execute()
@@ -164,3 +167,57 @@ class Agents(RegistryBase):
     async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:
         """Free the slots whose wrap-up ended; the agents that got a slot back."""
         return [_s(x) for x in await self._wrapup(args=[keys.PREFIX, now, limit])]
+
+    # -- presence: the agent's open desks --------------------------------------------------------
+
+    async def desk_opened(self, agent_id: str, conn_id: str, lease_ms: int) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(keys.desk_presence(agent_id), {conn_id: now_ms() + lease_ms})
+        pipe.sadd(keys.agents_present(), agent_id)
+        pipe.zrem(keys.agents_desk_gone(), agent_id)  # back within the grace: nothing happens
+        await pipe.execute()
+
+    async def desks_renewed(self, desks: list[tuple[str, str]], lease_ms: int) -> None:
+        """Extend the lease of every (agent, connection) a gateway still holds."""
+        if not desks:
+            return
+        until = now_ms() + lease_ms
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id, conn_id in desks:
+            pipe.zadd(keys.desk_presence(agent_id), {conn_id: until}, xx=True)
+        await pipe.execute()
+
+    async def desk_closed(self, agent_id: str, conn_id: str, grace_ms: int) -> bool:
+        """True when it was the agent's last desk (offers stop now; away after the grace)."""
+        return bool(await self._desk_gone(agent_id, conn_id, grace_ms))
+
+    async def sweep_desks(self, grace_ms: int) -> list[str]:
+        """Desks whose gateway died stop counting when their lease runs out; returns the
+        agents that lost their last desk that way."""
+        gone = []
+        for raw in await self.redis.smembers(keys.agents_present()):
+            agent_id = _s(raw)
+            if await self._desk_gone(agent_id, "", grace_ms):
+                gone.append(agent_id)
+        return gone
+
+    async def desks_gone_due(self, limit: int = 100) -> list[str]:
+        """Agents whose grace ended without a desk; each is returned to one caller only."""
+        due = await self.redis.zrangebyscore(keys.agents_desk_gone(), "-inf", now_ms(), 0, limit)
+        out = []
+        for raw in due:
+            agent_id = _s(raw)
+            if await self.redis.zrem(keys.agents_desk_gone(), agent_id):
+                out.append(agent_id)
+        return out
+
+    async def has_desk(self, agent_id: str) -> bool:
+        return bool(await self.redis.sismember(keys.agents_present(), agent_id))
+
+    async def _desk_gone(self, agent_id: str, conn_id: str, grace_ms: int) -> int:
+        return int(
+            await self._desk_closed(
+                keys=[keys.desk_presence(agent_id), keys.agents_present(), keys.agents_desk_gone()],
+                args=[agent_id, conn_id, now_ms(), grace_ms],
+            )
+        )

@@ -30,6 +30,20 @@ return 0
 """
 
 
+# The last desk of an agent closed (or its lease ran out): no new offers at once, and after
+# the grace the agent goes away (Agents.desks_gone). KEYS: desks, present, desk_gone.
+# ARGV: agent, connection id ('' to only purge expired leases), now_ms, grace_ms.
+_DESK_CLOSED = """
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
+end
+return 1
+"""
+
+
 def _script(name: str) -> str:
     """A state script with the shared moves of session/lua/lib.lua in front of it."""
     return with_lib(resources.files("router").joinpath("lua", name).read_text())
@@ -75,8 +89,11 @@ class OfflineResult:
 
 
 class RegistryBase:
-    def __init__(self, redis: aioredis.Redis):
+    def __init__(self, redis: aioredis.Redis, require_desk: bool = False):
         self.redis = redis
+        # Offer only agents with an open desk (the processes pass OMNIROUTER_REQUIRE_DESK;
+        # tools and tests that drive the registry directly have no desks).
+        self.require_desk = require_desk
         self._offer = redis.register_script(_script("offer.lua"))
         self._accept = redis.register_script(_script("accept.lua"))
         self._release = redis.register_script(_script("release.lua"))
@@ -87,6 +104,7 @@ class RegistryBase:
         self._transfer = redis.register_script(_script("transfer.lua"))
         self._move = redis.register_script(_script("move.lua"))
         self._unlease = redis.register_script(_UNLEASE)
+        self._desk_closed = redis.register_script(_DESK_CLOSED)
         # Worker-local copy of the agents' profiles (skills, capacity, languages): they change
         # rarely, so a routing decision reads only status and load from Redis. Valid while
         # the version counter in Redis has not moved.

@@ -33,9 +33,14 @@ class Offers(RegistryBase):
             )
         )
 
-    @staticmethod
     def _offer_args(
-        job: Job, agent_id: str, offer_id: str, expires_at: int, queue: str, head_start_ms: int
+        self,
+        job: Job,
+        agent_id: str,
+        offer_id: str,
+        expires_at: int,
+        queue: str,
+        head_start_ms: int,
     ) -> list[Any]:
         return [
             keys.PREFIX,
@@ -49,6 +54,7 @@ class Offers(RegistryBase):
             orjson.dumps(job.to_dict()),
             queue,
             head_start_ms,
+            "1" if self.require_desk else "0",
         ]
 
     async def offer_many(self, claims: list[tuple[Job, str, str, int, int]]) -> list[ScriptResult]:

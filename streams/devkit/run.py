@@ -147,11 +147,13 @@ omnirouter is running.
   gateway        {base}
   readiness      {base}/readyz      metrics  {base}/metrics
   queues         {base}/v1/queues
+  agent desk     {base}/desk        (log in with an agent's token below)
+  ops console    {base}/ops         (log in with the ops or admin token)
   chat widget    {base}/v1/chat/widget
   smtp ingress   {smtp} (mail to anyone@{domains}); replies by `omnirouter delivery`
   kafka          {bootstrap}
   redis          {redis_url}
-  sample data    {n_agents} agents (a1-a4, available), {n_customers} customers (C10086 …),
+  sample data    {n_agents} agents (a1-a4: offered work while their desk is open), {n_customers} customers (C10086 …),
                  the starter knowledge base, sample funds (NAVs marked as sample)
 
 Credentials (shown once; docs/security.md):

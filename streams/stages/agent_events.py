@@ -88,6 +88,10 @@ class AgentEvents:
                 await self._gave_back(env.id, d, out)
                 await self.placements.revoke_offers(out, d["agent_id"])
                 return True
+            if d.get("revoked_offers") or d.get("returned"):
+                # Away because its last desk closed: its pending offers went back to queues.
+                await self._gave_back(env.id, d, out)
+                return True
             return False
         if env.type == events.AGENT_TRANSFERRED:
             await self._transferred(env, out)

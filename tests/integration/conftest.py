@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +16,7 @@ import orjson
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from playwright.async_api import Browser, async_playwright
 
 from session import keys
 from streams.devkit import embedded
@@ -145,3 +149,39 @@ def second_gateway(services: Services, infra: embedded.Infra) -> Iterator[str]:
         yield base
     finally:
         _stop(proc)
+
+
+# -- a real browser: Debian's chromium driven by Playwright (no browser download) -------------
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("OMNIROUTER_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        # `make test` installs it (root + apt); anywhere else this names what is missing.
+        raise RuntimeError(
+            "the browser tests need Debian's chromium: apt-get install chromium fonts-noto-cjk"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Screenshots of the browser tests are kept here (build/ is not committed)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield b
+        finally:
+            await b.close()

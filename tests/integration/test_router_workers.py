@@ -19,7 +19,7 @@ from session import keys
 from session.identity import anonymous_id
 from streams.devkit.embedded import Infra
 from tests.conftest import Services, _spawn, _stop, child_env, wait_worker
-from tests.integration.helpers import Api, TopicReader, eventually, uid
+from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,8 @@ async def test_sigkilled_worker_loses_and_duplicates_no_assignment(
         agents = [uid("ag") for _ in range(4)]
         for a in agents:
             await api.add_agent(a, capacity={"chat": 3})
+        # Their desks are open: agents are offered work only while one is.
+        desks = [await AgentStream.open(http, services.ws_url, a) for a in agents]
         visitors = [uid("v") for _ in range(60)]
         posted: dict[str, str] = {}
 
@@ -122,6 +124,8 @@ async def test_sigkilled_worker_loses_and_duplicates_no_assignment(
         holders, held, loads = _holdings(r, agents)
         assert all(n == 1 for n in holders.values())
         assert sum(len(r.smembers(keys.agent_conversations(a))) for a in agents) == 12
+        for desk in desks:
+            await desk.close()
     finally:
         for proc in procs.values():
             _stop(proc)
