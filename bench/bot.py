@@ -9,7 +9,8 @@ Data: bench/data/bot_tune.jsonl, bench/data/bot_test.jsonl and bench/data/bot_fr
 the text; none is in the classifier's training or evaluation corpora, the knowledge base's
 sample questions or bench/data/kb_queries.jsonl; tests/unit/test_bot_policy.py checks it).
 Each line: {"text", "expect"} where expect is "handoff", "fund:<code>" (a NAV answer for that
-fund) or "kb:<id>[|kb:<id>…]" (an answer citing one of these articles). A first-turn decision
+fund), "kb:<id>[|kb:<id>…]" (an answer citing one of these articles) or "rec" (a
+recommendation under the suitability rules). A first-turn decision
 with the real classifier (streams/nlu), the starter knowledge base and the sample funds dated
 the last trading day. Precision counts an answer right only if it cites the expected source.
 """
@@ -38,6 +39,9 @@ from streams.devkit import samples  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 GOAL = 0.98
+# The web chat's anonymous visitor: a recommendation request gets the pointer to the
+# assessment (tests/integration/test_bot.py covers assessed customers).
+VISITOR: dict[str, Any] = {"id": "anon-visitor", "identified": False}
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -50,6 +54,8 @@ def right(decision: policy.Decision, expect: str) -> bool:
     if not isinstance(decision, Answer):
         return False
     src = decision.sources[0]
+    if expect == "rec":  # a recommendation under the suitability rules (session/suitability.py)
+        return bool(src["kind"] == "suitability")
     return f"{'fund' if src['kind'] == 'fund' else 'kb'}:{src['id']}" in expect.split("|")
 
 
@@ -58,7 +64,18 @@ def score(
 ) -> dict[str, float]:
     answered = correct = answerable = answerable_right = leaked = 0
     for r in rows:
-        d = policy.decide(r["analysis"], r["text"], Memory(), index, funds, now, "chat", th)
+        d = policy.decide(
+            r["analysis"],
+            r["text"],
+            Memory(),
+            index,
+            funds,
+            now,
+            "chat",
+            th,
+            customer=VISITOR,
+            catalogue=list(funds.values()),
+        )
         ok = right(d, r["expect"])
         if r["expect"] != "handoff":
             answerable += 1

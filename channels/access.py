@@ -86,6 +86,8 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/customers/{customer_id}"): rule(ADM, SUP, SYS),
     ("DELETE", "/v1/customers/{customer_id}"): rule(ADM),
     ("GET", "/v1/customers/{customer_id}/conversations"): rule(ADM, SUP),
+    # the suitability rule the bot applies, for the desk (session/suitability.py)
+    ("GET", "/v1/customers/{customer_id}/suitable-funds"): rule(ADM, SUP, AGT),
     # knowledge base (the bot's and the desks'): admins write, staff read and search
     ("GET", "/v1/knowledge"): rule(ADM, SUP, AGT),
     ("PUT", "/v1/knowledge/{article_id}"): rule(ADM),

@@ -108,6 +108,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "segment": {"enum": ["new", "regular", "hnw"]},
             "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
+            "risk_assessed_at": {"type": "string", "format": "date"},
             "advisor": {"type": "string"},
             "verified": {"type": "object"},
         },
@@ -256,6 +257,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         200,
     ),
     ("get", "/v1/customers/{customer_id}/conversations", "The customer's conversations", None, 200),
+    (
+        "get",
+        "/v1/customers/{customer_id}/suitable-funds",
+        "What the customer may be offered: funds at or below their risk tolerance (C1..C5)",
+        None,
+        200,
+    ),
     (
         "post",
         "/v1/conversations/{conversation_id}/transfer",

@@ -57,7 +57,12 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     topics.OUTBOUND: ("customer id", (events.REPLY_CREATED,), "worker", "delivery service"),
     topics.ALERTS: ("queue", (events.ALERT_RAISED,), "worker", "ops, GET /v1/alerts"),
-    topics.AUDIT: ("customer id (hashed)", (events.CUSTOMER_ERASED,), "gateway", "compliance"),
+    topics.AUDIT: (
+        "customer id (hashed for erasures)",
+        (events.CUSTOMER_ERASED, events.RECOMMENDATION_MADE),
+        "gateway, worker (bot)",
+        "compliance",
+    ),
     topics.DLQ: ("the original key", (events.DEAD_LETTER,), "worker, delivery", "ops"),
     topics.CUSTOMERS: (
         "customer id (compacted; value = PUT /v1/customers body, null unlinks)",

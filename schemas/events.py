@@ -30,6 +30,8 @@ AGENT_TRANSFERRED: Final = "omnirouter.agent.transferred.v1"  # to a queue or a 
 REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
 CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
+# Every product recommendation (or refusal for want of a valid risk assessment).
+RECOMMENDATION_MADE: Final = "omnirouter.recommendation.made.v1"  # cs.audit.v1
 ALERT_RAISED: Final = "omnirouter.alert.raised.v1"  # cs.alerts.v1 (queue overflow, …)
 
 DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1

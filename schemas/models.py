@@ -264,7 +264,9 @@ def parse_transfer(body: Any) -> dict[str, Any]:
 def parse_customer(customer_id: str, body: Any) -> dict[str, Any]:
     """A customer directory record as sent to ``PUT /v1/customers/{id}`` (or the CRM topic)."""
     d = v.obj(body, "")
-    v.no_unknown(d, ("name", "segment", "risk_tolerance", "advisor", "verified"))
+    v.no_unknown(
+        d, ("name", "segment", "risk_tolerance", "risk_assessed_at", "advisor", "verified")
+    )
     verified: dict[str, list[str]] = {"phones": [], "emails": [], "app_user_ids": []}
     if d.get("verified") is not None:
         ver = v.obj(d["verified"], "verified")
@@ -276,9 +278,23 @@ def parse_customer(customer_id: str, body: Any) -> dict[str, Any]:
         "name": v.string(d, "name", required=False, max_len=100),
         "segment": v.choice(d, "segment", SEGMENTS, required=False) or "regular",
         "risk_tolerance": v.choice(d, "risk_tolerance", RISK_TOLERANCES, required=False),
+        "risk_assessed_at": _date(d, "risk_assessed_at"),
         "advisor": v.string(d, "advisor", required=False, max_len=64),
         "verified": verified,
     }
+
+
+def _date(d: dict[str, Any], name: str) -> str | None:
+    value = v.string(d, name, required=False, max_len=10)
+    if value is None:
+        return None
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        raise SchemaError(
+            f"{name} must be a date YYYY-MM-DD", field=name, code="invalid_value"
+        ) from None
+    return value
 
 
 def parse_agent_action(body: Any, *, text: bool = False) -> dict[str, Any]:

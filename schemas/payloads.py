@@ -108,6 +108,7 @@ class CustomerView(msgspec.Struct, kw_only=True):
     identified: bool = False
     segment: str = "regular"
     risk_tolerance: str | None = None
+    risk_assessed_at: str | None = None
     advisor: str | None = None
     name: str | None = None
     identified_by: str | None = None
@@ -276,7 +277,8 @@ class ReplyCreated(Payload, kw_only=True):
     author: str = "agent"  # agent | bot
     # A bot message: answer | handoff (the notice that a person is coming) | progress
     kind: str = "answer"
-    sources: list[JSONObject] = []  # [{kind: article|fund|order, id, date?}] of a bot answer
+    sources: list[JSONObject] = []  # [{kind: article|fund|order|suitability, id, date?}]
+    products: list[JSONObject] = []  # a recommendation's [{code, risk}]
     references: list[str] = []
     subject: str | None = None
     call_id: str | None = None
@@ -294,6 +296,21 @@ class CustomerErased(Payload, kw_only=True):
     conversations: int
     keys: int
     frames_redacted: int
+    at: Millis
+
+
+class RecommendationMade(Payload, kw_only=True):
+    """cs.audit.v1: the bot listed products for a customer, or refused for want of a valid
+    risk assessment (session/suitability.py)."""
+
+    EVENT: ClassVar[str] = events.RECOMMENDATION_MADE
+    customer_id: str | None
+    conversation_id: Id
+    event_id: Id  # the customer's message that asked
+    risk_tolerance: str | None
+    risk_assessed_at: str | None
+    assessment: str  # valid | none | expired
+    products: list[JSONObject]  # [{code, risk}], empty unless valid
     at: Millis
 
 
@@ -348,6 +365,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         AgentTransferred,
         ReplyCreated,
         CustomerErased,
+        RecommendationMade,
         AlertRaised,
         DeadLetter,
     )

@@ -58,7 +58,7 @@ def conversation_refs(conversation_id: str) -> str:
 
 
 def customer(customer_id: str) -> str:
-    """HASH directory record: name, segment, risk_tolerance, advisor, verified (JSON),
+    """HASH directory record: name, segment, risk_tolerance, risk_assessed_at, advisor, verified (JSON),
     updated_at, links (JSON list of the identity keys the record made)."""
     return f"{PREFIX}:customer:{customer_id}"
 

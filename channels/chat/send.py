@@ -30,6 +30,7 @@ class ChatSender:
                 "author": d.get("author", "agent"),
                 "kind": d.get("kind", "answer"),
                 "sources": d.get("sources") or [],
+                "products": d.get("products") or [],
                 "at": now_ms(),
             },
         )

@@ -14,10 +14,12 @@ NAV that is not current (session/tradingdays.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from session import suitability
 from session.kbsearch import Index
 from session.tradingdays import nav_is_current
 
@@ -68,6 +70,13 @@ _PERSONAL = re.compile(
 )
 
 
+# "What suits me", "recommend me a fund": a recommendation, under the suitability rules.
+_RECOMMEND = re.compile(
+    r"适合我|给我推荐|推荐(?:一|几)?[只个款]?|买(?:什么|哪只|哪个|哪些)基金|有(?:什么|哪些).{0,6}基金.{0,4}(?:可以买|能买|适合)"
+)
+RECOMMEND_MAX = 5
+ASSESS_LINK = {"label": "去测评", "url": "rtfund://account/risk-assessment"}
+
 # A figure the customer wants (how much, which rank): only a record can give it, never an article.
 _FIGURE = re.compile(r"多少|几何|排名|排第几|涨了|跌了|收益率")
 # What a NAV record answers; anything else about a named fund (its yield, rank, size,
@@ -93,6 +102,11 @@ class Answer:
     sources: list[dict[str, Any]]
     action: dict[str, str] | None = None
     memory: Memory = field(default_factory=Memory)
+    products: list[dict[str, str]] = field(
+        default_factory=list
+    )  # a recommendation's [{code, risk}]
+    # A recommendation (listed or refused): what cs.audit.v1 records.
+    recommendation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,11 @@ def decide(
     now_ms: int,
     channel: str,
     th: Thresholds = THRESHOLDS,
+    customer: dict[str, Any] | None = None,
+    catalogue: list[dict[str, Any]] | None = None,
 ) -> Decision:
+    """`customer`: the customer view of the message (risk_tolerance, risk_assessed_at);
+    `catalogue`: every fund record, given when the message may ask for a recommendation."""
     intent = str(analysis.get("intent") or "unknown")
     category = str(analysis.get("category") or "unclear")
     if analysis.get("wants_human") or intent == "human_request":
@@ -158,6 +176,8 @@ def decide(
         return Handoff("unhelpful", intent)
     if _NOT_HELPED.search(text):
         return Handoff("unhelpful", intent)
+    if _RECOMMEND.search(text) and catalogue is not None:
+        return recommend(customer or {}, catalogue, now_ms, intent, memory, unhelpful)
     if intent not in ANSWERABLE or _PERSONAL.search(text):
         return Handoff("out_of_scope", intent)
     conf = float(analysis.get("confidence") or 0.0)
@@ -230,6 +250,77 @@ def decide(
         sources,
         action=action,
         memory=remember(f"kb:{art['id']}"),
+    )
+
+
+def looks_like_recommendation(text: str) -> bool:
+    return bool(_RECOMMEND.search(text))
+
+
+def recommend(
+    customer: dict[str, Any],
+    catalogue: list[dict[str, Any]],
+    now_ms: int,
+    intent: str,
+    memory: Memory,
+    unhelpful: int,
+) -> Answer:
+    """Only products at or below the customer's risk tolerance, with the risk notice; none
+    without a valid assessment (session/suitability.py). Always audited."""
+    status, funds = suitability.suitable(customer, catalogue, now_ms)
+    tol, assessed = customer.get("risk_tolerance"), customer.get("risk_assessed_at")
+    mem = Memory(
+        turns=memory.turns + 1,
+        unhelpful=unhelpful,
+        last_intent=intent,
+        given=[*memory.given, "recommendation"],
+    )
+    if status != "valid":
+        why = "已过期" if status == "expired" else "尚未完成"
+        login = "" if customer.get("identified") else "请先登录账户，并"
+        text = (
+            f"为您推荐产品前需要有效的风险测评（您的测评{why}，有效期一年）。"
+            f"{login}在APP“我的-风险测评”中完成测评后，即可查看适合您的产品。"
+            f"\n{ASSESS_LINK['label']}：{ASSESS_LINK['url']}"
+        )
+        products: list[dict[str, str]] = []
+        sources: list[dict[str, Any]] = [{"kind": "suitability", "id": status}]
+    else:
+        funds = sorted(funds, key=lambda f: (-int(str(f["risk"])[1:]), f["code"]))[:RECOMMEND_MAX]
+        until = (
+            dt.date.fromisoformat(str(assessed))
+            + dt.timedelta(days=suitability.ASSESSMENT_VALID_DAYS)
+        ).isoformat()
+        lines = [
+            f"{n}. {f['name']}（{f['code']}，{f['risk']}，{f.get('type', '')}）"
+            + ("（样例数据）" if f.get("sample") else "")
+            for n, f in enumerate(funds, 1)
+        ]
+        top = "R" + str(tol)[1:]
+        text = (
+            f"根据您的风险测评结果（{tol}，{assessed} 测评，有效至 {until}），"
+            f"以下产品的风险等级不超过{top}：\n" + "\n".join(lines) + f"\n{suitability.RISK_NOTICE}"
+            if lines
+            else f"目前没有风险等级不超过{top}的产品可以推荐。{suitability.RISK_NOTICE}"
+        )
+        products = [{"code": f["code"], "risk": f["risk"]} for f in funds]
+        sources = [{"kind": "suitability", "id": str(tol), "date": str(assessed)}] + [
+            {"kind": "fund", "id": f["code"], "date": f["nav"]["date"]} for f in funds
+        ]
+    return Answer(
+        text,
+        intent,
+        sources,
+        action=None if status == "valid" else ASSESS_LINK,
+        memory=mem,
+        products=products,
+        recommendation={
+            "customer_id": customer.get("id"),
+            "risk_tolerance": tol,
+            "risk_assessed_at": assessed,
+            "assessment": status,
+            "products": products,
+        },
     )
 
 

@@ -21,7 +21,7 @@ import structlog
 
 from schemas import topics
 from schemas.envelope import now_ms
-from schemas.payloads import ReplyCreated, envelope_of
+from schemas.payloads import RecommendationMade, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
 from session import keys
 from session.botstate import BotState, Move
@@ -92,6 +92,7 @@ def emit(out: Outbox, reply: dict[str, Any]) -> None:
         author="bot",
         kind=reply.get("kind", "answer"),
         sources=reply.get("sources") or [],
+        products=reply.get("products") or [],
         references=reply.get("references") or [],
         subject=reply.get("subject"),
         call_id=reply.get("call_id"),
@@ -122,6 +123,8 @@ def _entry(reply: dict[str, Any], intent: str, action: dict[str, str] | None) ->
         "intent": intent,
         "sources": reply["sources"],
     }
+    if reply.get("products"):
+        entry["products"] = reply["products"]
     if action:
         entry["action"] = action
     return entry
@@ -163,6 +166,14 @@ class Bot:
         codes = sorted({c for i in todo for c in policy.fund_codes(items[i]["data"]["analysis"])})
         funds = await self.funds.get_many(codes)
         index = await self.knowledge.index()
+        # Every fund record, only when some message may ask for a recommendation.
+        catalogue = (
+            await self.funds.all()
+            if any(
+                policy.looks_like_recommendation(items[i]["data"].get("text") or "") for i in todo
+            )
+            else None
+        )
         now = now_ms()
         memories: dict[str, Memory] = {}
         moves: list[tuple[int, Move, dict[str, Any] | None]] = []
@@ -176,6 +187,7 @@ class Bot:
                 stored = view.stored_reply or {}
                 if stored:
                     emit(out, stored)
+                    self._audit(out, Move(conv, "answer", d["event_id"], None, stored, {}), d)
                 answered = stored.get("kind") == "answer"
                 outcomes[i] = Outcome(answered, None if answered else await self._handoff_of(conv))
                 continue
@@ -196,12 +208,18 @@ class Bot:
                 now,
                 d["channel"],
                 self.thresholds,
+                customer=d.get("customer"),
+                catalogue=catalogue,
             )
             reply_id = f"{d['event_id']}.bot"
             if isinstance(decision, Answer):
                 reply = _reply(
                     reply_id, conv, res.customer_id, it, decision.text, "answer", decision.sources
                 )
+                if decision.products:
+                    reply["products"] = decision.products
+                if decision.recommendation is not None:
+                    reply["recommendation"] = decision.recommendation
                 mem = decision.memory
                 memories[conv] = mem
                 moves.append(
@@ -257,8 +275,34 @@ class Bot:
                 continue
             if move.reply:
                 emit(out, move.reply)
+                self._audit(out, move, d)
             outcomes[i] = Outcome(move.action == "answer", handoff)
         return outcomes
+
+    @staticmethod
+    def _audit(out: Outbox, move: Move, d: dict[str, Any]) -> None:
+        rec = (move.reply or {}).get("recommendation")
+        if rec is None:
+            return
+        out.emit(
+            topics.AUDIT,
+            rec.get("customer_id") or move.conversation_id,
+            envelope_of(
+                RecommendationMade(
+                    customer_id=rec.get("customer_id"),
+                    conversation_id=move.conversation_id,
+                    event_id=d["event_id"],
+                    risk_tolerance=rec.get("risk_tolerance"),
+                    risk_assessed_at=rec.get("risk_assessed_at"),
+                    assessment=rec["assessment"],
+                    products=rec["products"],
+                    at=now_ms(),
+                ),
+                source=SOURCE,
+                subject=move.conversation_id,
+                id=f"{d['event_id']}.recommendation",
+            ),
+        )
 
     def _handoff_move(
         self, it: dict[str, Any], res: IngestResult, decision: Handoff, memory: Memory

@@ -226,3 +226,60 @@ async def test_two_unhelpful_turns_hand_off(
     offer = await stream.next("offer")
     assert offer["handoff"]["reason"] == "unhelpful" and offer["handoff"]["bot_turns"] >= 1
     await stream.close()
+
+
+async def test_recommendation_respects_suitability_and_is_audited(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """A C2 customer's recommendation holds nothing above R2 (products in the reply and the
+    timeline, an audit event on cs.audit.v1); an unassessed customer gets none and the link
+    to the assessment; the desk's route shows the same rule."""
+    import datetime as dt
+
+    from session.tradingdays import SHANGHAI
+
+    today = dt.datetime.now(SHANGHAI).date()
+    c2, c0 = uid("C"), uid("C")
+    u2, u0 = uid("u"), uid("u")
+    for cid, user, extra in (
+        (
+            c2,
+            u2,
+            {
+                "risk_tolerance": "C2",
+                "risk_assessed_at": (today - dt.timedelta(days=10)).isoformat(),
+            },
+        ),
+        (c0, u0, {}),
+    ):
+        code, body = await api.call(
+            "PUT",
+            f"/v1/customers/{cid}",
+            {"name": "测试", "verified": {"app_user_ids": [user]}, **extra},
+        )
+        assert code == 200, body
+    await api.post_message("app", "有什么适合我的基金？", {"app_user_id": u2})
+    await api.post_message("app", "有什么适合我的基金？", {"app_user_id": u0})
+    async with TopicReader(services.bootstrap, topics.OUTBOUND) as out:
+        r2 = (await out.find(lambda e: e["data"].get("customer_id") == c2))["data"]
+        r0 = (await out.find(lambda e: e["data"].get("customer_id") == c0))["data"]
+    assert r2["author"] == "bot" and r2["products"]
+    assert {p["risk"] for p in r2["products"]} <= {"R1", "R2"}
+    assert "风险提示" in r2["text"]
+    assert r0["products"] == [] and "rtfund://account/risk-assessment" in r0["text"]
+    async with TopicReader(services.bootstrap, topics.AUDIT) as audit:
+        a2 = await audit.find(
+            lambda e: e["type"] == events.RECOMMENDATION_MADE and e["data"]["customer_id"] == c2
+        )
+        a0 = await audit.find(
+            lambda e: e["type"] == events.RECOMMENDATION_MADE and e["data"]["customer_id"] == c0
+        )
+    assert a2["data"]["products"] == r2["products"] and a2["data"]["assessment"] == "valid"
+    assert a0["data"]["products"] == [] and a0["data"]["assessment"] == "none"
+    _, conv = await api.call("GET", f"/v1/conversations/{r2['conversation_id']}")
+    assert (
+        next(m for m in conv["messages"] if m.get("author") == "bot")["products"] == r2["products"]
+    )
+    code, desk = await api.call("GET", f"/v1/customers/{c2}/suitable-funds")
+    assert code == 200 and desk["assessment"] == "valid"
+    assert desk["funds"] and {f["risk"] for f in desk["funds"]} <= {"R1", "R2"}

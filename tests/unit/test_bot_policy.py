@@ -131,4 +131,50 @@ def test_the_labelled_sets_are_kept_apart() -> None:
         corpora |= {a["title"], *a.get("questions", [])}
     assert set(texts) & corpora == set()
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
-    assert kinds == {"handoff", "fund", "kb"}
+    assert kinds == {"handoff", "fund", "kb", "rec"}
+
+
+def test_suitability_lists_only_what_the_tolerance_allows() -> None:
+    """C2 gets nothing above R2, with the risk notice; no or an expired assessment gets no
+    product and the assessment link; every recommendation carries what the audit records."""
+    from session import suitability
+
+    today = td.today_shanghai(NOW)
+    fresh = (today - dt.timedelta(days=30)).isoformat()
+    old = (today - dt.timedelta(days=400)).isoformat()
+    a = analysis(category="product", intent="product_info")
+    catalogue = list(FUNDS.values())
+    c2 = {"id": "C1", "identified": True, "risk_tolerance": "C2", "risk_assessed_at": fresh}
+    d = policy.decide(
+        a,
+        "有什么适合我的基金",
+        Memory(),
+        INDEX,
+        FUNDS,
+        NOW,
+        "app",
+        customer=c2,
+        catalogue=catalogue,
+    )
+    assert isinstance(d, Answer) and d.products
+    assert all(suitability.may_hold("C2", p["risk"]) for p in d.products)
+    assert {p["risk"] for p in d.products} <= {"R1", "R2"}
+    assert suitability.RISK_NOTICE in d.text
+    assert d.recommendation and d.recommendation["assessment"] == "valid"
+    for who in ({**c2, "risk_assessed_at": old}, {"id": "anon-1", "identified": False}):
+        d = policy.decide(
+            a,
+            "给我推荐一只基金",
+            Memory(),
+            INDEX,
+            FUNDS,
+            NOW,
+            "app",
+            customer=who,
+            catalogue=catalogue,
+        )
+        assert isinstance(d, Answer) and d.products == [] and d.action == policy.ASSESS_LINK
+        assert d.recommendation and d.recommendation["assessment"] in ("expired", "none")
+    assert suitability.may_hold("C5", "R5") and not suitability.may_hold("C1", "R2")
+    assert suitability.assessment_status("C3", today.isoformat(), NOW) == "valid"
+    assert suitability.assessment_status("C3", None, NOW) == "none"
