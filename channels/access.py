@@ -98,6 +98,9 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("PUT", "/v1/funds/{code}"): rule(ADM),
     ("GET", "/v1/funds/{code}"): rule(ADM, SUP, AGT),
     ("DELETE", "/v1/funds/{code}"): rule(ADM),
+    # orders: the transfer-agent system writes, staff read
+    ("PUT", "/v1/orders/{order_id}"): rule(SYS),
+    ("GET", "/v1/orders/{order_id}"): rule(ADM, SUP, AGT),
     # credentials
     ("POST", "/v1/tokens"): rule(ADM),
     ("POST", "/v1/tickets"): rule(*STAFF),

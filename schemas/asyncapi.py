@@ -76,9 +76,14 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "fund company systems, PUT /v1/funds",
         "worker: fund directory (the bot's NAVs)",
     ),
-    topics.ORDERS: ("customer id", (), "transfer-agent system", "(reserved)"),
+    topics.ORDERS: (
+        "customer id",
+        (events.ORDER_UPDATED,),
+        "transfer-agent system, PUT /v1/orders",
+        "worker: orders (progress notices)",
+    ),
     topics.FEEDBACK: ("customer id", (), "(reserved)", "(reserved)"),
-    topics.TASKS: ("customer id", (), "(reserved)", "(reserved)"),
+    topics.TASKS: ("customer id", (events.TASK_OPENED,), "worker (failed orders)", "task desks"),
 }
 
 _ENVELOPE: dict[str, Any] = {

@@ -19,6 +19,8 @@ from schemas.vocabulary import (
     CHANNELS,
     CONTACT_KINDS,
     FUND_TYPES,
+    ORDER_KINDS,
+    ORDER_STATUSES,
     RISK_LEVELS,
     RISK_TOLERANCES,
     SEGMENTS,
@@ -295,6 +297,40 @@ def _date(d: dict[str, Any], name: str) -> str | None:
             f"{name} must be a date YYYY-MM-DD", field=name, code="invalid_value"
         ) from None
     return value
+
+
+def parse_order(order_id: str, body: Any) -> dict[str, Any]:
+    """A transaction status as sent to ``PUT /v1/orders/{order_id}`` by the transfer agent."""
+    d = v.obj(body, "")
+    v.no_unknown(
+        d,
+        ("customer_id", "fund_code", "kind", "status", "amount", "submitted_at", "expected_by"),
+    )
+    code = v.req_string(d, "fund_code", max_len=6)
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
+        raise SchemaError("fund_code is six digits", field="fund_code", code="invalid_value")
+    amount = d.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+        raise SchemaError("amount must be a positive number", field="amount")
+    submitted = v.req_string(d, "submitted_at", max_len=40)
+    try:
+        _dt.date.fromisoformat(submitted[:10])
+    except ValueError:
+        raise SchemaError(
+            "submitted_at must be an ISO date or date-time",
+            field="submitted_at",
+            code="invalid_value",
+        ) from None
+    return {
+        "order_id": order_id,
+        "customer_id": v.req_string(d, "customer_id", max_len=128),
+        "fund_code": code,
+        "kind": v.choice(d, "kind", ORDER_KINDS),
+        "status": v.choice(d, "status", ORDER_STATUSES),
+        "amount": float(amount),
+        "submitted_at": submitted,
+        "expected_by": _date(d, "expected_by"),
+    }
 
 
 def parse_agent_action(body: Any, *, text: bool = False) -> dict[str, Any]:

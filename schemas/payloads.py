@@ -32,6 +32,8 @@ from schemas.vocabulary import (
     CallEvent,
     Category,
     Channel,
+    OrderKind,
+    OrderStatus,
 )
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -286,6 +288,38 @@ class ReplyCreated(Payload, kw_only=True):
     message_id: str | None = None
 
 
+# -- cs.orders.v1, cs.tasks.v1 ------------------------------------------------------------------
+
+
+class OrderUpdated(Payload, kw_only=True):
+    """A transaction's status from the transfer-agent system (keyed by customer id)."""
+
+    EVENT: ClassVar[str] = events.ORDER_UPDATED
+    order_id: Id
+    customer_id: Id
+    fund_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    kind: OrderKind
+    status: OrderStatus
+    amount: Annotated[float, msgspec.Meta(gt=0)]
+    submitted_at: str  # ISO date or date-time
+    expected_by: str | None = None  # ISO date the money or shares are due
+    updated_at: Millis = 0
+
+
+class TaskOpened(Payload, kw_only=True):
+    """A piece of work for a person (a callback, a failed order to look into)."""
+
+    EVENT: ClassVar[str] = events.TASK_OPENED
+    task_id: Id
+    kind: str  # order_failed, …
+    customer_id: str | None
+    order_id: str | None = None
+    conversation_id: str | None = None
+    note: str = ""
+    due_at: Millis
+    at: Millis
+
+
 # -- cs.audit.v1, cs.alerts.v1, cs.dlq.v1 -------------------------------------------------------
 
 
@@ -364,6 +398,8 @@ PAYLOADS: dict[str, type[Payload]] = {
         AgentStatusChanged,
         AgentTransferred,
         ReplyCreated,
+        OrderUpdated,
+        TaskOpened,
         CustomerErased,
         RecommendationMade,
         AlertRaised,

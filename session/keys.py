@@ -315,3 +315,22 @@ def funds() -> str:
 def bot_replies(conversation_id: str) -> str:
     """HASH inbound event id -> the bot's reply JSON for it (re-published on redelivery)."""
     return f"{PREFIX}:conv:{conversation_id}:bot"
+
+
+# -- orders and progress notices (session/orders.py) -----------------------------------------
+
+
+def order(order_id: str) -> str:
+    """STRING the order's latest status record JSON (schemas.payloads.OrderUpdated fields)."""
+    return f"{PREFIX}:order:{order_id}"
+
+
+def customer_orders(customer_id: str) -> str:
+    """ZSET order id -> last update (ms): the customer's orders, newest last."""
+    return f"{PREFIX}:cust:{customer_id}:orders"
+
+
+def order_subscribers(order_id: str) -> str:
+    """HASH conversation id -> the reply_to JSON of the channel the customer asked on: who
+    hears each later status change of the order."""
+    return f"{PREFIX}:order:{order_id}:subs"

@@ -27,12 +27,20 @@ from session.botstate import BotState
 from session.funds import FundStore
 from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger, audit_after_ms
+from session.orders import OrderStore
 from session.store import SessionStore, connect
 from streams.bot.stage import Bot
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
 from streams.settings import Settings
-from streams.stages import agent_events, directory, funds, identify_classify, session_route
+from streams.stages import (
+    agent_events,
+    directory,
+    funds,
+    identify_classify,
+    orders,
+    session_route,
+)
 from streams.stages.placements import Placements
 
 log = structlog.get_logger(__name__)
@@ -142,12 +150,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
     stage_5 = funds.Funds(FundStore(redis))
+    stage_6 = orders.Orders(OrderStore(redis), FundStore(redis), session)
     paths = {
         topics.INBOUND: path(identify_classify.STAGE, stage_1.handle, identify_classify.decode),
         topics.MESSAGES: path(session_route.STAGE, stage_2.handle, session_route.decode),
         topics.AGENT_EVENTS: path(agent_events.STAGE, stage_3.handle, agent_events.decode),
         topics.CUSTOMERS: path(directory.STAGE, stage_4.handle, directory.decode),
         topics.FUNDS: path(funds.STAGE, stage_5.handle, funds.decode),
+        topics.ORDERS: path(orders.STAGE, stage_6.handle, orders.decode),
     }
     for topic, consume in paths.items():
         app.agent(app.topic(topic), name=consume.stage)(consume.run)

@@ -94,6 +94,7 @@ class Gateway:
         from channels.gateway.inbound import Inbound
         from channels.gateway.knowledge import Knowledge
         from channels.gateway.ops import Ops
+        from channels.gateway.orders import Orders
 
         for resource in (
             Inbound(self),
@@ -102,6 +103,7 @@ class Gateway:
             Customers(self),
             Knowledge(self),
             Funds(self),
+            Orders(self),
             Credentials(self),
             Ops(self),
             Pages(),

@@ -22,6 +22,7 @@ from typing import Any
 from session import suitability
 from session.kbsearch import Index
 from session.tradingdays import nav_is_current
+from streams.bot import progress
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,17 @@ _RECOMMEND = re.compile(
     r"适合我|给我推荐|推荐(?:一|几)?[只个款]?|买(?:什么|哪只|哪个|哪些)基金|有(?:什么|哪些).{0,6}基金.{0,4}(?:可以买|能买|适合)"
 )
 RECOMMEND_MAX = 5
+# "Where is my redemption", "has my purchase been confirmed": the customer's own order.
+_ORDER_Q = re.compile(
+    r"(?:我的|我.{0,6}(?:买|赎回|申购|卖)的).{0,8}(?:赎回|申购|定投|订单|基金|钱|款)?.{0,10}"
+    r"(?:到账|到了|到哪|进度|状态|确认|成功|怎么样|多久|什么时候|还没)"
+    r"|(?:赎回|申购|订单).{0,6}(?:到哪一步|进度|状态|到账了吗|确认了吗|成功了吗)"
+)
+_KIND_WORDS = (
+    ("redemption", ("赎回", "卖", "到账", "钱", "款")),
+    ("plan", ("定投",)),
+    ("subscription", ("申购", "买", "确认", "份额")),
+)
 ASSESS_LINK = {"label": "去测评", "url": "rtfund://account/risk-assessment"}
 
 # A figure the customer wants (how much, which rank): only a record can give it, never an article.
@@ -107,6 +119,7 @@ class Answer:
     )  # a recommendation's [{code, risk}]
     # A recommendation (listed or refused): what cs.audit.v1 records.
     recommendation: dict[str, Any] | None = None
+    subscribe: str | None = None  # an order id whose later status changes this conversation hears
 
 
 @dataclass(frozen=True)
@@ -158,9 +171,11 @@ def decide(
     th: Thresholds = THRESHOLDS,
     customer: dict[str, Any] | None = None,
     catalogue: list[dict[str, Any]] | None = None,
+    orders: list[dict[str, Any]] | None = None,
 ) -> Decision:
     """`customer`: the customer view of the message (risk_tolerance, risk_assessed_at);
-    `catalogue`: every fund record, given when the message may ask for a recommendation."""
+    `catalogue`: every fund record, given when the message may ask for a recommendation;
+    `orders`: a verified customer's orders (newest first), given when it may ask about one."""
     intent = str(analysis.get("intent") or "unknown")
     category = str(analysis.get("category") or "unclear")
     if analysis.get("wants_human") or intent == "human_request":
@@ -176,6 +191,8 @@ def decide(
         return Handoff("unhelpful", intent)
     if _NOT_HELPED.search(text):
         return Handoff("unhelpful", intent)
+    if _ORDER_Q.search(text) and orders is not None:
+        return order_status(analysis, text, orders, funds, now_ms, intent, memory, unhelpful)
     if _RECOMMEND.search(text) and catalogue is not None:
         return recommend(customer or {}, catalogue, now_ms, intent, memory, unhelpful)
     if intent not in ANSWERABLE or _PERSONAL.search(text):
@@ -250,6 +267,46 @@ def decide(
         sources,
         action=action,
         memory=remember(f"kb:{art['id']}"),
+    )
+
+
+def looks_like_order_question(text: str) -> bool:
+    return bool(_ORDER_Q.search(text))
+
+
+def order_status(
+    analysis: dict[str, Any],
+    text: str,
+    orders: list[dict[str, Any]],
+    funds: dict[str, dict[str, Any]],
+    now_ms: int,
+    intent: str,
+    memory: Memory,
+    unhelpful: int,
+) -> Decision:
+    """The order the customer means: one it names, else its newest of the kind the words say."""
+    named = set((analysis.get("entities") or {}).get("order_ids") or [])
+    pick = [o for o in orders if o["order_id"] in named]
+    if not pick:
+        kinds = [k for k, words in _KIND_WORDS if any(w in text for w in words)]
+        pick = [o for o in orders if not kinds or o["kind"] == kinds[0]]
+    if not pick:
+        return Handoff("no_order", intent)
+    order = pick[0]
+    if order["status"] == "failed":
+        return Handoff("order_failed", intent)  # a person looks into it (cs.tasks.v1)
+    fund = funds.get(order["fund_code"])
+    return Answer(
+        progress.status_answer(order, fund, now_ms),
+        intent,
+        [{"kind": "order", "id": order["order_id"], "status": order["status"]}],
+        memory=Memory(
+            turns=memory.turns + 1,
+            unhelpful=unhelpful,
+            last_intent=intent,
+            given=[*memory.given, f"order:{order['order_id']}"],
+        ),
+        subscribe=order["order_id"],
     )
 
 
@@ -343,6 +400,8 @@ REASONS = {
     "stale_nav": "净值数据不是最新",
     "no_article": "知识库无对应答案",
     "no_text": "无文字内容",
+    "no_order": "未找到客户的相关订单",
+    "order_failed": "订单未成功，需人工跟进",
 }
 
 HANDOFF_NOTICE = "正在为您转接人工客服，请稍候，您无需重复描述问题。"

@@ -27,6 +27,7 @@ from session import keys
 from session.botstate import BotState, Move
 from session.funds import FundStore
 from session.knowledge import KnowledgeBase
+from session.orders import OrderStore
 from session.store import IngestResult
 from streams.bot import policy
 from streams.bot.policy import Answer, Handoff, Memory
@@ -138,7 +139,9 @@ class Bot:
         funds: FundStore,
         thresholds: policy.Thresholds = policy.THRESHOLDS,
         enabled: bool = True,
+        orders: OrderStore | None = None,
     ):
+        self.orders = orders or OrderStore(state.redis)
         self.state = state
         self.knowledge = knowledge
         self.funds = funds
@@ -163,7 +166,20 @@ class Bot:
         views = await self.state.views(
             [(results[i].conversation_id, items[i]["data"]["event_id"]) for i in todo]
         )
-        codes = sorted({c for i in todo for c in policy.fund_codes(items[i]["data"]["analysis"])})
+        # A verified customer asking about their own order: their orders, newest first.
+        asking = sorted(
+            {
+                items[i]["data"]["customer"]["id"]
+                for i in todo
+                if (items[i]["data"].get("customer") or {}).get("identified")
+                and policy.looks_like_order_question(items[i]["data"].get("text") or "")
+            }
+        )
+        orders = await self.orders.of_customers(asking)
+        codes = sorted(
+            {c for i in todo for c in policy.fund_codes(items[i]["data"]["analysis"])}
+            | {o["fund_code"] for listed in orders.values() for o in listed}
+        )
         funds = await self.funds.get_many(codes)
         index = await self.knowledge.index()
         # Every fund record, only when some message may ask for a recommendation.
@@ -210,6 +226,7 @@ class Bot:
                 self.thresholds,
                 customer=d.get("customer"),
                 catalogue=catalogue,
+                orders=orders.get((d.get("customer") or {}).get("id", "")),
             )
             reply_id = f"{d['event_id']}.bot"
             if isinstance(decision, Answer):
@@ -220,6 +237,8 @@ class Bot:
                     reply["products"] = decision.products
                 if decision.recommendation is not None:
                     reply["recommendation"] = decision.recommendation
+                if decision.subscribe:
+                    reply["subscribe"] = decision.subscribe
                 mem = decision.memory
                 memories[conv] = mem
                 moves.append(
@@ -257,6 +276,15 @@ class Bot:
                     )
                     moves[n] = (i, move, move.handoff)
         made = await self.state.apply([m for _, m, _ in moves])
+        # The conversation hears each later status of the order it asked about, on the
+        # channel it asked on (streams/stages/orders.py).
+        await self.orders.subscribe(
+            [
+                (m.reply["subscribe"], m.conversation_id, items[i]["reply_to"])
+                for (i, m, _), (ok, _) in zip(moves, made, strict=True)
+                if ok and m.reply and m.reply.get("subscribe")
+            ]
+        )
         for (i, move, handoff), (ok, state) in zip(moves, made, strict=True):
             d = items[i]["data"]
             log.info(

@@ -14,7 +14,7 @@ import redis
 from schemas import events, topics
 from session import keys
 from streams.devkit import samples
-from tests.conftest import Services
+from tests.conftest import INBOUND_TOKEN, Services
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 
@@ -283,3 +283,69 @@ async def test_recommendation_respects_suitability_and_is_audited(
     code, desk = await api.call("GET", f"/v1/customers/{c2}/suitable-funds")
     assert code == 200 and desk["assessment"] == "valid"
     assert desk["funds"] and {f["risk"] for f in desk["funds"]} <= {"R1", "R2"}
+
+
+async def test_redemption_question_answered_from_the_order_and_paid_pushed_once(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """A verified customer asking where a redemption is hears its status and expected arrival
+    from the order; `paid` then reaches the channel they asked on, once, however often the
+    transfer agent repeats it; a failed order opens a task."""
+    cid, user, order_id = uid("C"), uid("u"), uid("o")
+    code, body = await api.call(
+        "PUT", f"/v1/customers/{cid}", {"name": "测试", "verified": {"app_user_ids": [user]}}
+    )
+    assert code == 200, body
+    order = {
+        "customer_id": cid,
+        "fund_code": "161606",
+        "kind": "redemption",
+        "status": "confirmed",
+        "amount": 5000,
+        "submitted_at": "2026-12-01T10:00:00+08:00",
+        "expected_by": "2026-12-04",
+    }
+    code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
+    assert code == 202, body
+
+    async def stored() -> bool:
+        status, rec = await api.call("GET", f"/v1/orders/{order_id}")
+        return status == 200 and rec["status"] == "confirmed"
+
+    await eventually(stored)
+    await api.post_message("app", "我的赎回到账了吗？", {"app_user_id": user})
+    async with TopicReader(services.bootstrap, topics.OUTBOUND) as out:
+        answer = (await out.find(lambda e: e["data"].get("customer_id") == cid))["data"]
+        assert answer["author"] == "bot" and answer["kind"] == "answer"
+        assert answer["sources"] == [{"kind": "order", "id": order_id, "status": "confirmed"}]
+        assert "2026-12-04" in answer["text"] and "工作日" in answer["text"]
+        for _ in range(2):  # the transfer agent says it twice
+            code, _ = await api.call(
+                "PUT", f"/v1/orders/{order_id}", {**order, "status": "paid"}, token=INBOUND_TOKEN
+            )
+            assert code == 202
+        notice = (
+            await out.find(
+                lambda e: e["data"].get("kind") == "progress" and e["data"]["customer_id"] == cid
+            )
+        )["data"]
+        assert notice["channel"] == "app" and notice["to"] == {"app_user_id": user}
+        assert notice["conversation_id"] == answer["conversation_id"] and "划付" in notice["text"]
+        notices = await out.all_for(
+            lambda e: e["data"].get("kind") == "progress" and e["data"].get("customer_id") == cid,
+            2.0,
+        )
+    assert len({n["data"]["reply_id"] for n in notices}) == 1 and len(notices) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{answer['conversation_id']}")
+    assert [m["bot_kind"] for m in conv["messages"] if m.get("author") == "bot"] == [
+        "answer",
+        "progress",
+    ]
+    failed_id = uid("o")
+    code, _ = await api.call(
+        "PUT", f"/v1/orders/{failed_id}", {**order, "status": "failed"}, token=INBOUND_TOKEN
+    )
+    assert code == 202
+    async with TopicReader(services.bootstrap, topics.TASKS) as tasks:
+        task = await tasks.find(lambda e: e["data"].get("order_id") == failed_id)
+    assert task["type"] == events.TASK_OPENED and task["data"]["kind"] == "order_failed"

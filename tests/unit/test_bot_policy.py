@@ -178,3 +178,47 @@ def test_suitability_lists_only_what_the_tolerance_allows() -> None:
     assert suitability.may_hold("C5", "R5") and not suitability.may_hold("C1", "R2")
     assert suitability.assessment_status("C3", today.isoformat(), NOW) == "valid"
     assert suitability.assessment_status("C3", None, NOW) == "none"
+
+
+def test_order_progress_dates_count_trading_days() -> None:
+    """T is the trade day (after 15:00 or on a holiday: the next trading day); T+n skips
+    weekends and holidays; the fund's own T+n is used for redemptions."""
+    from streams.bot import progress
+
+    assert progress.trade_day("2026-09-30T16:00:00+08:00") == dt.date(2026, 10, 8)
+    assert progress.trade_day("2026-12-03T10:00:00+08:00") == dt.date(2026, 12, 3)
+    order = {
+        "order_id": "o1",
+        "fund_code": "161603",
+        "kind": "redemption",
+        "status": "confirmed",
+        "amount": 100.0,
+        "submitted_at": "2026-12-03T10:00:00+08:00",
+        "expected_by": None,
+    }
+    assert progress.expected_date(order, {"redemption_arrival": "T+2"}) == dt.date(2026, 12, 7)
+    assert progress.expected_date(order, None) == dt.date(2026, 12, 8)  # T+3 when unknown
+    text = progress.status_answer(order, {"name": "融通债券A", "redemption_arrival": "T+2"}, NOW)
+    assert "2026-12-07" in text and "2 个工作日" in text
+
+
+def test_an_order_question_is_answered_only_from_the_customers_orders() -> None:
+    a = analysis(intent="redemption_arrival")
+    order = {
+        "order_id": "o1",
+        "fund_code": "161606",
+        "kind": "redemption",
+        "status": "submitted",
+        "amount": 100.0,
+        "submitted_at": "2026-12-02",
+        "expected_by": None,
+    }
+    d = policy.decide(a, "我的赎回到账了吗", Memory(), INDEX, FUNDS, NOW, "app", orders=[order])
+    assert isinstance(d, Answer) and d.subscribe == "o1" and d.sources[0]["kind"] == "order"
+    d = policy.decide(a, "我的赎回到账了吗", Memory(), INDEX, FUNDS, NOW, "app", orders=[])
+    assert isinstance(d, Handoff) and d.reason == "no_order"
+    failed = {**order, "status": "failed"}
+    d = policy.decide(a, "我的赎回到账了吗", Memory(), INDEX, FUNDS, NOW, "app", orders=[failed])
+    assert isinstance(d, Handoff) and d.reason == "order_failed"
+    # Not verified: no orders are looked up, and the question goes to a person.
+    assert isinstance(decide(a, "我的赎回到账了吗"), Handoff)
