@@ -109,6 +109,8 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("DELETE", "/v1/session"): public("clears the caller's own cookie"),
     # ops
     ("GET", "/v1/queues"): rule(ADM, SUP, AGT, OPS),
+    ("GET", "/v1/agents"): rule(ADM, SUP, OPS),
+    ("GET", "/v1/ops/lag"): rule(ADM, SUP, OPS),
     ("GET", "/v1/alerts"): rule(ADM, SUP, OPS),
     ("GET", "/metrics"): rule(ADM, OPS),
     ("GET", "/healthz"): public("liveness probe"),

@@ -424,8 +424,11 @@ class Router:
         Conversations that fit nobody stay at the heads of the queues and every cycle would
         read them again. A memo entry is keyed by queue and score, which change whenever
         the conversation is re-queued, moved, re-prioritised or transferred; what can go
-        stale within `_MEMO_MS` is its declined set, and a stale one costs at most a claim
-        that offer.lua refuses."""
+        stale within `_MEMO_MS` is its declined set. For most jobs a stale one costs at most
+        a claim that offer.lua refuses; for a job with a preferred agent (last agent,
+        advisor, transfer target) it would keep holding the conversation for an agent who
+        just declined it while another fits (found by the routing property test), so those
+        jobs are always read fresh."""
         now = now_ms()
         if len(self._memo) > _MEMO_MAX:
             self._memo = {c: m for c, m in self._memo.items() if now - m[0] <= _MEMO_MS}
@@ -440,7 +443,8 @@ class Router:
         fresh = await self.registry.jobs(fetch)
         scores = {cid: sc for sc, cid, _ in entries}
         for cid, job in fresh.items():
-            self._memo[cid] = (now, scores[cid], job)
+            if not (job.last_agent or job.advisor or job.pinned_agent):
+                self._memo[cid] = (now, scores[cid], job)
         out.update(fresh)
         return out
 

@@ -25,6 +25,7 @@ from channels.gateway.errors import (
     read_json,
 )
 from channels.ingress import Ingress
+from channels.lag import LagReader
 from channels.settings import GatewaySettings
 from router.queues import QueueBook
 from router.registry import OfflineResult, Registry
@@ -67,6 +68,7 @@ class Gateway:
         # The desks (agents' own stream sockets) this gateway holds: their leases are renewed
         # here, so another gateway's sweep can tell a dead gateway's desks from live ones.
         self.desks: set[tuple[str, str]] = set()
+        self.lag = LagReader(bootstrap)
         self._presence: asyncio.Task[None] | None = None
         self.tokens = TokenStore(
             self.redis,

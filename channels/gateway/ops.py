@@ -24,6 +24,8 @@ class Ops:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/v1/queues", self.queues),
+            web.get("/v1/agents", self.agents),
+            web.get("/v1/ops/lag", self.lag),
             web.get("/v1/openapi.json", self.openapi),
             web.get("/v1/asyncapi.json", self.asyncapi),
             web.get("/v1/alerts", self.alerts),
@@ -34,6 +36,20 @@ class Ops:
 
     async def queues(self, _: web.Request) -> web.Response:
         return ok({"queues": await self.gw.registry.queue_stats()})
+
+    async def agents(self, _: web.Request) -> web.Response:
+        agents = await self.gw.registry.agents_by_state()
+        by_state: dict[str, int] = {}
+        for a in agents:
+            state = a["status"]
+            if state == "available":
+                busy = sum(a["load"].values()) > 0
+                state = "no_desk" if not a["desk"] else ("busy" if busy else "available")
+            by_state[state] = by_state.get(state, 0) + 1
+        return ok({"by_state": by_state, "agents": agents})
+
+    async def lag(self, _: web.Request) -> web.Response:
+        return ok(await self.gw.lag.read())
 
     async def openapi(self, _: web.Request) -> web.Response:
         return ok(openapi.spec())

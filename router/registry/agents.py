@@ -221,3 +221,33 @@ class Agents(RegistryBase):
                 args=[agent_id, conn_id, now_ms(), grace_ms],
             )
         )
+
+    async def agents_by_state(self) -> list[dict[str, Any]]:
+        """Every agent with its status, whether a desk is open, and its load: the console's
+        view, in one round trip plus one for the agents' fields."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(keys.agents())
+        pipe.smembers(keys.agents_present())
+        pipe.hgetall(keys.agents_load())
+        ids_raw, present_raw, load_raw = await pipe.execute()
+        ids = sorted(_s(x) for x in ids_raw)
+        present = {_s(x) for x in present_raw}
+        loads: dict[str, dict[str, int]] = {}
+        for k, v in load_raw.items():
+            aid, _, ch = _s(k).partition("|")
+            loads.setdefault(aid, {})[ch] = int(v)
+        pipe = self.redis.pipeline(transaction=False)
+        for aid in ids:
+            pipe.hmget(keys.agent(aid), "name", "status")
+        out = []
+        for aid, (name, status) in zip(ids, await pipe.execute(), strict=True):
+            out.append(
+                {
+                    "id": aid,
+                    "name": _s(name) if name else aid,
+                    "status": _s(status) if status else "offline",
+                    "desk": aid in present,
+                    "load": loads.get(aid, {}),
+                }
+            )
+        return out

@@ -114,4 +114,6 @@ async def test_the_ops_console_shows_live_queues(
     await page.get_by_test_id("login-submit").click()
     queues = page.get_by_test_id("queues")
     await expect(queues).to_contain_text("product", timeout=10_000)
+    await expect(page.get_by_test_id("agent-states")).not_to_be_empty()
+    await expect(page.get_by_test_id("lag")).to_contain_text("omnirouter", timeout=10_000)
     await page.screenshot(path=artifacts / "ops-1-queues.png")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.conftest import Services
+from tests.conftest import OPS_TOKEN, Services
 from tests.integration.helpers import AgentStream, Api, eventually, uid
 
 pytestmark = pytest.mark.integration
@@ -74,9 +74,29 @@ async def test_a_reload_within_the_grace_keeps_the_agent_and_its_conversations(
     assert code == 200
     await desk.close()
     desk = await AgentStream.open(http, services.ws_url, agent)  # the reload
-    hello = desk.frames[0]
+    hello = next(f for f in desk.frames if f["type"] == "hello")
     assert offer["conversation_id"] in hello["conversations"]
     await desk.drain(3.5)  # longer than the grace
     _, state = await api.call("GET", f"/v1/agents/{agent}")
     assert state["status"] == "available"
+    await desk.close()
+
+
+async def test_ops_sees_agents_by_state_and_consumer_lag(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    at_desk, no_desk = uid("a"), uid("a")
+    await api.add_agent(at_desk)
+    await api.add_agent(no_desk)
+    desk = await AgentStream.open(http, services.ws_url, at_desk)
+    code, body = await api.call("GET", "/v1/agents", token=OPS_TOKEN)
+    assert code == 200, body
+    states = {a["id"]: a for a in body["agents"]}
+    assert states[at_desk]["desk"] and not states[no_desk]["desk"]
+    assert body["by_state"].get("available", 0) >= 1 and body["by_state"].get("no_desk", 0) >= 1
+    code, lag = await api.call("GET", "/v1/ops/lag", token=OPS_TOKEN)
+    assert code == 200 and lag["available"], lag
+    worker = next(g for g in lag["groups"] if g["group"] == "omnirouter")
+    assert {p["topic"] for p in worker["partitions"]} >= {"cs.inbound.v1", "cs.messages.v1"}
+    assert all(p["lag"] >= 0 and p["end"] >= p["committed"] for p in worker["partitions"])
     await desk.close()
