@@ -86,6 +86,21 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/customers/{customer_id}"): rule(ADM, SUP, SYS),
     ("DELETE", "/v1/customers/{customer_id}"): rule(ADM),
     ("GET", "/v1/customers/{customer_id}/conversations"): rule(ADM, SUP),
+    # the suitability rule the bot applies, for the desk (session/suitability.py)
+    ("GET", "/v1/customers/{customer_id}/suitable-funds"): rule(ADM, SUP, AGT),
+    # knowledge base (the bot's and the desks'): admins write, staff read and search
+    ("GET", "/v1/knowledge"): rule(ADM, SUP, AGT),
+    ("PUT", "/v1/knowledge/{article_id}"): rule(ADM),
+    ("GET", "/v1/knowledge/{article_id}"): rule(ADM, SUP, AGT),
+    ("DELETE", "/v1/knowledge/{article_id}"): rule(ADM),
+    # fund records (the fund company's systems may also write cs.funds.v1 directly)
+    ("GET", "/v1/funds"): rule(ADM, SUP, AGT),
+    ("PUT", "/v1/funds/{code}"): rule(ADM),
+    ("GET", "/v1/funds/{code}"): rule(ADM, SUP, AGT),
+    ("DELETE", "/v1/funds/{code}"): rule(ADM),
+    # orders: the transfer-agent system writes, staff read
+    ("PUT", "/v1/orders/{order_id}"): rule(SYS),
+    ("GET", "/v1/orders/{order_id}"): rule(ADM, SUP, AGT),
     # credentials
     ("POST", "/v1/tokens"): rule(ADM),
     ("POST", "/v1/tickets"): rule(*STAFF),

@@ -63,7 +63,12 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "worker",
         "ops, GET /v1/alerts",
     ),
-    topics.AUDIT: ("customer id (hashed)", (events.CUSTOMER_ERASED,), "gateway", "compliance"),
+    topics.AUDIT: (
+        "customer id (hashed for erasures)",
+        (events.CUSTOMER_ERASED, events.RECOMMENDATION_MADE),
+        "gateway, worker (bot)",
+        "compliance",
+    ),
     topics.DLQ: ("the original key", (events.DEAD_LETTER,), "worker, delivery", "ops"),
     topics.CUSTOMERS: (
         "customer id (compacted; value = PUT /v1/customers body, null unlinks)",
@@ -71,7 +76,18 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "CRM",
         "worker: customer directory",
     ),
-    topics.ORDERS: ("customer id", (), "transfer-agent system", "(reserved)"),
+    topics.FUNDS: (
+        "fund code (compacted; value = PUT /v1/funds body, null removes)",
+        (),
+        "fund company systems, PUT /v1/funds",
+        "worker: fund directory (the bot's NAVs)",
+    ),
+    topics.ORDERS: (
+        "customer id",
+        (events.ORDER_UPDATED,),
+        "transfer-agent system, PUT /v1/orders",
+        "worker: orders (progress notices)",
+    ),
     topics.FEEDBACK: (
         "customer id",
         (events.SURVEY_SENT, events.SURVEY_ANSWERED),
@@ -80,9 +96,9 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     topics.TASKS: (
         "customer id",
-        (events.TASK_CREATED, events.TASK_UPDATED),
-        "worker, gateway",
-        "CRM, analytics, review report",
+        (events.TASK_CREATED, events.TASK_UPDATED, events.TASK_OPENED),
+        "worker (callbacks, failed orders), gateway (outcomes)",
+        "CRM, analytics, review report, task desks",
     ),
 }
 

@@ -29,7 +29,14 @@ AGENT_TRANSFERRED: Final = "omnirouter.agent.transferred.v1"  # to a queue or a 
 
 REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
+# Transaction status from the transfer-agent system (PUT /v1/orders/{id} or the topic).
+ORDER_UPDATED: Final = "omnirouter.order.updated.v1"  # cs.orders.v1
+# A task for a person (a failed order the customer asked about, …).
+TASK_OPENED: Final = "omnirouter.task.opened.v1"  # cs.tasks.v1
+
 CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
+# Every product recommendation (or refusal for want of a valid risk assessment).
+RECOMMENDATION_MADE: Final = "omnirouter.recommendation.made.v1"  # cs.audit.v1
 ALERT_RAISED: Final = "omnirouter.alert.raised.v1"  # cs.alerts.v1 (queue overflow, …)
 SURGE_DETECTED: Final = "omnirouter.alert.surge.v1"  # cs.alerts.v1: a burst of one question
 

@@ -32,6 +32,8 @@ from schemas.vocabulary import (
     CallEvent,
     Category,
     Channel,
+    OrderKind,
+    OrderStatus,
 )
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -108,6 +110,7 @@ class CustomerView(msgspec.Struct, kw_only=True):
     identified: bool = False
     segment: str = "regular"
     risk_tolerance: str | None = None
+    risk_assessed_at: str | None = None
     advisor: str | None = None
     name: str | None = None
     identified_by: str | None = None
@@ -153,6 +156,8 @@ class OfferCreated(Payload, kw_only=True):
     customer: JSONObject
     preview: str
     analysis: JSONObject
+    # Set when the bot handed the conversation over: {reason, summary, intent, bot_turns}.
+    handoff: JSONObject | None = None
 
 
 class OfferRevoked(Payload, kw_only=True):
@@ -271,7 +276,11 @@ class ReplyCreated(Payload, kw_only=True):
     to: JSONObject  # the customer's `from` as it reached us
     text: Text
     agent_id: str | None = None
-    author: str = "agent"
+    author: str = "agent"  # agent | bot
+    # A bot message: answer | handoff (the notice that a person is coming) | progress
+    kind: str = "answer"
+    sources: list[JSONObject] = []  # [{kind: article|fund|order|suitability, id, date?}]
+    products: list[JSONObject] = []  # a recommendation's [{code, risk}]
     references: list[str] = []
     subject: str | None = None
     call_id: str | None = None
@@ -289,6 +298,38 @@ class SurveyRequest(msgspec.Struct, kw_only=True):
     answer_url: str | None = None  # email: where the five links point
 
 
+# -- cs.orders.v1, cs.tasks.v1 ------------------------------------------------------------------
+
+
+class OrderUpdated(Payload, kw_only=True):
+    """A transaction's status from the transfer-agent system (keyed by customer id)."""
+
+    EVENT: ClassVar[str] = events.ORDER_UPDATED
+    order_id: Id
+    customer_id: Id
+    fund_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    kind: OrderKind
+    status: OrderStatus
+    amount: Annotated[float, msgspec.Meta(gt=0)]
+    submitted_at: str  # ISO date or date-time
+    expected_by: str | None = None  # ISO date the money or shares are due
+    updated_at: Millis = 0
+
+
+class TaskOpened(Payload, kw_only=True):
+    """A piece of work for a person (a callback, a failed order to look into)."""
+
+    EVENT: ClassVar[str] = events.TASK_OPENED
+    task_id: Id
+    kind: str  # order_failed, …
+    customer_id: str | None
+    order_id: str | None = None
+    conversation_id: str | None = None
+    note: str = ""
+    due_at: Millis
+    at: Millis
+
+
 # -- cs.audit.v1, cs.alerts.v1, cs.dlq.v1 -------------------------------------------------------
 
 
@@ -299,6 +340,21 @@ class CustomerErased(Payload, kw_only=True):
     conversations: int
     keys: int
     frames_redacted: int
+    at: Millis
+
+
+class RecommendationMade(Payload, kw_only=True):
+    """cs.audit.v1: the bot listed products for a customer, or refused for want of a valid
+    risk assessment (session/suitability.py)."""
+
+    EVENT: ClassVar[str] = events.RECOMMENDATION_MADE
+    customer_id: str | None
+    conversation_id: Id
+    event_id: Id  # the customer's message that asked
+    risk_tolerance: str | None
+    risk_assessed_at: str | None
+    assessment: str  # valid | none | expired
+    products: list[JSONObject]  # [{code, risk}], empty unless valid
     at: Millis
 
 
@@ -449,7 +505,10 @@ PAYLOADS: dict[str, type[Payload]] = {
         AgentStatusChanged,
         AgentTransferred,
         ReplyCreated,
+        OrderUpdated,
+        TaskOpened,
         CustomerErased,
+        RecommendationMade,
         AlertRaised,
         SurgeDetected,
         SurveySent,

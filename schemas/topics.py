@@ -14,6 +14,7 @@ FEEDBACK: Final = "cs.feedback.v1"
 TASKS: Final = "cs.tasks.v1"  # callbacks and follow-ups
 ALERTS: Final = "cs.alerts.v1"
 CUSTOMERS: Final = "cs.customers.v1"  # compacted; the CRM's customer directory
+FUNDS: Final = "cs.funds.v1"  # compacted, key: fund code; fund records with dated NAVs
 DLQ: Final = "cs.dlq.v1"  # poison events with the reason
 AUDIT: Final = "cs.audit.v1"  # key: customer id; erasures and other privacy-relevant acts
 
@@ -28,7 +29,8 @@ ALL: Final = (
     TASKS,
     ALERTS,
     CUSTOMERS,
+    FUNDS,
     DLQ,
     AUDIT,
 )
-COMPACTED: Final = frozenset({CUSTOMERS})
+COMPACTED: Final = frozenset({CUSTOMERS, FUNDS})

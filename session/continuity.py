@@ -60,6 +60,7 @@ async def owner_profile(store: Any, customer: dict[str, Any], owner_id: str) -> 
         "identified": bool(rec) or not owner_id.startswith("anon-"),
         "segment": rec.get("segment") or customer.get("segment") or "regular",
         "risk_tolerance": rec.get("risk_tolerance"),
+        "risk_assessed_at": rec.get("risk_assessed_at"),
         "advisor": rec.get("advisor"),
         "name": rec.get("name"),
     }

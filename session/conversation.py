@@ -8,6 +8,7 @@ this table does not give it. The shared moves ("put back in its queue", "give ba
 agent's capacity") are written once, in session/lua/lib.lua, which the loaders prepend
 (`with_lib`).
 
+    open --(bot answers)--> bot --(hand-off: asked, unsure, complaint, two turns)--> open
     open --(offer claimed)--> offered --(accept)--> assigned --(resolve)--> resolved
       |                          |  (decline, expiry, agent offline)          |
       +--(nobody fits)--> waiting <-----------------+                         |
@@ -29,6 +30,7 @@ from typing import Final, NamedTuple
 
 class State(StrEnum):
     OPEN = "open"  # created or reopened, not yet placed
+    BOT = "bot"  # the bot owns it (streams/bot): not in any queue, no agent
     WAITING = "waiting"  # in a queue
     OFFERED = "offered"  # one agent holds an offer; nobody else may be offered it
     ASSIGNED = "assigned"  # one agent holds it
@@ -44,13 +46,18 @@ class Transition(NamedTuple):
     why: str
 
 
-_ANY_LIVE = frozenset({State.OPEN, State.WAITING, State.OFFERED, State.ASSIGNED, State.RESOLVED})
+_ANY_LIVE = frozenset(
+    {State.OPEN, State.BOT, State.WAITING, State.OFFERED, State.ASSIGNED, State.RESOLVED}
+)
 
 TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(frozenset(), State.OPEN, "session/ingest.lua", "a first message"),
     Transition(frozenset({State.RESOLVED}), State.OPEN, "session/ingest.lua", "reopened"),
     Transition(frozenset({State.RESOLVED}), State.CLOSED, "session/ingest.lua", "window passed"),
     Transition(_ANY_LIVE, State.MERGED, "session/ingest.lua", "two identities joined"),
+    Transition(frozenset({State.OPEN, State.BOT}), State.BOT, "session/bot.lua", "bot answered"),
+    # Once per conversation (handoff_at); routing then places it like any open conversation.
+    Transition(frozenset({State.OPEN, State.BOT}), State.OPEN, "session/bot.lua", "handed off"),
     Transition(
         frozenset({State.OPEN, State.WAITING}), State.OFFERED, "router/offer.lua", "offer claimed"
     ),

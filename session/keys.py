@@ -58,7 +58,7 @@ def conversation_refs(conversation_id: str) -> str:
 
 
 def customer(customer_id: str) -> str:
-    """HASH directory record: name, segment, risk_tolerance, advisor, verified (JSON),
+    """HASH directory record: name, segment, risk_tolerance, risk_assessed_at, advisor, verified (JSON),
     updated_at, links (JSON list of the identity keys the record made)."""
     return f"{PREFIX}:customer:{customer_id}"
 
@@ -381,3 +381,52 @@ def agents_desk_gone() -> str:
     """ZSET agent -> when its grace ends (ms): the last desk closed; if none opens again by
     then the agent goes away and its pending offers return to their queues."""
     return f"{PREFIX}:agents:desk_gone"
+
+
+# -- knowledge base and fund data (session/knowledge.py, session/funds.py) ---------------------
+
+
+def kb_articles() -> str:
+    """HASH article id -> article JSON (title, body, category, intents, channels, owner,
+    action, questions, version, updated_at)."""
+    return f"{PREFIX}:kb:articles"
+
+
+def kb_revision() -> str:
+    """STRING counter bumped by every change of an article: readers rebuild their index."""
+    return f"{PREFIX}:kb:rev"
+
+
+def fund(code: str) -> str:
+    """STRING fund record JSON (name, share_class, type, risk, nav {value, date, source},
+    fees, redemption_arrival, sample, updated_at)."""
+    return f"{PREFIX}:fund:{code}"
+
+
+def funds() -> str:
+    """SET of fund codes with a record."""
+    return f"{PREFIX}:funds"
+
+
+def bot_replies(conversation_id: str) -> str:
+    """HASH inbound event id -> the bot's reply JSON for it (re-published on redelivery)."""
+    return f"{PREFIX}:conv:{conversation_id}:bot"
+
+
+# -- orders and progress notices (session/orders.py) -----------------------------------------
+
+
+def order(order_id: str) -> str:
+    """STRING the order's latest status record JSON (schemas.payloads.OrderUpdated fields)."""
+    return f"{PREFIX}:order:{order_id}"
+
+
+def customer_orders(customer_id: str) -> str:
+    """ZSET order id -> last update (ms): the customer's orders, newest last."""
+    return f"{PREFIX}:cust:{customer_id}:orders"
+
+
+def order_subscribers(order_id: str) -> str:
+    """HASH conversation id -> the reply_to JSON of the channel the customer asked on: who
+    hears each later status change of the order."""
+    return f"{PREFIX}:order:{order_id}:subs"

@@ -50,6 +50,7 @@ class Customer:
     identified: bool
     segment: str = "regular"
     risk_tolerance: str | None = None
+    risk_assessed_at: str | None = None  # the date of the risk assessment (YYYY-MM-DD)
     advisor: str | None = None
     name: str | None = None
     identified_by: str | None = None  # the contact kind that identified the sender
@@ -63,6 +64,7 @@ class Customer:
             "identified": self.identified,
             "segment": self.segment,
             "risk_tolerance": self.risk_tolerance,
+            "risk_assessed_at": self.risk_assessed_at,
             "advisor": self.advisor,
             "name": self.name,
             "identified_by": self.identified_by,
@@ -116,7 +118,7 @@ class SessionStore:
         """
         record: dict[str, Any] = {
             k: profile[k]
-            for k in ("name", "segment", "risk_tolerance", "advisor")
+            for k in ("name", "segment", "risk_tolerance", "risk_assessed_at", "advisor")
             if profile.get(k) is not None
         }
         record["verified"] = orjson.dumps(profile["verified"]).decode()
@@ -232,6 +234,7 @@ class SessionStore:
                 identified=True,
                 segment=r.get("segment") or "regular",
                 risk_tolerance=r.get("risk_tolerance") or None,
+                risk_assessed_at=r.get("risk_assessed_at") or None,
                 advisor=r.get("advisor") or None,
                 name=r.get("name") or None,
                 identified_by=_s(by),
@@ -356,6 +359,12 @@ class SessionStore:
             if k in meta:
                 meta[k] = int(float(meta[k]))
         meta["reply_to"] = orjson.loads(meta["reply_to"]) if meta.get("reply_to") else None
+        for k in ("handoff", "bot_given"):
+            if meta.get(k):
+                meta[k] = orjson.loads(meta[k])
+        for k in ("bot_turns", "bot_unhelpful", "handoff_at"):
+            if k in meta:
+                meta[k] = int(float(meta[k]))
         meta["messages"] = [orjson.loads(x) for x in timeline_raw]
         return meta
 

@@ -23,17 +23,29 @@ from router.settings import RouterSettings
 from schemas import deadletter, envelope, topics
 from schemas.deadletter import RETRIABLE, Origin
 from session import keys
+from session.botstate import BotState
+from session.funds import FundStore
 from session.history import History
+from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger, audit_after_ms
+from session.orders import OrderStore
 from session.store import SessionStore, connect
 from streams.analytics import stage as analytics_stage
 from streams.analytics.stage import Analytics
+from streams.bot.stage import Bot
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
 from streams.feedback import stage as feedback_stage
 from streams.feedback.stage import Feedback
 from streams.settings import Settings
-from streams.stages import agent_events, directory, identify_classify, session_route
+from streams.stages import (
+    agent_events,
+    directory,
+    funds,
+    identify_classify,
+    orders,
+    session_route,
+)
 from streams.stages.placements import Placements
 
 log = structlog.get_logger(__name__)
@@ -138,7 +150,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return ConsumePath(stage, handle, flush, dead_letter, decode)
 
     stage_1 = identify_classify.IdentifyClassify(session, load_classifier())
-    stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements)
+    bot = Bot(BotState(redis), KnowledgeBase(redis), FundStore(redis), enabled=settings.bot)
+    stage_2 = session_route.SessionRoute(session, registry, router, ledger, placements, bot)
     stage_3 = agent_events.AgentEvents(session, registry, placements)
     stage_4 = directory.Directory(session)
     feedback = Feedback(session, registry, load_classifier())
@@ -146,7 +159,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
     decode = analytics_stage.decode_any
     # Several stages may read one topic (each its own faust agent: the record is acked when
     # all of them are done with it).
+    stage_5 = funds.Funds(FundStore(redis))
+    stage_6 = orders.Orders(OrderStore(redis), FundStore(redis), session)
     paths = [
+        (topics.FUNDS, path(funds.STAGE, stage_5.handle, funds.decode)),
+        (topics.ORDERS, path(orders.STAGE, stage_6.handle, orders.decode)),
         (topics.INBOUND, path(identify_classify.STAGE, stage_1.handle, identify_classify.decode)),
         (topics.MESSAGES, path(session_route.STAGE, stage_2.handle, session_route.decode)),
         (topics.AGENT_EVENTS, path(agent_events.STAGE, stage_3.handle, agent_events.decode)),

@@ -9,6 +9,7 @@
 | OMNIROUTER_SESSION_TIMEOUT_S | 10 | consumer group session timeout |
 | OMNIROUTER_WORKER_ID | hostname-pid | name of this worker in logs and readiness keys |
 | OMNIROUTER_DATA_DIR | .omnirouter | where `omnirouter dev` keeps Redis's append-only file |
+| OMNIROUTER_BOT | on | `off`: no bot step; every message goes to routing (docs/bot.md) |
 | LOG_FORMAT | auto | json, console, or auto (console on a TTY, else JSON) |
 | LOG_LEVEL | INFO | |
 """
@@ -45,6 +46,7 @@ class Settings:
     data_dir: str = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR", ".omnirouter")
     )
+    bot: bool = field(default_factory=lambda: os.environ.get("OMNIROUTER_BOT", "on") != "off")
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
 

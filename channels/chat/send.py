@@ -47,6 +47,9 @@ class ChatSender:
                 "text": d["text"],
                 "agent_id": d.get("agent_id"),
                 "author": d.get("author", "agent"),
+                "kind": d.get("kind", "answer"),
+                "sources": d.get("sources") or [],
+                "products": d.get("products") or [],
                 "at": now_ms(),
             },
         )

@@ -1,6 +1,6 @@
 """The HTTP gateway: one aiohttp application, its shared parts, and the resources.
 
-Each resource (inbound, agents, conversations, customers, ops) lives in its own module
+Each resource (inbound, agents, conversations, customers, knowledge, funds, ops) lives in its own module
 and declares its routes; this module builds the shared parts once and mounts them.
 """
 
@@ -36,7 +36,9 @@ from schemas import envelope, topics
 from schemas.envelope import Envelope
 from schemas.payloads import AgentStatusChanged, Payload, envelope_of
 from schemas.vocabulary import AgentStatus
+from session.funds import FundStore
 from session.history import History
+from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from session.surveys import Surveys
@@ -55,6 +57,8 @@ class Gateway:
         self.session = SessionStore(self.redis)
         self.registry = Registry(self.redis, require_desk=self.router_settings.require_desk)
         self.ledger = InboundLedger(self.redis, self.session.settings.dedupe_ttl_s)
+        self.knowledge = KnowledgeBase(self.redis)
+        self.funds = FundStore(self.redis)
         self.broker = BrokerLink(
             bootstrap,
             max_inflight=self.settings.max_inflight,
@@ -104,8 +108,11 @@ class Gateway:
         from channels.gateway.conversations import Conversations
         from channels.gateway.credentials import Credentials
         from channels.gateway.customers import Customers
+        from channels.gateway.funds import Funds
         from channels.gateway.inbound import Inbound
+        from channels.gateway.knowledge import Knowledge
         from channels.gateway.ops import Ops
+        from channels.gateway.orders import Orders
         from channels.gateway.reports import ReportsResource
         from channels.gateway.surveys import SurveysResource
         from channels.gateway.tasks import TasksResource
@@ -115,6 +122,9 @@ class Gateway:
             Agents(self),
             Conversations(self),
             Customers(self),
+            Knowledge(self),
+            Funds(self),
+            Orders(self),
             Credentials(self),
             Ops(self),
             SurveysResource(self),

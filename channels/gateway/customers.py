@@ -12,7 +12,8 @@ from channels.gateway.errors import (
     path_id,
 )
 from schemas import models, topics
-from session import privacy
+from schemas.envelope import now_ms
+from session import privacy, suitability
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +28,7 @@ class Customers:
             web.get("/v1/customers/{customer_id}", self.get_customer),
             web.get("/v1/customers/{customer_id}/conversations", self.customer_conversations),
             web.delete("/v1/customers/{customer_id}", self.erase_customer),
+            web.get("/v1/customers/{customer_id}/suitable-funds", self.suitable_funds),
         ]
 
     async def put_customer(self, request: web.Request) -> web.Response:
@@ -49,6 +51,26 @@ class Customers:
                 "customer": await self.gw.session.get_customer(customer_id),
                 "identities": await self.gw.session.identities(customer_id),
                 "conversations": await self.gw.session.list_conversations(customer_id),
+            }
+        )
+
+    async def suitable_funds(self, request: web.Request) -> web.Response:
+        """The desk's view of the bot's rule: what this customer may be offered, and why."""
+        customer = await self.gw.session.get_customer(path_id(request, "customer_id"))
+        if customer is None:
+            raise ApiError(404, "customer_not_found", "no such customer", field="customer_id")
+        status, funds = suitability.suitable(customer, await self.gw.funds.all(), now_ms())
+        return ok(
+            {
+                "customer_id": customer["id"],
+                "risk_tolerance": customer.get("risk_tolerance"),
+                "risk_assessed_at": customer.get("risk_assessed_at"),
+                "assessment": status,
+                "valid_days": suitability.ASSESSMENT_VALID_DAYS,
+                "funds": [
+                    {k: f.get(k) for k in ("code", "name", "type", "risk", "sample")} for f in funds
+                ],
+                "risk_notice": suitability.RISK_NOTICE,
             }
         )
 

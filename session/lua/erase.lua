@@ -50,7 +50,8 @@ for _, c in ipairs(convs) do
     redis.call('ZREM', p .. ':tasks:unassigned', t)
     del(p .. ':task:' .. t)
   end
-  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs', ck .. ':tasks')
+  del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs', ck .. ':tasks',
+    ck .. ':bot')
 end
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
   if redis.call('HGET', k, 'customer_id') == cid then del(k) end

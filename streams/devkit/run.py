@@ -27,7 +27,7 @@ import redis
 from channels.settings import ChannelSettings, GatewaySettings
 from session import keys
 from streams.admin import ensure_topics
-from streams.devkit import embedded
+from streams.devkit import embedded, samples
 from streams.settings import Settings
 
 
@@ -139,6 +139,17 @@ def load_sample_data(base: str, admin_token: str) -> tuple[dict[str, str], int]:
         if status != 201:
             raise SystemExit(f"minting a token for {aid} failed: {status} {body}")
         tokens[aid] = body["token"]
+    for art in samples.knowledge_articles():
+        art = dict(art)
+        art_id = art.pop("id")
+        status, body = http("PUT", f"{base}/v1/knowledge/{art_id}", art, admin_token)
+        if status != 200:
+            raise SystemExit(f"loading article {art_id} failed: {status} {body}")
+    for fund in samples.sample_funds():
+        code = fund.pop("code")
+        status, body = http("PUT", f"{base}/v1/funds/{code}", fund, admin_token)
+        if status != 200:
+            raise SystemExit(f"loading fund {code} failed: {status} {body}")
     return tokens, len(customers)
 
 
@@ -157,7 +168,8 @@ omnirouter is running.
   smtp ingress   {smtp} (mail to anyone@{domains}); replies by `omnirouter delivery`
   kafka          {bootstrap}
   redis          {redis_url}
-  sample data    {n_agents} agents (a1-a4: offered work while their desk is open), {n_customers} customers (C10086 …)
+  sample data    {n_agents} agents (a1-a4: offered work while their desk is open), {n_customers} customers (C10086 …),
+                 the starter knowledge base, sample funds (NAVs marked as sample)
 
 Credentials (shown once; docs/security.md):
   admin          OMNIROUTER_ADMIN_TOKEN={admin_token}

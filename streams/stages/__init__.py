@@ -4,6 +4,8 @@
     session_route      cs.messages.v1     -> conversation in Redis, offer or queue
     agent_events       cs.agent-events.v1 -> timeline, assignment frames, replies to deliver
     directory          cs.customers.v1    -> the customer directory in Redis
+    funds              cs.funds.v1        -> fund records (dated NAVs) in Redis
+    orders             cs.orders.v1       -> order status in Redis, progress notices, tasks
     placements         what routing decided, as agent frames and events (shared by the above
                        and by the routing timers)
 

@@ -61,11 +61,13 @@ class Placements:
         customer: dict[str, Any],
         msg: dict[str, Any] | None,
         analysis: dict[str, Any] | None,
+        handoff: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(placed, Offered):
             job = placed.job
             if msg is None:
                 conv = await self.session.get_conversation(job.conversation_id)
+                handoff = handoff or (conv or {}).get("handoff")
                 last_in: dict[str, Any] = next(
                     (
                         m
@@ -88,6 +90,7 @@ class Placements:
                 customer=customer,
                 preview=preview(text),
                 analysis=analysis or {},
+                handoff=handoff,
             )
             to_agents(out, offer, job.customer_id, placed.agent_id, f"{placed.offer_id}.offer")
         elif isinstance(placed, Queued):

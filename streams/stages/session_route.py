@@ -25,6 +25,7 @@ from schemas.payloads import ConversationMessage, ConversationTimeline, MessageC
 from session.continuity import continuity_args, owner_profile
 from session.ledger import InboundLedger
 from session.store import IngestResult, SessionStore
+from streams.bot.stage import SKIP, Bot, Outcome
 from streams.consume import Outbox
 from streams.stages.placements import Placements, to_agents
 
@@ -120,7 +121,9 @@ class SessionRoute:
         router: Router,
         ledger: InboundLedger,
         placements: Placements,
+        bot: Bot | None = None,
     ):
+        self.bot = bot
         self.session = session
         self.registry = registry
         self.router = router
@@ -136,10 +139,36 @@ class SessionRoute:
             await owner_profile(self.session, p.data["customer"], res.customer_id)
             for p, res in zip(prepared, results, strict=True)
         ]
+        # The bot first (streams/bot): what it answers is not routed; what it hands off is
+        # routed with the hand-off on the offer.
+        outcomes: list[Outcome] = (
+            await self.bot.step(
+                [
+                    {"data": p.data, "reply_to": p.ingest["reply_to"], "channel": p.data["channel"]}
+                    for p in prepared
+                ],
+                results,
+                out,
+            )
+            if self.bot is not None
+            else [SKIP] * len(prepared)
+        )
         waiting = [res.conversation_id for res in results if res.state == "waiting"]
         known = await self.registry.jobs(waiting) if waiting else {}
         to_place: list[tuple[Job, int]] = []
         for i, (p, res, customer) in enumerate(zip(prepared, results, customers, strict=True)):
+            if outcomes[i].answered:
+                log.info(
+                    "message.ingested",
+                    event_id=p.data["event_id"],
+                    conversation_id=res.conversation_id,
+                    customer_id=res.customer_id,
+                    outcome=res.outcome,
+                    state="bot",
+                    category=p.category,
+                    priority=p.priority,
+                )
+                continue
             log.info(
                 "message.ingested",
                 event_id=p.data["event_id"],
@@ -150,7 +179,7 @@ class SessionRoute:
                 category=p.category,
                 priority=p.priority,
             )
-            if res.state in ("open", "waiting"):
+            if res.state in ("open", "waiting", "bot"):
                 to_place.append((self._job(p, res, customer, known), i))
             elif res.state == "offered" and res.outcome == "duplicate" and res.offer_id:
                 await self._offered_again(out, p, res, customer)
@@ -161,7 +190,9 @@ class SessionRoute:
         placed = await self.router.place_many([job for job, _ in to_place])
         for (_, i), placement in zip(to_place, placed, strict=True):
             p = prepared[i]
-            await self.placements.publish(out, placement, customers[i], p.data, p.data["analysis"])
+            await self.placements.publish(
+                out, placement, customers[i], p.data, p.data["analysis"], outcomes[i].handoff
+            )
 
     @staticmethod
     def _job(

@@ -25,6 +25,9 @@ def _concrete(path: str, agent_id: str) -> str:
         .replace("{customer_id}", "C-none")
         .replace("{survey_id}", "sv-none")
         .replace("{task_id}", "t-none")
+        .replace("{code}", "161606")
+        .replace("{article_id}", "kb-none")
+        .replace("{order_id}", "o-none")
     )
 
 

@@ -1,0 +1,107 @@
+"""What the bot keeps on a conversation, and its two moves (session/lua/bot.lua).
+
+Reads for a batch are one pipeline; moves are one pipeline of scripts, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from schemas.envelope import now_ms
+from session import keys
+from session.conversation import with_lib
+from session.settings import SessionSettings
+
+_FIELDS = ("state", "handoff_at", "bot_turns", "bot_unhelpful", "bot_last_intent", "bot_given")
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else ("" if v is None else str(v))
+
+
+@dataclass(frozen=True, slots=True)
+class BotView:
+    state: str
+    handed_off: bool
+    turns: int
+    unhelpful: int
+    last_intent: str
+    given: list[str]
+    stored_reply: dict[str, Any] | None  # what the bot already said for this event
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    conversation_id: str
+    action: str  # answer | handoff
+    event_id: str
+    entry: dict[str, Any] | None
+    reply: dict[str, Any] | None
+    memory: dict[str, Any]
+    handoff: dict[str, Any] | None = None
+
+
+class BotState:
+    def __init__(self, redis: aioredis.Redis, settings: SessionSettings | None = None):
+        self.redis = redis
+        self.settings = settings or SessionSettings()
+        self._move = redis.register_script(
+            with_lib(resources.files("session").joinpath("lua", "bot.lua").read_text())
+        )
+
+    async def views(self, pairs: list[tuple[str, str]]) -> list[BotView]:
+        """(conversation_id, event_id) -> what the bot knows, in one pipeline."""
+        if not pairs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for conv, eid in pairs:
+            pipe.hmget(keys.conversation(conv), list(_FIELDS))
+            pipe.hget(keys.bot_replies(conv), eid)
+        raw = await pipe.execute()
+        out = []
+        for i in range(0, len(raw), 2):
+            st, handoff_at, turns, unhelpful, last, given = (_s(x) for x in raw[i])
+            stored = raw[i + 1]
+            out.append(
+                BotView(
+                    state=st,
+                    handed_off=bool(handoff_at),
+                    turns=int(turns or 0),
+                    unhelpful=int(unhelpful or 0),
+                    last_intent=last,
+                    given=orjson.loads(given) if given else [],
+                    stored_reply=orjson.loads(stored) if stored else None,
+                )
+            )
+        return out
+
+    async def apply(self, moves: list[Move]) -> list[tuple[bool, str]]:
+        """Each move made at most once; (made, state or reason) per move."""
+        if not moves:
+            return []
+        s = self.settings
+        pipe = self.redis.pipeline(transaction=False)
+        for m in moves:
+            await self._move(
+                args=[
+                    keys.PREFIX,
+                    m.conversation_id,
+                    m.action,
+                    m.event_id,
+                    orjson.dumps(m.entry) if m.entry else "",
+                    orjson.dumps(m.reply) if m.reply else "",
+                    now_ms(),
+                    s.history_cap,
+                    s.conversation_ttl_s,
+                    orjson.dumps(m.memory),
+                    orjson.dumps(m.handoff) if m.handoff else "",
+                ],
+                client=pipe,
+            )
+        raw = await pipe.execute()
+        return [(int(r[0]) == 1, _s(r[1])) for r in raw]

@@ -1,0 +1,134 @@
+"""Chinese full-text search over the knowledge base: jieba tokens, BM25 ranking, a coverage score.
+
+Pure (no I/O): `session/knowledge.py` builds an index from the articles in Redis and rebuilds
+it when their revision changes. Tokens are jieba's search-mode cut (`lcut_for_search`, which
+also emits the shorter words inside long ones: 基金净值 -> 基金, 净值, 基金净值) of the
+simplified, lower-cased text, minus a short stopword list. An article is indexed by its title
+(counted twice), its sample questions, its intents' names and its body.
+
+Two numbers per hit:
+- `score`: Okapi BM25 (k1 1.2, b 0.75), used to rank;
+- `coverage`: the share of the query's IDF weight that the article contains, in [0, 1]. It is
+  comparable across queries, so the bot's retrieval floor is set on it (docs/bot.md); a query
+  whose important words no article has gets a low coverage however its BM25 score looks.
+
+Measured on bench/data/kb_queries.jsonl by bench/knowledge.py (recall@3, MRR; docs/bot.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jieba
+
+K1 = 1.2
+B = 0.75
+
+_STOP = frozenset(
+    "的 了 吗 呢 啊 吧 呀 么 嘛 哦 我 你 您 他 她 它 我们 你们 请问 请 一下 是 在 有 和 与 及 或 就"
+    " 都 也 还 要 想 能 会 可以 怎么 怎样 如何 什么 哪 哪里 哪些 多少 几 为什么 这个 那个 这 那 个"
+    " 吗 么 呢 一个 现在 今天 已经 没有 不 没 好 谢谢 麻烦 问 问下 问一下 下 帮 帮我 给 让 把 被 对".split()
+)
+_PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+_lock = threading.Lock()
+_ready = False
+
+
+def _init() -> None:
+    global _ready
+    with _lock:
+        if not _ready:
+            jieba.setLogLevel(60)
+            jieba.initialize()
+            _ready = True
+
+
+def tokens(text: str) -> list[str]:
+    """The search tokens of `text` (simplified characters are assumed; lower-cased here)."""
+    if not _ready:
+        _init()
+    out = []
+    for t in jieba.lcut_for_search(text.lower()):
+        t = t.strip()
+        if t and t not in _STOP and not _PUNCT.match(t):
+            out.append(t)
+    return out
+
+
+def article_text(article: dict[str, Any]) -> list[str]:
+    title = article.get("title") or ""
+    parts = [title, title, *(article.get("questions") or []), article.get("body") or ""]
+    return tokens(" ".join(parts)) + [str(i) for i in article.get("intents") or []]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    coverage: float
+
+
+class Index:
+    """BM25 over a fixed set of articles; build a new one when the articles change."""
+
+    def __init__(self, articles: Iterable[dict[str, Any]]):
+        self.articles: dict[str, dict[str, Any]] = {}
+        self._tf: dict[str, Counter[str]] = {}
+        self._len: dict[str, int] = {}
+        df: Counter[str] = Counter()
+        for a in articles:
+            aid = str(a["id"])
+            toks = article_text(a)
+            self.articles[aid] = a
+            self._tf[aid] = Counter(toks)
+            self._len[aid] = len(toks)
+            df.update(set(toks))
+        n = len(self.articles)
+        self._avg = (sum(self._len.values()) / n) if n else 1.0
+        # BM25+ style idf kept positive; an unseen term weighs as much as the rarest.
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self._unseen = math.log(1 + (n + 0.5) / 0.5)
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+    def search(
+        self,
+        query: str,
+        limit: int = 5,
+        *,
+        channel: str | None = None,
+        intents: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Best articles for `query`; `channel` keeps articles for that channel (an article
+        with no channels is for all), `intents` keeps articles tagged with one of them."""
+        q = list(dict.fromkeys(tokens(query)))
+        if not q or not self.articles:
+            return []
+        weights = {t: self._idf.get(t, self._unseen) for t in q}
+        total = sum(weights.values())
+        hits = []
+        for aid, tf in self._tf.items():
+            a = self.articles[aid]
+            if channel and a.get("channels") and channel not in a["channels"]:
+                continue
+            if intents is not None and not set(intents) & set(a.get("intents") or []):
+                continue
+            score = 0.0
+            covered = 0.0
+            norm = K1 * (1 - B + B * self._len[aid] / self._avg)
+            for t in q:
+                f = tf.get(t)
+                if f:
+                    score += weights[t] * f * (K1 + 1) / (f + norm)
+                    covered += weights[t]
+            if score > 0:
+                hits.append(Hit(aid, round(score, 4), round(covered / total, 4)))
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits[:limit]

@@ -1,0 +1,407 @@
+"""When the bot answers and when it hands off: pure, no I/O (docs/bot.md).
+
+`decide` takes what the classifier found, what the bot remembers of the conversation, the
+knowledge index and the fund records the message names, and returns an Answer or a Handoff.
+The thresholds were chosen on bench/data/bot_tune.jsonl and reported on bench/data/bot_test.jsonl
+(bench/bot.py); a wrong answer is worse than a hand-off, so each floor is set where the
+precision of answered messages on the tuning set is at least 0.98.
+
+Never answered, whatever the scores: a complaint or suggestion, an angry, anxious or negative
+customer, a request for a person, a third question on the same thing after two answers, an
+intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, and a
+NAV that is not current (session/tradingdays.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from session import suitability
+from session.kbsearch import Index
+from session.tradingdays import nav_is_current
+from streams.bot import progress
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    category: float = 0.80  # the classifier's category probability
+    intent: float = 0.70  # the intent's probability among the category's intents
+    margin: float = 0.60  # top category probability minus the second
+    coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
+
+
+THRESHOLDS = Thresholds()
+
+# Intents the bot may answer, and from what.
+FUND_INTENTS = frozenset({"nav_return"})
+KB_INTENTS = frozenset(
+    {
+        "nav_return",
+        "product_info",
+        "fees",
+        "purchase",
+        "redemption_howto",
+        "redemption_arrival",
+        "sip",
+        "dividend",
+        "card_binding",
+        "password_reset",
+        "contact_change",
+        "account_open_close",
+        "risk_assessment",
+        "identity_verification",
+        "login_failure",
+        "app_malfunction",
+    }
+)
+ANSWERABLE = FUND_INTENTS | KB_INTENTS
+UNHELPFUL_LIMIT = 2  # bot turns that did not help before a person takes over
+
+# A customer telling the bot its answer did not help.
+_NOT_HELPED = re.compile(
+    r"没用|不对|没解决|不是这个|不是我要|看不懂|还是不行|答非所问|没帮助|说了等于没说"
+)
+# Buying advice and personal account facts need a person (or suitability, docs/bot.md).
+_PERSONAL = re.compile(
+    r"我的(?:账户|订单|持仓|份额|余额|资金|钱|赎回|申购|交易|基金|定投|计划)"
+    r"|我.{0,4}(?:买|赎回|申购|转换|卖)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
+)
+
+
+# "What suits me", "recommend me a fund": a recommendation, under the suitability rules.
+_RECOMMEND = re.compile(
+    r"适合我|给我推荐|推荐(?:一|几)?[只个款]?|买(?:什么|哪只|哪个|哪些)基金|有(?:什么|哪些).{0,6}基金.{0,4}(?:可以买|能买|适合)"
+)
+RECOMMEND_MAX = 5
+# "Where is my redemption", "has my purchase been confirmed": the customer's own order.
+_ORDER_Q = re.compile(
+    r"(?:我的|我.{0,6}(?:买|赎回|申购|卖)的).{0,8}(?:赎回|申购|定投|订单|基金|钱|款)?.{0,10}"
+    r"(?:到账|到了|到哪|进度|状态|确认|成功|怎么样|多久|什么时候|还没)"
+    r"|(?:赎回|申购|订单).{0,6}(?:到哪一步|进度|状态|到账了吗|确认了吗|成功了吗)"
+)
+_KIND_WORDS = (
+    ("redemption", ("赎回", "卖", "到账", "钱", "款")),
+    ("plan", ("定投",)),
+    ("subscription", ("申购", "买", "确认", "份额")),
+)
+ASSESS_LINK = {"label": "去测评", "url": "rtfund://account/risk-assessment"}
+
+# A figure the customer wants (how much, which rank): only a record can give it, never an article.
+_FIGURE = re.compile(r"多少|几何|排名|排第几|涨了|跌了|收益率")
+# What a NAV record answers; anything else about a named fund (its yield, rank, size,
+# manager, holdings) is not in the record.
+_NAV_WORDS = re.compile(r"净值")
+
+
+@dataclass
+class Memory:
+    """What the bot keeps on the conversation hash between turns (session/lua/bot.lua)."""
+
+    handed_off: bool = False
+    turns: int = 0
+    unhelpful: int = 0
+    last_intent: str = ""
+    given: list[str] = field(default_factory=list)  # article ids / fund codes already given
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    intent: str
+    sources: list[dict[str, Any]]
+    action: dict[str, str] | None = None
+    memory: Memory = field(default_factory=Memory)
+    products: list[dict[str, str]] = field(
+        default_factory=list
+    )  # a recommendation's [{code, risk}]
+    # A recommendation (listed or refused): what cs.audit.v1 records.
+    recommendation: dict[str, Any] | None = None
+    subscribe: str | None = None  # an order id whose later status changes this conversation hears
+
+
+@dataclass(frozen=True)
+class Handoff:
+    reason: str  # customer_request, complaint, emotion, unhelpful, not_confident, …
+    intent: str
+
+
+Decision = Answer | Handoff
+
+
+def margin(analysis: dict[str, Any]) -> float:
+    scores = sorted((analysis.get("scores") or {}).values(), reverse=True)
+    if len(scores) < 2:
+        return float(analysis.get("confidence") or 0.0)
+    return float(scores[0] - scores[1])
+
+
+def _funds(analysis: dict[str, Any]) -> list[str]:
+    ents = analysis.get("entities") or {}
+    codes = [f.get("code") for f in ents.get("funds") or [] if f.get("code")]
+    codes += list(ents.get("fund_codes") or [])
+    return list(dict.fromkeys(c for c in codes if c))
+
+
+def fund_codes(analysis: dict[str, Any]) -> list[str]:
+    """The fund codes a message names (the stage fetches their records)."""
+    return _funds(analysis)
+
+
+def nav_text(rec: dict[str, Any]) -> str:
+    nav = rec["nav"]
+    sample = "（样例数据，非真实行情）" if rec.get("sample") else ""
+    return (
+        f"{rec['name']}（{rec['code']}）单位净值 {nav['value']:.4f} 元，"
+        f"净值日期 {nav['date']}，数据来源：{nav['source']}{sample}。"
+        "基金过往业绩不代表未来表现，投资有风险。"
+    )
+
+
+def decide(
+    analysis: dict[str, Any],
+    text: str,
+    memory: Memory,
+    index: Index,
+    funds: dict[str, dict[str, Any]],
+    now_ms: int,
+    channel: str,
+    th: Thresholds = THRESHOLDS,
+    customer: dict[str, Any] | None = None,
+    catalogue: list[dict[str, Any]] | None = None,
+    orders: list[dict[str, Any]] | None = None,
+) -> Decision:
+    """`customer`: the customer view of the message (risk_tolerance, risk_assessed_at);
+    `catalogue`: every fund record, given when the message may ask for a recommendation;
+    `orders`: a verified customer's orders (newest first), given when it may ask about one."""
+    intent = str(analysis.get("intent") or "unknown")
+    category = str(analysis.get("category") or "unclear")
+    if analysis.get("wants_human") or intent == "human_request":
+        return Handoff("customer_request", intent)
+    if category == "complaint" or intent.startswith("complaint") or intent == "suggestion":
+        return Handoff("complaint", intent)
+    if analysis.get("anger") or analysis.get("anxiety") or analysis.get("sentiment") == "negative":
+        return Handoff("emotion", intent)
+    unhelpful = memory.unhelpful
+    if memory.turns and (_NOT_HELPED.search(text) or intent == memory.last_intent):
+        unhelpful += 1
+    if unhelpful >= UNHELPFUL_LIMIT:
+        return Handoff("unhelpful", intent)
+    if _NOT_HELPED.search(text):
+        return Handoff("unhelpful", intent)
+    if _ORDER_Q.search(text) and orders is not None:
+        return order_status(analysis, text, orders, funds, now_ms, intent, memory, unhelpful)
+    if _RECOMMEND.search(text) and catalogue is not None:
+        return recommend(customer or {}, catalogue, now_ms, intent, memory, unhelpful)
+    if intent not in ANSWERABLE or _PERSONAL.search(text):
+        return Handoff("out_of_scope", intent)
+    conf = float(analysis.get("confidence") or 0.0)
+    iconf = float(analysis.get("intent_confidence") or 0.0)
+    if conf < th.category or iconf < th.intent or margin(analysis) < th.margin:
+        return Handoff("not_confident", intent)
+
+    def remember(given: str) -> Memory:
+        return Memory(
+            turns=memory.turns + 1,
+            unhelpful=unhelpful,
+            last_intent=intent,
+            given=[*memory.given, given],
+        )
+
+    codes = _funds(analysis)
+    if intent in FUND_INTENTS and (codes or _FIGURE.search(text)):
+        if not codes:
+            return Handoff("ambiguous_fund", intent)  # "今天净值多少": of which fund?
+        if not _NAV_WORDS.search(text):
+            return Handoff("out_of_scope", intent)  # its yield, rank, size: not in the record
+        if len(codes) != 1:
+            return Handoff("ambiguous_fund", intent)
+        rec = funds.get(codes[0])
+        if rec is None:
+            return Handoff("unknown_fund", intent)
+        if not nav_is_current(rec["nav"]["date"], now_ms, rec.get("type") or ""):
+            return Handoff("stale_nav", intent)
+        if f"fund:{rec['code']}" in memory.given:
+            return Handoff("unhelpful", intent)
+        return Answer(
+            nav_text(rec),
+            intent,
+            [{"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]}],
+            memory=remember(f"fund:{rec['code']}"),
+        )
+    hits = [
+        h
+        for h in index.search(text, 5, channel=channel, intents=[intent])
+        if f"kb:{h.id}" not in memory.given
+    ]
+    if not hits or hits[0].coverage < th.coverage:
+        # Asked again and nothing new to say: that turn did not help either.
+        return Handoff("unhelpful" if unhelpful else "no_article", intent)
+    art = index.articles[hits[0].id]
+    body = str(art["body"])
+    extra = ""
+    if intent == "fees" and codes and codes[0] in funds and funds[codes[0]].get("fees"):
+        rec = funds[codes[0]]
+        extra = (
+            f"\n{rec['name']}："
+            + "；".join(f"{k} {v}" for k, v in rec["fees"].items())
+            + f"（{rec['nav'].get('source', '')}）"
+        )
+    elif intent == "redemption_arrival" and codes and codes[0] in funds:
+        rec = funds[codes[0]]
+        if rec.get("redemption_arrival"):
+            extra = f"\n{rec['name']}为{rec.get('type', '')}基金，赎回一般{rec['redemption_arrival']}个工作日到账。"
+    sources: list[dict[str, Any]] = [
+        {"kind": "article", "id": art["id"], "version": art.get("version"), "title": art["title"]}
+    ]
+    if extra:
+        rec = funds[codes[0]]
+        sources.append({"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]})
+    action = art.get("action")
+    link = f"\n{action['label']}：{action['url']}" if action else ""
+    return Answer(
+        f"{body}{extra}{link}\n（来自知识库：{art['title']}）",
+        intent,
+        sources,
+        action=action,
+        memory=remember(f"kb:{art['id']}"),
+    )
+
+
+def looks_like_order_question(text: str) -> bool:
+    return bool(_ORDER_Q.search(text))
+
+
+def order_status(
+    analysis: dict[str, Any],
+    text: str,
+    orders: list[dict[str, Any]],
+    funds: dict[str, dict[str, Any]],
+    now_ms: int,
+    intent: str,
+    memory: Memory,
+    unhelpful: int,
+) -> Decision:
+    """The order the customer means: one it names, else its newest of the kind the words say."""
+    named = set((analysis.get("entities") or {}).get("order_ids") or [])
+    pick = [o for o in orders if o["order_id"] in named]
+    if not pick:
+        kinds = [k for k, words in _KIND_WORDS if any(w in text for w in words)]
+        pick = [o for o in orders if not kinds or o["kind"] == kinds[0]]
+    if not pick:
+        return Handoff("no_order", intent)
+    order = pick[0]
+    if order["status"] == "failed":
+        return Handoff("order_failed", intent)  # a person looks into it (cs.tasks.v1)
+    fund = funds.get(order["fund_code"])
+    return Answer(
+        progress.status_answer(order, fund, now_ms),
+        intent,
+        [{"kind": "order", "id": order["order_id"], "status": order["status"]}],
+        memory=Memory(
+            turns=memory.turns + 1,
+            unhelpful=unhelpful,
+            last_intent=intent,
+            given=[*memory.given, f"order:{order['order_id']}"],
+        ),
+        subscribe=order["order_id"],
+    )
+
+
+def looks_like_recommendation(text: str) -> bool:
+    return bool(_RECOMMEND.search(text))
+
+
+def recommend(
+    customer: dict[str, Any],
+    catalogue: list[dict[str, Any]],
+    now_ms: int,
+    intent: str,
+    memory: Memory,
+    unhelpful: int,
+) -> Answer:
+    """Only products at or below the customer's risk tolerance, with the risk notice; none
+    without a valid assessment (session/suitability.py). Always audited."""
+    status, funds = suitability.suitable(customer, catalogue, now_ms)
+    tol, assessed = customer.get("risk_tolerance"), customer.get("risk_assessed_at")
+    mem = Memory(
+        turns=memory.turns + 1,
+        unhelpful=unhelpful,
+        last_intent=intent,
+        given=[*memory.given, "recommendation"],
+    )
+    if status != "valid":
+        why = "已过期" if status == "expired" else "尚未完成"
+        login = "" if customer.get("identified") else "请先登录账户，并"
+        text = (
+            f"为您推荐产品前需要有效的风险测评（您的测评{why}，有效期一年）。"
+            f"{login}在APP“我的-风险测评”中完成测评后，即可查看适合您的产品。"
+            f"\n{ASSESS_LINK['label']}：{ASSESS_LINK['url']}"
+        )
+        products: list[dict[str, str]] = []
+        sources: list[dict[str, Any]] = [{"kind": "suitability", "id": status}]
+    else:
+        funds = sorted(funds, key=lambda f: (-int(str(f["risk"])[1:]), f["code"]))[:RECOMMEND_MAX]
+        until = (
+            dt.date.fromisoformat(str(assessed))
+            + dt.timedelta(days=suitability.ASSESSMENT_VALID_DAYS)
+        ).isoformat()
+        lines = [
+            f"{n}. {f['name']}（{f['code']}，{f['risk']}，{f.get('type', '')}）"
+            + ("（样例数据）" if f.get("sample") else "")
+            for n, f in enumerate(funds, 1)
+        ]
+        top = "R" + str(tol)[1:]
+        text = (
+            f"根据您的风险测评结果（{tol}，{assessed} 测评，有效至 {until}），"
+            f"以下产品的风险等级不超过{top}：\n" + "\n".join(lines) + f"\n{suitability.RISK_NOTICE}"
+            if lines
+            else f"目前没有风险等级不超过{top}的产品可以推荐。{suitability.RISK_NOTICE}"
+        )
+        products = [{"code": f["code"], "risk": f["risk"]} for f in funds]
+        sources = [{"kind": "suitability", "id": str(tol), "date": str(assessed)}] + [
+            {"kind": "fund", "id": f["code"], "date": f["nav"]["date"]} for f in funds
+        ]
+    return Answer(
+        text,
+        intent,
+        sources,
+        action=None if status == "valid" else ASSESS_LINK,
+        memory=mem,
+        products=products,
+        recommendation={
+            "customer_id": customer.get("id"),
+            "risk_tolerance": tol,
+            "risk_assessed_at": assessed,
+            "assessment": status,
+            "products": products,
+        },
+    )
+
+
+def summary(texts: list[str], bot_texts: list[str], reason: str, intent: str) -> str:
+    """One line for the agent: what the customer asked, what the bot said, why it handed off."""
+    asked = " / ".join(t[:60] for t in texts[-3:]) or "（无文字）"
+    said = f"；机器人已答 {len(bot_texts)} 次" if bot_texts else ""
+    return f"客户：{asked}{said}；转人工原因：{REASONS.get(reason, reason)}；意图：{intent}"
+
+
+REASONS = {
+    "customer_request": "客户要求人工",
+    "complaint": "投诉或建议",
+    "emotion": "客户情绪激动或焦虑",
+    "unhelpful": "机器人回答未解决问题",
+    "not_confident": "机器人没有把握",
+    "out_of_scope": "机器人不处理此类问题",
+    "ambiguous_fund": "基金不明确",
+    "unknown_fund": "无该基金数据",
+    "stale_nav": "净值数据不是最新",
+    "no_article": "知识库无对应答案",
+    "no_text": "无文字内容",
+    "no_order": "未找到客户的相关订单",
+    "order_failed": "订单未成功，需人工跟进",
+}
+
+HANDOFF_NOTICE = "正在为您转接人工客服，请稍候，您无需重复描述问题。"

@@ -1,0 +1,106 @@
+"""Stage 6: transaction status from the transfer agent (cs.orders.v1 -> Redis, progress notices).
+
+Each update is applied in order (a status never moves back, session/orders.py). Every
+conversation that asked about the order hears the new status on the channel it asked on: a bot
+message of kind "progress" whose id is derived from (order, status, conversation), so however
+often the update is sent or redelivered, delivery sends it once. A failed order opens a task
+for a person on cs.tasks.v1 (one per order: its id is derived from the order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import envelope, events, payloads, topics
+from schemas.envelope import now_ms
+from schemas.errors import UnknownEventType
+from schemas.payloads import OrderUpdated, TaskOpened, envelope_of
+from session.funds import FundStore
+from session.orders import OrderStore
+from session.store import SessionStore
+from streams.bot import progress
+from streams.bot.stage import emit
+from streams.consume import Outbox
+
+STAGE = "orders"
+SOURCE = "omnirouter/worker"
+TASK_DUE_MS = 24 * 3600 * 1000
+
+
+def decode(event: Any) -> dict[str, Any]:
+    env = envelope.decode(event.value)
+    if env.type != events.ORDER_UPDATED:
+        raise UnknownEventType(f"cs.orders.v1 does not carry {env.type!r}")
+    return {**payloads.data_of(payloads.read(env, OrderUpdated)), "event_id": env.id}
+
+
+class Orders:
+    def __init__(self, orders: OrderStore, funds: FundStore, session: SessionStore):
+        self.orders = orders
+        self.funds = funds
+        self.session = session
+
+    async def handle(self, items: list[dict[str, Any]], out: Outbox) -> None:
+        now = now_ms()
+        funds = await self.funds.get_many(sorted({o["fund_code"] for o in items}))
+        for order in items:
+            _, subs, _, news = await self.orders.apply(order, now)
+            if not news:
+                continue  # older than what we know, or the same status again: nothing to tell
+            fund = funds.get(order["fund_code"])
+            for conv_id, reply_to in sorted(subs.items()):
+                reply_id = f"{order['order_id']}.{order['status']}.{conv_id}.progress"
+                text = progress.progress_notice(order, fund)
+                source = {"kind": "order", "id": order["order_id"], "status": order["status"]}
+                await self.session.append(
+                    conv_id,
+                    reply_id,
+                    {
+                        "id": reply_id,
+                        "kind": "message",
+                        "direction": "out",
+                        "author": "bot",
+                        "bot_kind": "progress",
+                        "channel": reply_to.get("channel"),
+                        "text": text,
+                        "at": now,
+                        "sources": [source],
+                    },
+                )
+                emit(
+                    out,
+                    {
+                        "reply_id": reply_id,
+                        "conversation_id": conv_id,
+                        "customer_id": order["customer_id"],
+                        "channel": reply_to.get("channel") or "chat",
+                        "to": reply_to.get("from") or {},
+                        "text": text,
+                        "kind": "progress",
+                        "sources": [source],
+                        "references": reply_to.get("references") or [],
+                        "subject": reply_to.get("subject"),
+                        "call_id": reply_to.get("call_id"),  # spoken only while that call lasts
+                        "in_reply_to": reply_to.get("message_id"),
+                    },
+                )
+            if order["status"] == "failed":
+                out.emit(
+                    topics.TASKS,
+                    order["customer_id"],
+                    envelope_of(
+                        TaskOpened(
+                            task_id=f"{order['order_id']}.failed",
+                            kind="order_failed",
+                            customer_id=order["customer_id"],
+                            order_id=order["order_id"],
+                            conversation_id=next(iter(sorted(subs)), None),
+                            note=progress.progress_notice(order, fund),
+                            due_at=now + TASK_DUE_MS,
+                            at=now,
+                        ),
+                        source=SOURCE,
+                        subject=order["customer_id"],
+                        id=f"{order['order_id']}.failed.task",
+                    ),
+                )

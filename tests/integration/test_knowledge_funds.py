@@ -1,0 +1,96 @@
+"""The knowledge base and fund records through the gateway, and cs.funds.v1 into Redis."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaProducer
+
+from schemas import topics
+from streams.devkit import samples
+from tests.conftest import Services
+from tests.integration.helpers import Api, eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(services: Services, fresh_redis: redis.Redis) -> aiohttp.ClientSession:  # type: ignore[misc]
+    async with aiohttp.ClientSession() as s:
+        yield Api(s, services.gateway_url)
+
+
+async def test_articles_are_versioned_searchable_and_deletable(api: Api) -> None:
+    """PUT stores an article with a version that grows; GET ?q= finds it by a paraphrase in
+    Chinese; DELETE removes it from search at once."""
+    for art in samples.knowledge_articles():
+        body = {k: v for k, v in art.items() if k != "id"}
+        code, stored = await api.call("PUT", f"/v1/knowledge/{art['id']}", body)
+        assert code == 200, stored
+    art = samples.knowledge_articles()[0]
+    code, again = await api.call(
+        "PUT", f"/v1/knowledge/{art['id']}", {k: v for k, v in art.items() if k != "id"}
+    )
+    assert again["version"] == 2 and again["updated_at"] > 0
+    code, found = await api.call("GET", "/v1/knowledge?q=定投金额想改大一点")
+    assert code == 200
+    assert found["results"][0]["id"] == "kb-sip-change"
+    assert found["results"][0]["action"]["url"].startswith("rtfund://")
+    code, _ = await api.call("DELETE", "/v1/knowledge/kb-sip-change")
+    assert code == 200
+    _, found = await api.call("GET", "/v1/knowledge?q=定投金额想改大一点")
+    assert "kb-sip-change" not in [r["id"] for r in found["results"]]
+    code, err = await api.call("GET", "/v1/knowledge/kb-sip-change")
+    assert code == 404 and err["error"]["code"] == "article_not_found"
+    code, err = await api.call("PUT", "/v1/knowledge/x", {"title": "t"})
+    assert code == 422 or code == 400, err
+    assert err["error"]["field"]
+    code, err = await api.call("GET", "/v1/knowledge?q=")
+    assert code == 400 and err["error"]["field"] == "q"
+
+
+async def test_fund_put_is_dated_sourced_and_never_goes_back(api: Api) -> None:
+    """A fund record says whether its NAV is current; an older NAV does not replace a newer."""
+    body = {
+        "name": "融通债券A",
+        "share_class": "A",
+        "type": "债券型",
+        "risk": "R2",
+        "nav": {"value": 1.1402, "date": "2026-01-05", "source": "融通基金TA"},
+    }
+    code, rec = await api.call("PUT", "/v1/funds/161603", body)
+    assert code == 200, rec
+    assert rec["nav"] == body["nav"] and rec["nav_current"] is False and rec["applied"]
+    older = {**body, "nav": {**body["nav"], "date": "2025-12-31", "value": 1.0}}
+    code, rec = await api.call("PUT", "/v1/funds/161603", older)
+    assert code == 200 and rec["applied"] is False and rec["nav"]["value"] == 1.1402
+    code, err = await api.call("PUT", "/v1/funds/161603", {**body, "risk": "R7"})
+    assert code in (400, 422) and err["error"]["field"] == "risk"
+
+
+async def test_cs_funds_v1_records_reach_redis(api: Api, services: Services) -> None:
+    """The fund company's systems may write the compacted topic directly; the worker's fund
+    stage applies it, and a tombstone removes the fund."""
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
+    await producer.start()
+    try:
+        fund = samples.sample_funds()[0]
+        code = fund.pop("code")
+        await producer.send_and_wait(topics.FUNDS, orjson.dumps(fund), key=code.encode())
+
+        async def stored() -> bool:
+            status, rec = await api.call("GET", f"/v1/funds/{code}")
+            return status == 200 and rec["nav_current"] and rec["sample"]
+
+        await eventually(stored)
+        await producer.send_and_wait(topics.FUNDS, None, key=code.encode())
+
+        async def gone() -> bool:
+            status, _ = await api.call("GET", f"/v1/funds/{code}")
+            return status == 404
+
+        await eventually(gone)
+    finally:
+        await producer.stop()
