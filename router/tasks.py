@@ -22,7 +22,7 @@ from schemas.envelope import now_ms
 from schemas.payloads import TaskView
 from session import keys
 
-KINDS = ("callback", "follow_up")
+KINDS = ("callback", "follow_up", "order_failed")
 STATES = ("open", "offered", "accepted", "done")
 OUTCOMES = ("reached", "no_answer", "resolved", "escalated", "declined_by_customer")
 KEEP_S = 90 * 86_400

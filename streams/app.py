@@ -182,6 +182,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 feedback_stage.STAGE_ANSWERS, feedback.handle_answers, feedback_stage.decode_answers
             ),
         ),
+        (
+            topics.TASKS,
+            path(feedback_stage.STAGE_OPENED, feedback.handle_opened, feedback_stage.decode_opened),
+        ),
         (topics.MESSAGES, path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode)),
         (topics.FEEDBACK, path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode)),
         (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode)),

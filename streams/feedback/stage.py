@@ -36,6 +36,7 @@ from schemas.payloads import (
     SurveySent,
     TaskCreated,
     TaskOffered,
+    TaskOpened,
     TaskUpdated,
     TaskView,
     envelope_of,
@@ -52,6 +53,7 @@ log = structlog.get_logger(__name__)
 
 STAGE_RESOLVED = "feedback-resolved"
 STAGE_ANSWERS = "feedback"
+STAGE_OPENED = "feedback-tasks"
 SOURCE = "omnirouter/worker/feedback"
 REPUBLISH_AFTER_MS = 10_000
 OVERDUE_LATCH_S = 86_400
@@ -63,6 +65,16 @@ def decode_resolved(event: Any) -> Envelope | None:
     env = envelope.decode(event.value)
     if env.type != events.AGENT_RESOLVED:
         return None
+    return env
+
+
+def decode_opened(event: Any) -> Envelope | None:
+    """Tasks other stages open (omnirouter.task.opened.v1: a failed order); the rest of
+    cs.tasks.v1 is this stage's own."""
+    env = envelope.decode(event.value)
+    if env.type != events.TASK_OPENED:
+        return None
+    read(env, TaskOpened)
     return env
 
 
@@ -274,6 +286,40 @@ class Feedback:
         )
         log.info("task.offered", task_id=task_id, agent_id=agent.id, why=f"{task.skill} skill")
         return True
+
+    # -- tasks other stages open -----------------------------------------------------------------
+
+    async def handle_opened(self, items: list[Envelope | None], out: Outbox) -> None:
+        """A failed order (streams/stages/orders.py) becomes a task like a callback: listed on
+        GET /v1/tasks?kind=order_failed and offered to an agent with the transaction skill."""
+        for env in items:
+            if env is None:
+                continue
+            t = read(env, TaskOpened)
+            task = TaskView(
+                id=t.task_id,
+                kind=t.kind,
+                conversation_id=t.conversation_id or f"order-{t.order_id or t.task_id}",
+                customer_id=t.customer_id,
+                due_at=t.due_at,
+                state="open",
+                reason=t.note or t.kind,
+                created_at=t.at,
+                created_by="orders",
+                skill="transaction" if t.kind == "order_failed" else "complaint",
+            )
+            if await self.tasks.create(task):
+                out.emit(
+                    topics.TASKS,
+                    t.customer_id or task.conversation_id,
+                    envelope_of(
+                        TaskCreated(task=task),
+                        source=SOURCE,
+                        subject=task.id,
+                        id=f"{task.id}.created",
+                    ),
+                )
+            await self.offer_task(task.id, out)
 
     # -- timers ----------------------------------------------------------------------------------
 

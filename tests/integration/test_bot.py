@@ -349,3 +349,9 @@ async def test_redemption_question_answered_from_the_order_and_paid_pushed_once(
     async with TopicReader(services.bootstrap, topics.TASKS) as tasks:
         task = await tasks.find(lambda e: e["data"].get("order_id") == failed_id)
     assert task["type"] == events.TASK_OPENED and task["data"]["kind"] == "order_failed"
+
+    async def listed() -> Any:  # the feedback stage makes it a task people work (docs/feedback.md)
+        _, body = await api.call("GET", "/v1/tasks?kind=order_failed")
+        return [t for t in body["tasks"] if t["id"] == f"{failed_id}.failed"]
+
+    assert (await eventually(listed))[0]["skill"] == "transaction"
