@@ -23,7 +23,14 @@ log = structlog.get_logger(__name__)
 
 # group -> the topics it consumes (streams/app.py wires the worker's; delivery reads outbound).
 GROUPS: dict[str, tuple[str, ...]] = {
-    "omnirouter": (topics.INBOUND, topics.MESSAGES, topics.AGENT_EVENTS, topics.CUSTOMERS),
+    "omnirouter": (
+        topics.INBOUND,
+        topics.MESSAGES,
+        topics.AGENT_EVENTS,
+        topics.CUSTOMERS,
+        topics.FUNDS,
+        topics.ORDERS,
+    ),
     "omnirouter-delivery": (topics.OUTBOUND,),
 }
 CACHE_S = 2.0

@@ -152,7 +152,7 @@ def fund_codes(analysis: dict[str, Any]) -> list[str]:
 
 def nav_text(rec: dict[str, Any]) -> str:
     nav = rec["nav"]
-    sample = "（样例数据，非真实行情）" if rec.get("sample") else ""
+    sample = "（样例数据，非真实行情）" if rec.get("sample") and "样例" not in nav["source"] else ""
     return (
         f"{rec['name']}（{rec['code']}）单位净值 {nav['value']:.4f} 元，"
         f"净值日期 {nav['date']}，数据来源：{nav['source']}{sample}。"

@@ -4,12 +4,14 @@ once with a summary, never speaks where a person is, never answers complaints.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 import redis
+from playwright.async_api import Browser, expect
 
 from schemas import events, topics
 from session import keys
@@ -355,3 +357,40 @@ async def test_redemption_question_answered_from_the_order_and_paid_pushed_once(
         return [t for t in body["tasks"] if t["id"] == f"{failed_id}.failed"]
 
     assert (await eventually(listed))[0]["skill"] == "transaction"
+
+
+async def test_the_widget_shows_the_bots_answer_with_its_source_and_hands_off_in_one_click(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    browser: Browser,
+    artifacts: Path,
+) -> None:
+    """In a real Chromium: the visitor asks a NAV question on /v1/chat/widget, sees the bot's
+    answer marked as the assistant's with the fund and its NAV date; the 转人工 button brings
+    one offer to an agent, with the hand-off."""
+    agent = uid("agent")
+    await api.add_agent(agent, skills={"product": 5})
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    page = await browser.new_page(viewport={"width": 400, "height": 640})
+    await page.goto(f"{services.gateway_url}/v1/chat/widget")
+    await page.locator("#t").fill(NAV_Q)
+    await page.locator("#t").press("Enter")
+    reply = page.get_by_test_id("reply").first
+    await expect(reply).to_be_visible(timeout=20_000)
+    await expect(reply).to_have_attribute("data-author", "bot")
+    fund = next(f for f in samples.sample_funds() if f["code"] == "161606")
+    await expect(reply.get_by_test_id("sources")).to_contain_text(
+        f"基金 161606 净值日期 {fund['nav']['date']}"
+    )
+    await expect(reply).to_contain_text("智能助手")
+    await page.get_by_test_id("handoff").click()
+    offer = await stream.next("offer")
+    assert offer["handoff"]["reason"] == "customer_request" and offer["handoff"]["bot_turns"] == 1
+    await expect(page.get_by_test_id("reply").nth(1)).to_contain_text("转接人工", timeout=20_000)
+    await page.screenshot(path=artifacts / "widget-bot-handoff.png")
+    await stream.drain(1.0)
+    assert stream.count("offer") == 1
+    await page.close()
+    await stream.close()

@@ -98,5 +98,6 @@ async def test_ops_sees_agents_by_state_and_consumer_lag(
     assert code == 200 and lag["available"], lag
     worker = next(g for g in lag["groups"] if g["group"] == "omnirouter")
     assert {p["topic"] for p in worker["partitions"]} >= {"cs.inbound.v1", "cs.messages.v1"}
-    assert all(p["lag"] >= 0 and p["end"] >= p["committed"] for p in worker["partitions"])
+    # Ends and commits are two reads; the lag is clamped at zero, never negative.
+    assert all(p["lag"] >= 0 for p in worker["partitions"])
     await desk.close()
