@@ -77,6 +77,25 @@ async def test_an_agent_works_a_chat_from_login_to_resolve_in_the_browser(
     await expect(page.get_by_test_id("conversation")).to_be_visible(timeout=20_000)
     await expect(timeline).to_contain_text("我的赎回款什么时候到账？", timeout=20_000)
 
+    # The knowledge base beside the reply: a hit goes into the reply box.
+    code, _ = await api.call(
+        "PUT",
+        "/v1/knowledge/kb-desk-test",
+        {
+            "title": "赎回款多久到账",
+            "body": "赎回款一般T+1到T+3个工作日到账。",
+            "category": "transaction",
+            "owner": "运营部",
+        },
+    )
+    assert code == 200
+    await page.locator("#kb-q").fill("赎回 到账")
+    hit = page.locator("#kb-hits .hit").first
+    await expect(hit).to_contain_text("赎回款多久到账", timeout=10_000)
+    await hit.click()
+    await expect(page.get_by_test_id("reply-input")).to_have_value(
+        "赎回款一般T+1到T+3个工作日到账。"
+    )
     await page.get_by_test_id("reply-input").fill("您好，赎回款一般T+1到T+3个工作日到账。")
     await page.get_by_test_id("reply-send").click()
     reply = await _visitor_reply(ws)
