@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from channels.app import webhook as app_webhook
 from channels.broker import BrokerLink
@@ -796,24 +797,25 @@ async def test_one_bad_cursor_cannot_break_the_shared_stream_read(services: Serv
         async def send_str(self, text: str) -> None:
             self.frames.append(orjson.loads(text))
 
-    client = connect(services.redis_url)
+    # A plain client of its own (not the gateway's blocking pool), and one deadline over the
+    # whole case, teardown included: a run once hung to pytest's 120 s timeout under load.
+    client = aioredis.Redis.from_url(services.redis_url)
     feed = AgentFeed(client)
     bad, good = Socket(), Socket()
     bad_agent, good_agent = uid("a"), uid("a")
-    await feed.start()
-    # Seen once under a heavily loaded machine: the test hung to pytest's 120 s timeout with
-    # the feed in its 5 s retry backoff. A deadline of our own makes such a run fail at once,
-    # with the feed's state in the message, instead of hanging.
     try:
-        async with asyncio.timeout(45):
-            await _bad_cursor_case(feed, client, bad, good, bad_agent, good_agent)
+        async with asyncio.timeout(60):
+            await feed.start()
+            try:
+                await _bad_cursor_case(feed, client, bad, good, bad_agent, good_agent)
+            finally:
+                await feed.stop()
+                await client.aclose()
     except TimeoutError:
         raise AssertionError(
-            f"feed stuck: ready={feed.ready.is_set()} positions={feed.positions}"
+            f"feed stuck: ready={feed.ready.is_set()} positions={feed.positions} "
+            f"good={good.frames} bad={bad.frames}"
         ) from None
-    finally:
-        await feed.stop()
-        await client.aclose()
 
 
 async def _bad_cursor_case(
