@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/surge.py
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/figures.py
+	$(BIN)/python bench/knowledge.py
+	$(BIN)/python bench/bot.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train
