@@ -21,34 +21,13 @@ import structlog
 
 from channels.broker import BrokerLink, BrokerUnavailable
 from schemas import envelope, topics
-from schemas.payloads import SurveyAnswered, envelope_of
-from session.surveys import Answer, SurveyRefused, Surveys, parse_answer
+from session.surveys import Answer, SurveyRefused, Surveys, answered_event, parse_answer
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "omnirouter/gateway/feedback"
 # A mail answer: the first thing written is one digit 1-5 (全角 digits too), then a comment.
 _MAIL_DIGIT = re.compile(r"^\s*([1-5１-５])(?![0-9０-９])\s*[分星.。,，:：、-]?\s*(.*)", re.S)
-
-
-def answered_event(a: Answer) -> Any:
-    return envelope_of(
-        SurveyAnswered(
-            survey_id=a.survey_id,
-            conversation_id=a.conversation_id,
-            customer_id=a.customer_id or None,
-            channel=a.channel,
-            score=a.score,
-            comment=a.comment,
-            agent_id=a.agent_id or None,
-            category=a.category or None,
-            answered_at=a.answered_at,
-            via=a.via,
-        ),
-        source=SOURCE,
-        subject=a.conversation_id,
-        id=f"{a.survey_id}.answer",
-    )
 
 
 class SurveyAnswers:
@@ -68,7 +47,7 @@ class SurveyAnswers:
         return {"survey_id": a.survey_id, "score": a.score, "state": "answered"}
 
     async def publish(self, a: Answer) -> None:
-        env = answered_event(a)
+        env = answered_event(a, SOURCE)
         try:
             await self.broker.send(
                 topics.FEEDBACK, (a.customer_id or a.conversation_id).encode(), envelope.encode(env)

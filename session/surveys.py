@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 
-from schemas.envelope import now_ms
+from schemas.envelope import Envelope, now_ms
 from schemas.errors import SchemaError
+from schemas.payloads import SurveyAnswered, envelope_of
 from session import keys
 from session.settings import SessionSettings
 
@@ -247,3 +248,25 @@ class Surveys:
                 )
             )
         return out
+
+
+def answered_event(a: Answer, source: str) -> Envelope:
+    """The cs.feedback.v1 event of an answer; the gateway and the worker's republisher send
+    the same one (same id), so a republished answer is a duplicate, not a second answer."""
+    return envelope_of(
+        SurveyAnswered(
+            survey_id=a.survey_id,
+            conversation_id=a.conversation_id,
+            customer_id=a.customer_id or None,
+            channel=a.channel,
+            score=a.score,
+            comment=a.comment,
+            agent_id=a.agent_id or None,
+            category=a.category or None,
+            answered_at=a.answered_at,
+            via=a.via,
+        ),
+        source=source,
+        subject=a.conversation_id,
+        id=f"{a.survey_id}.answer",
+    )

@@ -44,7 +44,7 @@ from schemas.payloads import (
 )
 from schemas.vocabulary import Channel
 from session.store import SessionStore
-from session.surveys import Answer, Opened, Surveys
+from session.surveys import Answer, Opened, Surveys, answered_event
 from streams.classify import Classifier
 from streams.consume import Outbox
 from streams.feedback import rules
@@ -333,27 +333,7 @@ class Feedback:
             await self._overdue(tid, now, out)
 
     def _republish(self, a: Answer, out: Outbox) -> None:
-        out.emit(
-            topics.FEEDBACK,
-            a.customer_id or a.conversation_id,
-            envelope_of(
-                SurveyAnswered(
-                    survey_id=a.survey_id,
-                    conversation_id=a.conversation_id,
-                    customer_id=a.customer_id or None,
-                    channel=a.channel,
-                    score=a.score,
-                    comment=a.comment,
-                    agent_id=a.agent_id or None,
-                    category=a.category or None,
-                    answered_at=a.answered_at,
-                    via=a.via,
-                ),
-                source=SOURCE,
-                subject=a.conversation_id,
-                id=f"{a.survey_id}.answer",
-            ),
-        )
+        out.emit(topics.FEEDBACK, a.customer_id or a.conversation_id, answered_event(a, SOURCE))
 
     async def _overdue(self, task_id: str, now: int, out: Outbox) -> None:
         t = await self.tasks.get(task_id)
