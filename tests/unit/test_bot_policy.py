@@ -115,9 +115,10 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     root = Path(__file__).resolve().parents[2]
     sets = {
         name: [json.loads(x) for x in (root / "bench/data" / name).read_text().splitlines() if x]
-        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl")
+        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl", "bot_fresh2.jsonl")
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
+    assert len(sets["bot_fresh2.jsonl"]) >= 150
     texts = [r["text"] for rows in sets.values() for r in rows]
     assert len(texts) == len(set(texts))
     corpora: set[str] = set()
@@ -132,6 +133,18 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     assert set(texts) & corpora == set()
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
     assert kinds == {"handoff", "fund", "kb", "rec"}
+
+
+def test_the_fresh_sets_are_frozen() -> None:
+    """A fresh set is written before the bot is run on it and never edited after (docs/bot.md):
+    its bytes are pinned here, so changing a label to fit the bot fails this test."""
+    import hashlib
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "bench/data"
+    assert hashlib.sha256((data / "bot_fresh2.jsonl").read_bytes()).hexdigest() == (
+        "a3163867e2d12d193fd1919ed4c7ad3e0a81543fe93cfebcebf7ff8a85a7a826"
+    )
 
 
 def test_suitability_lists_only_what_the_tolerance_allows() -> None:
