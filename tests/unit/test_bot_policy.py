@@ -115,10 +115,10 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     root = Path(__file__).resolve().parents[2]
     sets = {
         name: [json.loads(x) for x in (root / "bench/data" / name).read_text().splitlines() if x]
-        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl", "bot_fresh2.jsonl")
+        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl", "bot_fresh2.jsonl", "bot_fresh3.jsonl")
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    assert len(sets["bot_fresh2.jsonl"]) >= 150
+    assert len(sets["bot_fresh2.jsonl"]) >= 150 and len(sets["bot_fresh3.jsonl"]) >= 150
     texts = [r["text"] for rows in sets.values() for r in rows]
     assert len(texts) == len(set(texts))
     corpora: set[str] = set()
@@ -131,6 +131,10 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     for a in samples.knowledge_articles():
         corpora |= {a["title"], *a.get("questions", [])}
     assert set(texts) & corpora == set()
+    queries = {
+        json.loads(x)["q"] for x in (root / "bench/data/kb_queries.jsonl").read_text().splitlines()
+    }
+    assert {r["text"] for r in sets["bot_fresh3.jsonl"]} & queries == set()
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
     assert kinds == {"handoff", "fund", "kb", "rec"}
 
@@ -142,9 +146,12 @@ def test_the_fresh_sets_are_frozen() -> None:
     from pathlib import Path
 
     data = Path(__file__).resolve().parents[2] / "bench/data"
-    assert hashlib.sha256((data / "bot_fresh2.jsonl").read_bytes()).hexdigest() == (
-        "a3163867e2d12d193fd1919ed4c7ad3e0a81543fe93cfebcebf7ff8a85a7a826"
-    )
+    frozen = {
+        "bot_fresh2.jsonl": "a3163867e2d12d193fd1919ed4c7ad3e0a81543fe93cfebcebf7ff8a85a7a826",
+        "bot_fresh3.jsonl": "a15e832e66f7315122240f2a9dfb5cf8559ca1df0833a8f726ec3e302e6e1794",
+    }
+    for name, digest in frozen.items():
+        assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_suitability_lists_only_what_the_tolerance_allows() -> None:
