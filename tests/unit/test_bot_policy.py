@@ -115,7 +115,13 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     root = Path(__file__).resolve().parents[2]
     sets = {
         name: [json.loads(x) for x in (root / "bench/data" / name).read_text().splitlines() if x]
-        for name in ("bot_tune.jsonl", "bot_test.jsonl", "bot_fresh.jsonl", "bot_fresh2.jsonl", "bot_fresh3.jsonl")
+        for name in (
+            "bot_tune.jsonl",
+            "bot_test.jsonl",
+            "bot_fresh.jsonl",
+            "bot_fresh2.jsonl",
+            "bot_fresh3.jsonl",
+        )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
     assert len(sets["bot_fresh2.jsonl"]) >= 150 and len(sets["bot_fresh3.jsonl"]) >= 150
