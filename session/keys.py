@@ -430,3 +430,14 @@ def order_subscribers(order_id: str) -> str:
     """HASH conversation id -> the reply_to JSON of the channel the customer asked on: who
     hears each later status change of the order."""
     return f"{PREFIX}:order:{order_id}:subs"
+
+
+def notices_held() -> str:
+    """ZSET progress notice id -> when it may go out (ms): notices held by quiet hours (a
+    taken one is leased: its score moves forward until it is confirmed sent)."""
+    return f"{PREFIX}:notices:held"
+
+
+def notice_held(reply_id: str) -> str:
+    """STRING a held progress notice's reply JSON (streams/bot/stage.py's emit input)."""
+    return f"{PREFIX}:notice:{reply_id}"

@@ -28,10 +28,12 @@ from session.funds import FundStore
 from session.history import History
 from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger, audit_after_ms
+from session.notices import HeldNotices
 from session.orders import OrderStore
 from session.store import SessionStore, connect
 from streams.analytics import stage as analytics_stage
 from streams.analytics.stage import Analytics
+from streams.bot.quiet import QuietHours
 from streams.bot.stage import Bot
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox
@@ -160,7 +162,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     # Several stages may read one topic (each its own faust agent: the record is acked when
     # all of them are done with it).
     stage_5 = funds.Funds(FundStore(redis))
-    stage_6 = orders.Orders(OrderStore(redis), FundStore(redis), session)
+    stage_6 = orders.Orders(
+        OrderStore(redis),
+        FundStore(redis),
+        session,
+        HeldNotices(redis),
+        QuietHours.parse(settings.quiet_hours),
+    )
     paths = [
         (topics.FUNDS, path(funds.STAGE, stage_5.handle, funds.decode)),
         (topics.ORDERS, path(orders.STAGE, stage_6.handle, orders.decode)),
@@ -217,6 +225,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Answers not yet applied, tasks without an agent, overdue callbacks."""
         with contextlib.suppress(*RETRIABLE):
             await routing(feedback.tick)
+
+    @app.timer(interval=5.0)
+    async def notices_cycle() -> None:
+        """Progress notices held by quiet hours whose window has ended (every worker runs
+        it, whatever its own setting: what one worker held, any may send)."""
+        with contextlib.suppress(*RETRIABLE):
+            out = Outbox()
+            sent = await stage_6.release(out)
+            if out.records:
+                await flush(out)
+            await stage_6.notices.done(sent)
 
     @app.timer(interval=10.0)
     async def analytics_cycle() -> None:

@@ -10,6 +10,7 @@
 | OMNIROUTER_WORKER_ID | hostname-pid | name of this worker in logs and readiness keys |
 | OMNIROUTER_DATA_DIR | .omnirouter | where `omnirouter dev` keeps Redis's append-only file |
 | OMNIROUTER_BOT | on | `off`: no bot step; every message goes to routing (docs/bot.md) |
+| OMNIROUTER_QUIET_HOURS | (empty: off) | `HH:MM-HH:MM` Beijing time: progress notices inside it are held to its end, `failed` excepted (docs/bot.md) |
 | LOG_FORMAT | auto | json, console, or auto (console on a TTY, else JSON) |
 | LOG_LEVEL | INFO | |
 """
@@ -47,6 +48,7 @@ class Settings:
         default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR", ".omnirouter")
     )
     bot: bool = field(default_factory=lambda: os.environ.get("OMNIROUTER_BOT", "on") != "off")
+    quiet_hours: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_QUIET_HOURS", ""))
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
 

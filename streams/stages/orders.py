@@ -5,10 +5,16 @@ conversation that asked about the order hears the new status on the channel it a
 message of kind "progress" whose id is derived from (order, status, conversation), so however
 often the update is sent or redelivered, delivery sends it once. A failed order opens a task
 for a person on cs.tasks.v1 (one per order: its id is derived from the order).
+
+With quiet hours set (OMNIROUTER_QUIET_HOURS, streams/bot/quiet.py) a notice arriving inside
+the window is held in Redis (session/notices.py) and sent by `release`, which every worker's
+timer runs, when the window ends; `failed` is never held. The timeline entry is written at
+once with `held_until`, so an agent sees what the customer will hear and when.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from schemas import envelope, events, payloads, topics
@@ -16,9 +22,11 @@ from schemas.envelope import now_ms
 from schemas.errors import UnknownEventType
 from schemas.payloads import OrderUpdated, TaskOpened, envelope_of
 from session.funds import FundStore
+from session.notices import HeldNotices
 from session.orders import OrderStore
 from session.store import SessionStore
 from streams.bot import progress
+from streams.bot.quiet import QuietHours
 from streams.bot.stage import emit
 from streams.consume import Outbox
 
@@ -35,19 +43,40 @@ def decode(event: Any) -> dict[str, Any]:
 
 
 class Orders:
-    def __init__(self, orders: OrderStore, funds: FundStore, session: SessionStore):
+    def __init__(
+        self,
+        orders: OrderStore,
+        funds: FundStore,
+        session: SessionStore,
+        notices: HeldNotices,
+        quiet: QuietHours | None = None,
+        clock: Callable[[], int] = now_ms,
+    ):
         self.orders = orders
         self.funds = funds
         self.session = session
+        self.notices = notices
+        self.quiet = quiet
+        self.clock = clock  # injected by tests to stand inside or after a quiet window
+
+    async def release(self, out: Outbox) -> list[str]:
+        """Held notices whose window has ended, onto `out`; the caller flushes `out` and then
+        confirms the returned ids with `self.notices.done` (a lease covers the gap)."""
+        due = await self.notices.take(self.clock())
+        for reply in due:
+            emit(out, reply)
+        return [r["reply_id"] for r in due]
 
     async def handle(self, items: list[dict[str, Any]], out: Outbox) -> None:
-        now = now_ms()
+        now = self.clock()
+        held: list[tuple[int, dict[str, Any]]] = []
         funds = await self.funds.get_many(sorted({o["fund_code"] for o in items}))
         for order in items:
             _, subs, _, news = await self.orders.apply(order, now)
             if not news:
                 continue  # older than what we know, or the same status again: nothing to tell
             fund = funds.get(order["fund_code"])
+            until = self.quiet.hold_until(order["status"], now) if self.quiet else None
             for conv_id, reply_to in sorted(subs.items()):
                 reply_id = f"{order['order_id']}.{order['status']}.{conv_id}.progress"
                 text = progress.progress_notice(order, fund)
@@ -65,25 +94,27 @@ class Orders:
                         "text": text,
                         "at": now,
                         "sources": [source],
+                        **({"held_until": until} if until else {}),
                     },
                 )
-                emit(
-                    out,
-                    {
-                        "reply_id": reply_id,
-                        "conversation_id": conv_id,
-                        "customer_id": order["customer_id"],
-                        "channel": reply_to.get("channel") or "chat",
-                        "to": reply_to.get("from") or {},
-                        "text": text,
-                        "kind": "progress",
-                        "sources": [source],
-                        "references": reply_to.get("references") or [],
-                        "subject": reply_to.get("subject"),
-                        "call_id": reply_to.get("call_id"),  # spoken only while that call lasts
-                        "in_reply_to": reply_to.get("message_id"),
-                    },
-                )
+                reply = {
+                    "reply_id": reply_id,
+                    "conversation_id": conv_id,
+                    "customer_id": order["customer_id"],
+                    "channel": reply_to.get("channel") or "chat",
+                    "to": reply_to.get("from") or {},
+                    "text": text,
+                    "kind": "progress",
+                    "sources": [source],
+                    "references": reply_to.get("references") or [],
+                    "subject": reply_to.get("subject"),
+                    "call_id": reply_to.get("call_id"),  # spoken only while that call lasts
+                    "in_reply_to": reply_to.get("message_id"),
+                }
+                if until:
+                    held.append((until, reply))
+                else:
+                    emit(out, reply)
             if order["status"] == "failed":
                 out.emit(
                     topics.TASKS,
@@ -104,3 +135,4 @@ class Orders:
                         id=f"{order['order_id']}.failed.task",
                     ),
                 )
+        await self.notices.hold(held)

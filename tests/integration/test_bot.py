@@ -394,3 +394,97 @@ async def test_the_widget_shows_the_bots_answer_with_its_source_and_hands_off_in
     assert stream.count("offer") == 1
     await page.close()
     await stream.close()
+
+
+async def test_quiet_hours_hold_a_notice_to_the_end_of_the_window_but_not_a_failure(
+    api: Api, services: Services
+) -> None:
+    """With quiet hours 22:00-08:00 (Beijing), a `paid` at 23:30 is held, not published, and
+    goes out at 08:00, once however often the update is redelivered; a `failed` goes at once.
+    The orders stage runs here with an injected clock on the real Redis; a notice whose window
+    has already ended is then sent by the real worker's timer onto cs.outbound.v1."""
+    import datetime as dt
+
+    import redis.asyncio as aioredis
+
+    from session.funds import FundStore
+    from session.notices import HeldNotices
+    from session.orders import OrderStore
+    from session.store import SessionStore
+    from session.tradingdays import SHANGHAI
+    from streams.bot.quiet import QuietHours
+    from streams.consume import Outbox
+    from streams.stages import orders as orders_stage
+
+    def bj(*a: int) -> int:
+        return int(dt.datetime(*a, tzinfo=SHANGHAI).timestamp() * 1000)
+
+    r = aioredis.Redis.from_url(services.redis_url)
+    clock = [bj(2030, 1, 7, 23, 30)]
+    notices = HeldNotices(r)
+    stage = orders_stage.Orders(
+        OrderStore(r),
+        FundStore(r),
+        SessionStore(r),
+        notices,
+        QuietHours.parse("22:00-08:00"),
+        clock=lambda: clock[0],
+    )
+    cid, conv, paid_id, failed_id = uid("C"), uid("conv"), uid("o"), uid("o")
+    reply_to = {"channel": "app", "from": {"app_user_id": uid("u")}}
+    await OrderStore(r).subscribe([(paid_id, conv, reply_to), (failed_id, conv, reply_to)])
+    base = {
+        "customer_id": cid,
+        "fund_code": "161606",
+        "kind": "redemption",
+        "amount": 100.0,
+        "submitted_at": "2030-01-07",
+    }
+    paid = {**base, "order_id": paid_id, "status": "paid", "event_id": uid("e")}
+    failed = {**base, "order_id": failed_id, "status": "failed", "event_id": uid("e")}
+    try:
+        out = Outbox()
+        await stage.handle([paid, failed], out)
+        published = [env.data for t, _, env in out.records if t == topics.OUTBOUND]
+        assert [p["reply_id"] for p in published] == [f"{failed_id}.failed.{conv}.progress"]
+        held_id = f"{paid_id}.paid.{conv}.progress"
+        assert await notices.pending() == {held_id: bj(2030, 1, 8, 8)}
+        clock[0] = bj(2030, 1, 8, 1)
+        await stage.handle([paid], Outbox())  # redelivered at 01:00: the 08:00 release stands
+        assert await notices.pending() == {held_id: bj(2030, 1, 8, 8)}
+        clock[0] = bj(2030, 1, 8, 7, 59)
+        out = Outbox()
+        assert await stage.release(out) == [] and not out.records
+        clock[0] = bj(2030, 1, 8, 8)
+        out = Outbox()
+        assert await stage.release(out) == [held_id]
+        sent = [env.data for t, _, env in out.records if t == topics.OUTBOUND]
+        assert [(s["reply_id"], s["kind"], s["channel"]) for s in sent] == [
+            (held_id, "progress", "app")
+        ]
+        await notices.done([held_id])
+        assert await notices.pending() == {}
+
+        # Held two nights ago: the window has ended, so the running worker sends it.
+        late_id = uid("o")
+        await OrderStore(r).subscribe([(late_id, conv, reply_to)])
+        clock[0] = int(
+            (dt.datetime.now(SHANGHAI) - dt.timedelta(days=2))
+            .replace(hour=23, minute=0)
+            .timestamp()
+            * 1000
+        )
+        await stage.handle(
+            [{**base, "order_id": late_id, "status": "paid", "event_id": uid("e")}], Outbox()
+        )
+        late_reply = f"{late_id}.paid.{conv}.progress"
+        async with TopicReader(services.bootstrap, topics.OUTBOUND) as reader:
+            got = await reader.find(lambda e: e["data"].get("reply_id") == late_reply)
+            assert got["data"]["kind"] == "progress" and got["data"]["author"] == "bot"
+
+            async def cleared() -> bool:
+                return await notices.pending() == {}
+
+            await eventually(cleared)
+    finally:
+        await r.aclose()
