@@ -26,7 +26,15 @@ from session.identity import (
 from session.settings import SessionSettings
 
 # Routing bookkeeping on the conversation hash that is nobody else's business.
-_INTERNAL_FIELDS = {b"job", b"head_start", b"offer_agent"}
+# What the waiting visitor was last told (channels/chat/waiting.py) is bookkeeping, not state.
+_INTERNAL_FIELDS = {
+    b"job",
+    b"head_start",
+    b"offer_agent",
+    b"visitor_queue_pos",
+    b"visitor_queue_at",
+    b"visitor_joined",
+}
 
 _VERIFIED_KIND = {"phones": "phone", "emails": "email", "app_user_ids": "app_user_id"}
 
@@ -427,6 +435,18 @@ class SessionStore:
                     pipe.xdel(keys.agent_frames(a), *fids)
                 redacted = sum(int(x) for x in await pipe.execute())
         return Erasure(int(n_convs), int(n_keys), redacted, tuple(_s(i) or "" for i in ids))
+
+    async def reply_tos(self, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Where each conversation's replies go (channel, from: the customer's address), in
+        one round trip; conversations without one are left out."""
+        pipe = self.redis.pipeline(transaction=False)
+        for c in conversation_ids:
+            pipe.hget(keys.conversation(c), "reply_to")
+        return {
+            c: orjson.loads(raw)
+            for c, raw in zip(conversation_ids, await pipe.execute(), strict=True)
+            if raw
+        }
 
     async def conversation_fields(self, conversation_id: str, *fields: str) -> list[str | None]:
         return [

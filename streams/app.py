@@ -17,6 +17,7 @@ import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from channels.agent_feed import append_frames
+from channels.chat.waiting import VisitorNews
 from router.dispatch import Router
 from router.registry import Registry
 from router.settings import RouterSettings
@@ -49,6 +50,7 @@ from streams.stages import (
     session_route,
 )
 from streams.stages.placements import Placements
+from streams.stages.waiting import WaitingVisitors
 
 log = structlog.get_logger(__name__)
 
@@ -225,6 +227,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Answers not yet applied, tasks without an agent, overdue callbacks."""
         with contextlib.suppress(*RETRIABLE):
             await routing(feedback.tick)
+
+    waiting = WaitingVisitors(registry, session, VisitorNews(redis), settings.visitor_queue_every_s)
+
+    @app.timer(interval=1.0)
+    async def waiting_cycle() -> None:
+        """Each waiting web visitor's place in the queue and estimated wait, when it moved."""
+        with contextlib.suppress(*RETRIABLE):
+            await waiting.tick()
 
     @app.timer(interval=5.0)
     async def notices_cycle() -> None:

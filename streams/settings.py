@@ -10,6 +10,7 @@
 | OMNIROUTER_WORKER_ID | hostname-pid | name of this worker in logs and readiness keys |
 | OMNIROUTER_DATA_DIR | .omnirouter | where `omnirouter dev` keeps Redis's append-only file |
 | OMNIROUTER_BOT | on | `off`: no bot step; every message goes to routing (docs/bot.md) |
+| OMNIROUTER_VISITOR_QUEUE_EVERY_S | 3 | the least time between two queue-position frames to one waiting web visitor |
 | OMNIROUTER_QUIET_HOURS | (empty: off) | `HH:MM-HH:MM` Beijing time: progress notices inside it are held to its end, `failed` excepted (docs/bot.md) |
 | LOG_FORMAT | auto | json, console, or auto (console on a TTY, else JSON) |
 | LOG_LEVEL | INFO | |
@@ -48,6 +49,9 @@ class Settings:
         default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR", ".omnirouter")
     )
     bot: bool = field(default_factory=lambda: os.environ.get("OMNIROUTER_BOT", "on") != "off")
+    visitor_queue_every_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_VISITOR_QUEUE_EVERY_S", 3)
+    )
     quiet_hours: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_QUIET_HOURS", ""))
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))

@@ -10,6 +10,9 @@ Frames to the widget:
     {"type": "error", "client_id", "error": {code, message, field}}
     {"type": "reply", "frame_id", "reply_id", "conversation_id", "text", "agent_id", "at"}
     {"type": "survey", "frame_id", "survey_id", "conversation_id", "scale": 5, "expires_at", "text"}
+    {"type": "queue", "frame_id", "conversation_id", "position", "estimated_wait_s", "at"}
+        while the conversation waits for a person, when its place changes (channels/chat/waiting.py)
+    {"type": "agent_joined", "frame_id", "conversation_id", "agent": {"display_name"}, "at"}
     {"type": "survey_ack", "survey_id", "score"}
     {"type": "error", "survey_id", "error": {code: survey_expired | survey_already_answered |
                                                    survey_not_found | invalid_value, …}}

@@ -13,12 +13,14 @@ from typing import Any, cast
 import orjson
 import structlog
 
+from channels.chat.waiting import VisitorNews
 from router.registry import Registry
 from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, now_ms
 from schemas.errors import UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
+from session import keys
 from session.store import SessionStore
 from streams.consume import Outbox
 from streams.stages.placements import SOURCE, Placements, to_agents
@@ -48,6 +50,10 @@ def decode(event: Any) -> Envelope:
     return env
 
 
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def _system(text: str, agent_id: str) -> dict[str, Any]:
     return {"kind": "system", "text": text, "at": now_ms(), "agent_id": agent_id}
 
@@ -57,6 +63,7 @@ class AgentEvents:
         self.session = session
         self.registry = registry
         self.placements = placements
+        self.visitors = VisitorNews(session.redis)
 
     async def handle(self, items: list[Envelope], out: Outbox) -> None:
         drain = False
@@ -111,6 +118,14 @@ class AgentEvents:
                 for c in await self.session.list_conversations(conv["customer_id"])
                 if c["id"] != conv_id
             ]
+        to = (conv or {}).get("reply_to") or {}
+        visitor = (to.get("from") or {}).get("visitor_id")
+        if to.get("channel") == "chat" and visitor:
+            # The waiting web visitor learns who joined: the agent's name, never its id.
+            name = await self.registry.redis.hget(keys.agent(d["agent_id"]), "name")
+            await self.visitors.agent_joined(
+                conv_id, visitor, d["offer_id"], _s(name) if name else None, now_ms()
+            )
         to_agents(
             out,
             AssignmentCreated(

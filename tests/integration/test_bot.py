@@ -3,6 +3,7 @@ once with a summary, never speaks where a person is, never answers complaints.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -488,3 +489,92 @@ async def test_quiet_hours_hold_a_notice_to_the_end_of_the_window_but_not_a_fail
             await eventually(cleared)
     finally:
         await r.aclose()
+
+
+async def test_the_widget_shows_the_queue_position_and_wait_then_the_agent_who_joins(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    fresh_redis: redis.Redis,
+    delivery: DeliveryRig,
+    browser: Browser,
+    artifacts: Path,
+) -> None:
+    """In a real Chromium, with nobody free: the visitor who presses 转人工 second sees place
+    2 and an estimated wait (the figures GET /v1/conversations/{id} gives); when the first
+    is taken, place 1. While the page is gone, an agent accepts: on return the widget replays
+    what it missed and shows the agent's name (never its id)."""
+    first = uid("v")
+    await api.post_message("chat", "转人工", {"visitor_id": first})
+    first_conv = await _conversation_of(api, fresh_redis, first)
+
+    async def waiting(conv_id: str, position: int) -> dict[str, Any] | None:
+        _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+        w = conv.get("waiting")
+        return w if w and w["position"] == position else None
+
+    w1 = await eventually(lambda: waiting(first_conv["id"], 1))
+    # Two offers a minute were served from this queue lately: an estimate exists.
+    now = int(time.time() * 1000)
+    fresh_redis.zadd(keys.queue_served(w1["queue"]), {uid("s"): now - 1000, uid("s"): now - 2000})
+
+    page = await browser.new_page(viewport={"width": 400, "height": 640})
+    await page.goto(f"{services.gateway_url}/v1/chat/widget")
+    await page.get_by_test_id("handoff").click()
+    visitor = await page.evaluate("localStorage.getItem('or.visitor')")
+    conv = await _conversation_of(api, fresh_redis, visitor)
+    w2 = await eventually(lambda: waiting(conv["id"], 2))
+    await expect(page.get_by_test_id("widget-queue-position")).to_have_text("2", timeout=20_000)
+    wait_el = page.get_by_test_id("widget-estimated-wait")
+    await expect(wait_el).to_contain_text("预计等待")
+    assert w2["estimated_wait_s"] is not None
+    # The frame and the staff view use one formula over the same service history.
+    assert float(await wait_el.get_attribute("data-seconds") or "nan") == w2["estimated_wait_s"]
+    await page.screenshot(path=artifacts / "widget-queue.png")
+
+    agent = uid("agent")
+    await api.add_agent(agent, name="王芳", capacity={"chat": 1, "app": 1, "email": 1, "phone": 1})
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    offer = await stream.next("offer")
+    assert offer["conversation_id"] == first_conv["id"]
+    code, _ = await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    assert code == 200
+    await expect(page.get_by_test_id("widget-queue-position")).to_have_text("1", timeout=20_000)
+
+    await page.goto("about:blank")  # the visitor is away; the agent finishes and takes them
+    code, _ = await api.call(
+        "POST", f"/v1/conversations/{first_conv['id']}/resolve", {"agent_id": agent}
+    )
+    assert code == 200
+    offer = await stream.next("offer")
+    assert offer["conversation_id"] == conv["id"]
+    code, _ = await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    assert code == 200
+
+    async def joined_frame() -> bool:
+        return any(
+            b'"agent_joined"' in f[b"f"]
+            for _, f in fresh_redis.xrange(keys.visitor_frames(visitor))
+        )
+
+    await eventually(joined_frame)
+    frames = [orjson.loads(f[b"f"]) for _, f in fresh_redis.xrange(keys.visitor_frames(visitor))]
+    joined = [f for f in frames if f["type"] == "agent_joined"]
+    assert joined == [
+        {
+            "type": "agent_joined",
+            "conversation_id": conv["id"],
+            "agent": {"display_name": "王芳"},
+            "at": joined[0]["at"],
+        }
+    ]
+    assert agent not in orjson.dumps(frames).decode()  # no agent id on the visitor's side
+    queue_frames = [f for f in frames if f["type"] == "queue"]
+    assert [f["position"] for f in queue_frames] == [2, 1]  # each place once, in order
+
+    await page.goto(f"{services.gateway_url}/v1/chat/widget")  # back: resumes from `since`
+    await expect(page.get_by_test_id("widget-agent-name")).to_have_text("王芳", timeout=20_000)
+    await expect(page.get_by_test_id("widget-queue-position")).to_be_hidden()
+    await page.screenshot(path=artifacts / "widget-agent-joined.png")
+    await page.close()
+    await stream.close()
