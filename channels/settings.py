@@ -162,6 +162,10 @@ class ChannelSettings:
 # | OMNIROUTER_DELIVERY_ATTEMPTS | 5 | tries per reply before failed + cs.dlq.v1 |
 # | OMNIROUTER_DELIVERY_BACKOFF_S | 1 | first retry delay; doubles each try, at most 30 s |
 # | OMNIROUTER_DELIVERY_TIMEOUT_S | 10 | per attempt (HTTP request, SMTP session) |
+# | OMNIROUTER_TWILIO_ACCOUNT_SID | (none: SMS notices fail) | Twilio account of the SMS progress notices (docs/bot.md) |
+# | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | its auth token (basic auth with the SID; the same token signs Twilio's webhooks) |
+# | OMNIROUTER_SMS_FROM | (none: SMS notices fail) | the sending number (E.164) or Messaging Service SID (MG…) |
+# | OMNIROUTER_TWILIO_API_URL | https://api.twilio.com | base URL of Twilio's REST API (tests point it at a local server) |
 
 
 @dataclass(frozen=True)
@@ -188,3 +192,17 @@ class DeliverySettings:
     )
     backoff_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
     timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))
+    twilio_account_sid: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TWILIO_ACCOUNT_SID") or None
+    )
+    twilio_auth_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TWILIO_AUTH_TOKEN") or None
+    )
+    sms_from: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMS_FROM") or None
+    )
+    twilio_api_url: str = field(
+        default_factory=lambda: os.environ.get(
+            "OMNIROUTER_TWILIO_API_URL", "https://api.twilio.com"
+        ).rstrip("/")
+    )

@@ -4,6 +4,7 @@ once with a summary, never speaks where a person is, never answers complaints.""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -578,3 +579,88 @@ async def test_the_widget_shows_the_queue_position_and_wait_then_the_agent_who_j
     await page.screenshot(path=artifacts / "widget-agent-joined.png")
     await page.close()
     await stream.close()
+
+
+async def test_a_progress_notice_for_a_phone_customer_goes_as_an_sms_retried_or_dead_lettered(
+    api: Api, services: Services, fresh_redis: redis.Redis, delivery: DeliveryRig
+) -> None:
+    """A customer who asked on the phone hears a later `paid` as an SMS through Twilio's
+    Messages API (form-encoded To/From/Body, basic auth): a 503 is retried and the second
+    try is sent; a 400 (a number Twilio refuses) fails at once onto cs.dlq.v1 with the reason."""
+    tail = str(uuid.uuid4().int)[-4:]
+    cases = {"retry": f"+86139{tail}0503", "refused": f"+86138{tail}0400"}
+    orders: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, phone in cases.items():
+        cid, order_id = uid("C"), uid("o")
+        code, body = await api.call(
+            "PUT", f"/v1/customers/{cid}", {"name": "测试", "verified": {"phones": [phone]}}
+        )
+        assert code == 200, body
+        order = {
+            "customer_id": cid,
+            "fund_code": "161606",
+            "kind": "redemption",
+            "status": "confirmed",
+            "amount": 800,
+            "submitted_at": "2026-12-01T10:00:00+08:00",
+            "expected_by": "2026-12-04",
+        }
+        code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
+        assert code == 202, body
+
+        async def stored(oid: str = order_id) -> bool:
+            status, rec = await api.call("GET", f"/v1/orders/{oid}")
+            return status == 200 and rec["status"] == "confirmed"
+
+        await eventually(stored)
+        call = uid("call")
+        await api.post_message(
+            "phone",
+            "我的赎回到账了吗",
+            {"phone": phone, "verified": ["phone"]},  # the carrier vouched for the number
+            call={"call_id": call, "event": "transcript"},
+        )
+        orders[name] = (order_id, order)
+    async with TopicReader(services.bootstrap, topics.OUTBOUND) as out:
+        for order_id, order in orders.values():
+            await out.find(  # the bot answered from the order, on the call: subscribed
+                lambda e, c=order["customer_id"]: (
+                    e["data"].get("customer_id") == c and e["data"].get("kind") == "answer"
+                )
+            )
+            code, _ = await api.call(
+                "PUT", f"/v1/orders/{order_id}", {**order, "status": "paid"}, token=INBOUND_TOKEN
+            )
+            assert code == 202
+        notices = {
+            name: (
+                await out.find(
+                    lambda e, c=order["customer_id"]: (
+                        e["data"].get("customer_id") == c and e["data"].get("kind") == "progress"
+                    )
+                )
+            )["data"]
+            for name, (_, order) in orders.items()
+        }
+    for n in notices.values():
+        assert n["channel"] == "phone"
+
+    async def outcome(reply_id: str) -> str | None:
+        v = fresh_redis.get(keys.delivery(reply_id))
+        return v.decode() if v else None
+
+    assert await eventually(lambda: outcome(notices["retry"]["reply_id"])) == "sent"
+    assert await eventually(lambda: outcome(notices["refused"]["reply_id"])) == "failed"
+    with delivery.twilio.lock:
+        sent = [r for r in delivery.twilio.requests if r["form"]["To"] == cases["retry"]]
+        refused = [r for r in delivery.twilio.requests if r["form"]["To"] == cases["refused"]]
+    assert [r["status"] for r in sent] == [503, 201]  # retried once, then sent
+    assert sent[1]["content_type"] == "application/x-www-form-urlencoded"
+    assert sent[1]["path"] == f"/2010-04-01/Accounts/{delivery.twilio.SID}/Messages.json"
+    assert sent[1]["form"]["From"] == delivery.twilio.FROM
+    assert sent[1]["form"]["Body"] == notices["retry"]["text"] and "划付" in sent[1]["form"]["Body"]
+    assert [r["status"] for r in refused] == [400]  # permanent: not retried
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        dead = await dlq.find(lambda e: notices["refused"]["reply_id"] in orjson.dumps(e).decode())
+    assert "Twilio answered 400" in dead["data"]["reason"]
+    assert cases["refused"] not in dead["data"]["reason"]
