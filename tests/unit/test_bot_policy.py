@@ -124,7 +124,8 @@ def test_the_labelled_sets_are_kept_apart() -> None:
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    assert len(sets["bot_fresh2.jsonl"]) >= 150 and len(sets["bot_fresh3.jsonl"]) >= 150
+    for fresh in ("bot_fresh2.jsonl", "bot_fresh3.jsonl", "bot_fresh4.jsonl"):
+        assert len(sets[fresh]) >= 150, fresh
     texts = [r["text"] for rows in sets.values() for r in rows]
     assert len(texts) == len(set(texts))
     corpora: set[str] = set()
@@ -140,7 +141,8 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     queries = {
         json.loads(x)["q"] for x in (root / "bench/data/kb_queries.jsonl").read_text().splitlines()
     }
-    assert {r["text"] for r in sets["bot_fresh3.jsonl"]} & queries == set()
+    for fresh in ("bot_fresh3.jsonl", "bot_fresh4.jsonl"):
+        assert {r["text"] for r in sets[fresh]} & queries == set(), fresh
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
     assert kinds == {"handoff", "fund", "kb", "rec"}
 
@@ -155,6 +157,7 @@ def test_the_fresh_sets_are_frozen() -> None:
     frozen = {
         "bot_fresh2.jsonl": "a3163867e2d12d193fd1919ed4c7ad3e0a81543fe93cfebcebf7ff8a85a7a826",
         "bot_fresh3.jsonl": "a15e832e66f7315122240f2a9dfb5cf8559ca1df0833a8f726ec3e302e6e1794",
+        "bot_fresh4.jsonl": "6197e32de85a3e2ef63576429a8fb6fe638cceac3ac5cc2ceef1d500bb0de65e",
     }
     for name, digest in frozen.items():
         assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
