@@ -124,7 +124,7 @@ def test_the_labelled_sets_are_kept_apart() -> None:
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    for fresh in ("bot_fresh2.jsonl", "bot_fresh3.jsonl", "bot_fresh4.jsonl"):
+    for fresh in ("bot_fresh2.jsonl", "bot_fresh3.jsonl", "bot_fresh4.jsonl", "bot_fresh5.jsonl"):
         assert len(sets[fresh]) >= 150, fresh
     texts = [r["text"] for rows in sets.values() for r in rows]
     assert len(texts) == len(set(texts))
@@ -141,7 +141,7 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     queries = {
         json.loads(x)["q"] for x in (root / "bench/data/kb_queries.jsonl").read_text().splitlines()
     }
-    for fresh in ("bot_fresh3.jsonl", "bot_fresh4.jsonl"):
+    for fresh in ("bot_fresh3.jsonl", "bot_fresh4.jsonl", "bot_fresh5.jsonl"):
         assert {r["text"] for r in sets[fresh]} & queries == set(), fresh
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
     assert kinds == {"handoff", "fund", "kb", "rec"}
@@ -158,6 +158,7 @@ def test_the_fresh_sets_are_frozen() -> None:
         "bot_fresh2.jsonl": "a3163867e2d12d193fd1919ed4c7ad3e0a81543fe93cfebcebf7ff8a85a7a826",
         "bot_fresh3.jsonl": "a15e832e66f7315122240f2a9dfb5cf8559ca1df0833a8f726ec3e302e6e1794",
         "bot_fresh4.jsonl": "6197e32de85a3e2ef63576429a8fb6fe638cceac3ac5cc2ceef1d500bb0de65e",
+        "bot_fresh5.jsonl": "acfc1c5c1761c738ec81be54fffc8775d64052f877d6ae4e1cd60ca3713c85bc",
     }
     for name, digest in frozen.items():
         assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
