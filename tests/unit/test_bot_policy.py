@@ -121,6 +121,8 @@ def test_the_labelled_sets_are_kept_apart() -> None:
             "bot_fresh.jsonl",
             "bot_fresh2.jsonl",
             "bot_fresh3.jsonl",
+            "bot_fresh4.jsonl",
+            "bot_fresh5.jsonl",
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
