@@ -60,7 +60,34 @@ SYNONYMS = {
     "手续费": "费用",
     "解除绑定": "解绑",
     "换绑": "更换",
+    "找回": "忘记",  # 找回密码 is what the articles call 忘记密码 (reset it)
+    "新建": "开通",
+    "新增": "开通",
+    "创建": "开通",
 }
+# Words of the trade that jieba's general dictionary splits ("定投" -> 定, 投): each one found
+# in a text is added as a token of its own, on both sides. Not added to jieba's dictionary,
+# which the classifier's features read (streams/nlu/features.py) and must not change under it.
+TERMS = (
+    "定投",
+    "交易密码",
+    "登录密码",
+    "赎回费",
+    "申购费",
+    "管理费",
+    "托管费",
+    "销售服务费",
+    "七日年化",
+    "万份收益",
+    "红利再投资",
+    "现金分红",
+    "单位净值",
+    "累计净值",
+    "风险测评",
+    "风险等级",
+    "预留手机号",
+    "实名认证",
+)
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
 _lock = threading.Lock()
 _ready = False
@@ -79,11 +106,13 @@ def tokens(text: str) -> list[str]:
     """The search tokens of `text` (simplified characters are assumed; lower-cased here)."""
     if not _ready:
         _init()
+    low = text.lower()
     out = []
-    for t in jieba.lcut_for_search(text.lower()):
+    for t in jieba.lcut_for_search(low):
         t = t.strip()
         if t and t not in _STOP and not _PUNCT.match(t):
             out.append(SYNONYMS.get(t, t))
+    out += [t for t in TERMS if t in low and t not in out]
     return out
 
 

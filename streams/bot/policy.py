@@ -34,10 +34,11 @@ class Thresholds:
     coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
     # The runner-up article's BM25 score over the best one's: above it the two are too close
     # to tell apart (定投 set-up vs change), and a person decides. 1.0 turns it off.
-    runner_up: float = 0.8
-    # The best article for the intent must also be the best over the whole base: when the
-    # classifier's intent and the words point at different articles, one of them is wrong.
-    agree: bool = False
+    runner_up: float = 0.9
+    # The best article for the intent must not be beaten over the whole base: when another
+    # article holds more of the question's words than the one the classifier's intent picks,
+    # intent and words disagree and one of them is wrong.
+    agree: bool = True
 
 
 THRESHOLDS = Thresholds()
@@ -65,6 +66,12 @@ KB_INTENTS = frozenset(
     }
 )
 ANSWERABLE = FUND_INTENTS | KB_INTENTS
+# How-tos whose article holds for any fund (with the fund's own fee or T+n added when named);
+# a named fund with any other intent asks about that fund (its holdings, manager, risk), and
+# a generic article would answer a question that was not asked.
+FUND_GENERIC_INTENTS = frozenset(
+    {"fees", "redemption_arrival", "redemption_howto", "purchase", "sip", "dividend"}
+)
 UNHELPFUL_LIMIT = 2  # bot turns that did not help before a person takes over
 
 # A customer telling the bot its answer did not help.
@@ -77,7 +84,10 @@ _PERSONAL = re.compile(
     r"|我.{0,4}(?:买|赎回|申购|转换|卖)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
     r"|哪个好|哪只好|哪个更|哪只更|选哪|买哪"
     # "what is my …": a fact about this customer's own account, whatever it is about
-    r"|我的.{0,8}(?:是什么|是多少|结果|记录|明细|多少|是否|有没有)"
+    # "what is / where is my …": a fact about this customer's own account or order, whatever
+    # it is about ("我的风险测评是几级", "我的分红到账了吗"); "我的手机号换了怎么改" is a how-to
+    r"|我的.{0,10}(?:是什么|是多少|多少|是几|几级|哪一?级|结果|记录|明细|是否|有没有|了吗|了没"
+    r"|没到|到了吗|成功没|怎么样|情况|状态)"
 )
 # Someone else in the customer's account: a person, at once (fraud, a stolen phone).
 _SECURITY = re.compile(r"被(?:别人|人|盗)|盗用|冒用|盗刷|冒充|不是我本人|不是本人操作|陌生人")
@@ -106,10 +116,13 @@ _FIGURE = re.compile(r"多少|几何|排名|排第几|涨了|跌了|收益率")
 # What a NAV record answers; anything else about a named fund (its yield, rank, size,
 # manager, holdings) is not in the record.
 _NAV_WORDS = re.compile(r"净值|nav", re.IGNORECASE)
-# A NAV of another day than the latest: the record holds only the latest one.
+# A NAV of another day than the latest, or a figure over time: the record holds only the
+# latest one.
 _NAV_DAY = re.compile(
     r"上周|上个?月|上一?个?交易日|前天|昨天|周[一二三四五六日天]|星期|礼拜|\d+月\d+[日号]"
     r"|\d{4}[-/.]\d{1,2}|历史|去年|年初|那天|当天"
+    # a NAV other than the latest one: its highest, lowest, average, or over a period
+    r"|最高|最低|以来|平均|高点|低点|涨幅|跌幅|走势|区间|年|月"
 )
 # Asking what a figure means, not for a figure: an article, not a record.
 _CONCEPT = re.compile(r"什么意思|是什么|怎么算|怎么看|怎么计算|区别|含义")
@@ -275,6 +288,8 @@ def decide(
             [{"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]}],
             memory=remember(f"fund:{rec['code']}"),
         )
+    if codes and intent not in FUND_GENERIC_INTENTS:
+        return Handoff("fund_specific", intent)
     hits = [
         h
         for h in index.search(query, 5, channel=channel, intents=[intent])
@@ -291,7 +306,7 @@ def decide(
         return Handoff("ambiguous_article", intent)
     if th.agree:
         best = index.search(query, 1, channel=channel)
-        if best and best[0].id != hits[0].id:
+        if best and best[0].id != hits[0].id and best[0].coverage > hits[0].coverage:
             return Handoff("ambiguous_article", intent)
     art = index.articles[hits[0].id]
     body = str(art["body"])
@@ -468,6 +483,7 @@ REASONS = {
     "stale_nav": "净值数据不是最新",
     "no_article": "知识库无对应答案",
     "nav_date": "客户问的是其他日期的净值",
+    "fund_specific": "问的是某只基金的具体情况",
     "security": "疑似账户安全问题",
     "ambiguous_article": "知识库有多篇相近答案，无法确定",
     "several_questions": "一条消息里有多个问题",
