@@ -254,3 +254,46 @@ def test_an_order_question_is_answered_only_from_the_customers_orders() -> None:
     assert isinstance(d, Handoff) and d.reason == "order_failed"
     # Not verified: no orders are looked up, and the question goes to a person.
     assert isinstance(decide(a, "我的赎回到账了吗"), Handoff)
+
+
+@pytest.mark.parametrize(
+    ("kw", "text", "reason"),
+    [
+        ({}, "赎回多久到账？另外定投怎么改金额", "several_questions"),
+        ({}, "交易密码忘了，顺便问下手机号怎么改", "several_questions"),
+        ({"entities": {"funds": [], "fund_codes": ["519697"]}}, "519697怎么定投", "unknown_fund"),
+        ({}, "支付宝上买的基金怎么定投", "out_of_scope"),
+        ({"intent": "contact_change", "category": "account"}, "我的手机号被别人换了", "security"),
+        (
+            {"intent": "risk_assessment", "category": "account"},
+            "我的风险测评是几级",
+            "out_of_scope",
+        ),
+        ({}, "定投怎么弄", "ambiguous_article"),
+    ],
+)
+def test_what_a_confident_classifier_still_does_not_get_answered(
+    kw: dict[str, Any], text: str, reason: str
+) -> None:
+    """Rules over the words and entities, whatever the classifier's confidence: two questions
+    in one message, a fund code we hold no record of, another company's platform, someone else
+    in the account, the customer's own data, two articles the words cannot tell apart."""
+    d = decide(analysis(**kw), text)
+    assert isinstance(d, Handoff) and d.reason == reason, d
+
+
+def test_a_nav_of_another_day_or_a_fund_specific_question_is_not_answered_from_the_record() -> None:
+    """The record holds the latest NAV only: "上周五的净值", "最高净值" go to a person, and so
+    does a question about a named fund that no generic article answers (its holdings)."""
+    nav = analysis(
+        category="product",
+        intent="nav_return",
+        entities={"funds": [{"code": "161606"}], "fund_codes": []},
+    )
+    for text in ("领先成长上周五的净值是多少", "领先成长成立以来的最高净值"):
+        d = decide(nav, text)
+        assert isinstance(d, Handoff) and d.reason == "nav_date", text
+    d = decide({**nav, "intent": "product_info"}, "领先成长持仓有哪些股票")
+    assert isinstance(d, Handoff) and d.reason == "fund_specific"
+    d = decide(nav, "领先成长A今天净值多少")
+    assert isinstance(d, Answer) and d.sources[0]["id"] == "161606"
