@@ -4,8 +4,9 @@ and its latency; and the threshold search that chose streams/bot/policy.py's THR
     .venv/bin/python bench/bot.py            # figures on the test set with the shipped thresholds
     .venv/bin/python bench/bot.py --search   # choose thresholds on the tuning set, then report
 
-Data: bench/data/bot_tune.jsonl, bench/data/bot_test.jsonl and bench/data/bot_fresh.jsonl
-(the last written after the rules and thresholds were frozen, and run once; docs/bot.md) (kept apart: split by a hash of
+Data: bench/data/bot_tune.jsonl (thresholds are chosen on it only), bench/data/bot_test.jsonl
+and bench/data/bot_fresh*.jsonl (each fresh set written and frozen before the policy it was
+first run on; docs/bot.md says which round each is clean for) (kept apart: split by a hash of
 the text; none is in the classifier's training or evaluation corpora, the knowledge base's
 sample questions or bench/data/kb_queries.jsonl; tests/unit/test_bot_policy.py checks it).
 Each line: {"text", "expect"} where expect is "handoff", "fund:<code>" (a NAV answer for that
