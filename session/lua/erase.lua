@@ -1,6 +1,6 @@
 -- Right to erasure: remove a customer's directory record, identity links, conversations,
 -- timelines, seen-sets, thread/call maps and dedupe keys, and every anonymous id folded into
--- it, in one step; a conversation still held by routing is taken out of its queue, offer or
+-- it, and the web visitor frame streams of its chats, in one step; a conversation still held by routing is taken out of its queue, offer or
 -- agent first so capacity is not leaked. Agent frame streams are redacted by the caller.
 -- ARGV: prefix, customer_id
 -- Returns {conversations removed, keys removed, {conversation ids}, {customer ids}}
@@ -39,6 +39,14 @@ for _, c in ipairs(convs) do
     give_back(p, h[4], h[5])
   end
   for _, k in ipairs(redis.call('SMEMBERS', ck .. ':refs')) do del(k) end
+  -- The web visitor's frame stream (replies, queue places, the agent who joined).
+  local rt = redis.call('HGET', ck, 'reply_to')
+  if rt then
+    local ok, r = pcall(cjson.decode, rt)
+    if ok and type(r) == 'table' and type(r['from']) == 'table' and r['from']['visitor_id'] then
+      del(p .. ':visitor:' .. r['from']['visitor_id'] .. ':frames')
+    end
+  end
   -- Feedback: the survey (its answer and comment) and the tasks it opened.
   del(p .. ':survey:sv-' .. c)
   redis.call('ZREM', p .. ':surveys:pending', 'sv-' .. c)
@@ -54,7 +62,11 @@ for _, c in ipairs(convs) do
     ck .. ':bot')
 end
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
-  if redis.call('HGET', k, 'customer_id') == cid then del(k) end
+  if redis.call('HGET', k, 'customer_id') == cid then
+    del(k)
+    local visitor = string.match(k, ':ident:visitor_id:(.+)$')
+    if visitor then del(p .. ':visitor:' .. visitor .. ':frames') end
+  end
 end
 del(p .. ':customer:' .. cid)
 for _, id in ipairs(ids) do
