@@ -59,6 +59,7 @@ class GatewaySettings:
 # | OMNIROUTER_MAIL_MAX_PARTS | 100 | more MIME parts get 554 |
 # | OMNIROUTER_MAIL_PARSE_TIMEOUT_S | 10 | a mail not parsed by then gets 451 (parsing runs off the event loop) |
 # | OMNIROUTER_MAIL_PARSE_WORKERS | 2 | mails parsed at once; while all are busy new mail gets 451 |
+# | OMNIROUTER_MAIL_TRUSTED_AUTHSERV | (none) | authserv-ids (comma list) of our own mail systems whose Authentication-Results dkim=pass / spf=pass, aligned with the From domain, make the From address evidence; unset: every From is a claim |
 # | OMNIROUTER_APP_SECRETS | {} | JSON {app_id: secret} for signed app webhooks |
 # | OMNIROUTER_WEBHOOK_TOLERANCE_S | 300 | replay window for signed webhook timestamps |
 # | OMNIROUTER_TELEPHONY_SECRET | (none) | HMAC secret of the generic telephony webhook |
@@ -99,6 +100,11 @@ def _json(name: str, default: Any) -> Any:
         raise SystemExit(f"{name} must be JSON, got {raw!r}") from None
 
 
+def _names(name: str, default: str) -> tuple[str, ...]:
+    """A comma list of names (domains, hosts), lower case."""
+    return tuple(d.strip().lower() for d in os.environ.get(name, default).split(",") if d.strip())
+
+
 _DEFAULT_IVR = {
     "1": "product",
     "2": "transaction",
@@ -115,11 +121,7 @@ class ChannelSettings:
     )
     smtp_port: int = field(default_factory=lambda: int(number("OMNIROUTER_SMTP_PORT", 2525)))
     smtp_domains: tuple[str, ...] = field(
-        default_factory=lambda: tuple(
-            d.strip().lower()
-            for d in os.environ.get("OMNIROUTER_SMTP_DOMAINS", "omnirouter.local").split(",")
-            if d.strip()
-        )
+        default_factory=lambda: _names("OMNIROUTER_SMTP_DOMAINS", "omnirouter.local")
     )
     smtp_max_bytes: int = field(
         default_factory=lambda: int(number("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
@@ -130,6 +132,9 @@ class ChannelSettings:
     )
     mail_parse_workers: int = field(
         default_factory=lambda: max(1, int(number("OMNIROUTER_MAIL_PARSE_WORKERS", 2)))
+    )
+    mail_trusted_authserv: tuple[str, ...] = field(
+        default_factory=lambda: _names("OMNIROUTER_MAIL_TRUSTED_AUTHSERV", "")
     )
     app_secrets: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_APP_SECRETS", {}))

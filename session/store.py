@@ -242,7 +242,14 @@ class SessionStore:
                 merge_from=tuple(_s(m) or "" for m in merges),
             )
         kind, value, verified = anonymous_key(channel, sender)
-        return Customer(id=anonymous_id(kind, value, verified), identified=False)
+        # Said out loud for the desk: an email From (or any contact) nobody vouched for is a
+        # claim, so the agent must not treat this sender as the customer the address names.
+        return Customer(
+            id=anonymous_id(kind, value, verified),
+            identified=False,
+            identified_by=kind,
+            evidence="verified_" + kind if verified else "unverified_claim",
+        )
 
     # -- conversations ----------------------------------------------------------------------
 
