@@ -159,6 +159,13 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         ),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
+        # The whole suite calls from 127.0.0.1, far faster than any one client would: the
+        # shared gateway's rates are out of its way; tests/integration/test_limits.py runs a
+        # gateway of its own with tight ones.
+        **{f"OMNIROUTER_RATE_{r}": "100000/s" for r in ("INBOUND", "SURVEY", "LOGIN", "SOCKETS")},
+        "OMNIROUTER_RATE_CHAT_MESSAGES": "100000/s",
+        "OMNIROUTER_MAX_SOCKETS_PER_AGENT": "50",
+        "OMNIROUTER_MAX_SOCKETS_PER_VISITOR": "50",
         **extra,
     }
 
