@@ -414,9 +414,7 @@ def spec() -> dict[str, Any]:
             op["responses"]["429"] = {
                 "description": f"rate limit {limit} reached; retry after Retry-After seconds",
                 "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                },
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
         if (method, path) == ("put", "/v1/agents/{agent_id}"):
             op["responses"]["429"] = {"description": "OMNIROUTER_MAX_AGENTS agents exist"}
