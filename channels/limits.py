@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from channels.auth import Principal
 from channels.settings import LimitSettings, Rate
 from session import keys
+from session.identity import keyed_digest
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +102,9 @@ class RateLimiter:
         rate = self.settings.rate(rule)
         if rate is None:
             return
-        key = keys.rate_bucket(rule, subject)
+        # Keyed digest, not the subject itself: a visitor id or an address in a key name would
+        # outlive an erasure (and be personal data in every key listing).
+        key = keys.rate_bucket(rule, keyed_digest(subject, 24))
         try:
             allowed, wait_ms = await self._bucket(keys=[key], args=[rate.burst, rate.per_s / 1000])
         except RedisError:

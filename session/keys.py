@@ -435,8 +435,8 @@ def order_subscribers(order_id: str) -> str:
 # -- limits (channels/limits.py) ----------------------------------------------------------------
 
 
-def rate_bucket(rule: str, subject: str) -> str:
+def rate_bucket(rule: str, subject_digest: str) -> str:
     """HASH t (tokens left), ts (ms of the last refill) of one token bucket: a rate limit
-    rule for one credential subject, client address or visitor, shared by every gateway;
-    expires once it would be full again."""
-    return f"{PREFIX}:rl:{rule}:{subject}"
+    rule for one credential subject, client address or visitor (by its keyed digest, never
+    the value), shared by every gateway; expires once it would be full again."""
+    return f"{PREFIX}:rl:{rule}:{subject_digest}"

@@ -686,10 +686,10 @@ async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451
     release, threads = threading.Event(), []
     real = smtp_module.parse_mail
 
-    def hanging(raw: bytes, mail_from: str | None, limits: Any) -> Any:
+    def hanging(raw: bytes, mail_from: str | None, limits: Any, *rest: Any) -> Any:
         threads.append(threading.get_ident())
         release.wait(WAIT_S)
-        return real(raw, mail_from, limits)
+        return real(raw, mail_from, limits, *rest)
 
     monkeypatch.setattr(smtp_module, "parse_mail", hanging)
     ticks = 0
