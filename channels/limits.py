@@ -58,6 +58,7 @@ LIMITED: Final[dict[tuple[str, str], str]] = {
     ("POST", "/v1/tickets"): "login",
     ("GET", "/v1/chat/ws"): "sockets",
     ("GET", "/v1/agents/{agent_id}/stream"): "sockets",
+    ("GET", "/v1/queues/live"): "sockets",
 }
 
 # WebSocket close codes (RFC 6455 section 7.4.1).
@@ -135,15 +136,19 @@ class RateLimiter:
 
 
 class SocketCaps:
-    """Open sockets on this gateway: in all, and per owner ("visitor:<id>", "agent:<id>")."""
+    """Open sockets on this gateway: in all, and per owner ("visitor:<id>", "agent:<id>",
+    "staff:<subject>" for the live figures; staff are held to the per-agent cap)."""
 
     def __init__(self, settings: LimitSettings):
         self.settings = settings
         self.total = 0
         self.by_owner: Counter[str] = Counter()
 
-    def admit(self, kind: str, owner: str) -> tuple[int, str] | None:
-        """None and counted, or the (close code, reason) to refuse the socket with."""
+    def admit(self, kind: str, owner: str, per_owner: bool = True) -> tuple[int, str] | None:
+        """None and counted, or the (close code, reason) to refuse the socket with.
+
+        `per_owner=False`: only the gateway's total applies (a configured credential shared
+        by a whole team)."""
         cap = (
             self.settings.max_sockets_per_visitor
             if kind == "visitor"
@@ -153,7 +158,7 @@ class SocketCaps:
         if self.total >= self.settings.max_sockets:
             LIMITED_TOTAL.labels("max_sockets").inc()
             return CLOSE_TRY_LATER, "this gateway holds as many sockets as it may; retry"
-        if self.by_owner[name] >= cap:
+        if per_owner and self.by_owner[name] >= cap:
             LIMITED_TOTAL.labels(f"max_sockets_per_{kind}").inc()
             return CLOSE_POLICY, f"at most {cap} open sockets per {kind}"
         self.total += 1
