@@ -298,6 +298,7 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
         "LOG_FORMAT": "json",
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or secrets.token_urlsafe(32),
     }
     procs: list[subprocess.Popen[bytes]] = []
     for name, extra in [("gateway", {})] + [

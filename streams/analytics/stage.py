@@ -20,7 +20,6 @@ first seen. The store is written off the event loop (asyncio.to_thread).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from schemas.envelope import Envelope, now_ms
 from schemas.payloads import SurgeDetected, envelope_of
 from session import keys
 from session.history import History
+from session.identity import keyed_digest
 from streams.analytics import surge
 from streams.analytics.surge import Baseline, SurgeParams
 from streams.consume import Outbox
@@ -105,7 +105,7 @@ def _opt(v: Any) -> str | None:
 def _who(r: dict[str, Any]) -> str:
     """A customer in a window, by digest: distinct counts need no id, and erasure then has
     nothing to find in the windows (the HyperLogLogs keep no ids either)."""
-    return hashlib.sha256(str(r["customer_id"] or r["event_id"]).encode()).hexdigest()[:16]
+    return keyed_digest(f"who:{r['customer_id'] or r['event_id']}")
 
 
 def _baseline(raw: bytes | str | None) -> Baseline | None:
