@@ -441,3 +441,13 @@ def notices_held() -> str:
 def notice_held(reply_id: str) -> str:
     """STRING a held progress notice's reply JSON (streams/bot/stage.py's emit input)."""
     return f"{PREFIX}:notice:{reply_id}"
+
+
+# -- limits (channels/limits.py) ----------------------------------------------------------------
+
+
+def rate_bucket(rule: str, subject_digest: str) -> str:
+    """HASH t (tokens left), ts (ms of the last refill) of one token bucket: a rate limit
+    rule for one credential subject, client address or visitor (by its keyed digest, never
+    the value), shared by every gateway; expires once it would be full again."""
+    return f"{PREFIX}:rl:{rule}:{subject_digest}"

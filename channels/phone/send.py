@@ -10,6 +10,7 @@ import orjson
 
 from channels.contract import DeliveryError, OutboundContext
 from channels.phone.sms import send_sms
+from channels.phone.telephony import CALL_TTL_S
 from schemas.envelope import now_ms
 from session import keys
 
@@ -54,4 +55,6 @@ class PhoneSender:
             maxlen=SAY_KEPT,
             approximate=True,
         )
+        # The say stream lives as long as the call's state does (then nobody reads it).
+        await self.redis.expire(keys.call_say(call_id), CALL_TTL_S)
         return "sent"

@@ -20,11 +20,26 @@ from schemas.vocabulary import CHANNELS
 from session import keys
 
 
+class TooManyAgents(Exception):
+    """Registering one more agent would pass OMNIROUTER_MAX_AGENTS."""
+
+
 class Agents(RegistryBase):
-    async def put_agent(self, profile: dict[str, Any]) -> dict[str, Any]:
-        """Create or update an agent; a new agent starts offline until it says otherwise."""
+    async def put_agent(
+        self, profile: dict[str, Any], max_agents: int | None = None
+    ) -> dict[str, Any]:
+        """Create or update an agent; a new agent starts offline until it says otherwise.
+
+        A new agent past `max_agents` raises TooManyAgents (checked just before the write:
+        two gateways registering at the same instant may pass it by one each)."""
         aid = profile["id"]
-        status = await self.redis.hget(keys.agent(aid), "status")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.agent(aid), "status")
+        pipe.sismember(keys.agents(), aid)
+        pipe.scard(keys.agents())
+        status, known, count = await pipe.execute()
+        if max_agents is not None and not known and int(count) >= max_agents:
+            raise TooManyAgents(f"{count} agents are registered; the limit is {max_agents}")
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(
             keys.agent(aid),
@@ -74,6 +89,16 @@ class Agents(RegistryBase):
             revoked=[(offers[i], offers[i + 1], offers[i + 2]) for i in range(0, len(offers), 3)],
             returned=[(convs[i], convs[i + 1]) for i in range(0, len(convs), 2)],
         )
+
+    async def agent_names(self, agent_ids: list[str]) -> dict[str, str]:
+        """The `name` of each agent that has one, in one round trip (what a customer may be
+        told; never the id)."""
+        if not agent_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for a in agent_ids:
+            pipe.hget(keys.agent(a), "name")
+        return {a: _s(n) for a, n in zip(agent_ids, await pipe.execute(), strict=True) if n}
 
     async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
