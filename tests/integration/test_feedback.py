@@ -10,9 +10,11 @@ import aiohttp
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaProducer
 
 from channels.app import webhook as app_webhook
-from schemas import events, topics
+from schemas import envelope, events, topics
+from schemas.payloads import TaskOpened, envelope_of
 from session import keys
 from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, Services
 from tests.integration.conftest import DeliveryRig
@@ -391,4 +393,50 @@ async def test_an_agent_schedules_a_follow_up_and_an_overdue_one_raises_an_alert
     overdue = [a for a in alerts["alerts"] if a.get("task_id") == soon["id"]]
     assert len(overdue) == 1 and overdue[0]["kind"] == "callback_overdue"
     assert not [a for a in alerts["alerts"] if a.get("task_id") == task["id"]]
+    await stream.close()
+
+
+async def test_a_legacy_task_opened_record_on_the_topic_still_becomes_a_task(
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Records written before tasks had one vocabulary (omnirouter.task.opened.v1, a failed
+    order) are still read: the task is registered, announced as omnirouter.task.created.v1,
+    listed on GET /v1/tasks?kind=order_failed and offered to an agent with the transaction
+    skill."""
+    agent, order_id = uid("agent"), uid("o")
+    await api.add_agent(agent, skills={"transaction": 5})
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    now = int(time.time() * 1000)
+    old = TaskOpened(
+        task_id=f"{order_id}.failed",
+        kind="order_failed",
+        customer_id=uid("C"),
+        order_id=order_id,
+        note="赎回失败",
+        due_at=now + 24 * 3_600_000,
+        at=now,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
+    await producer.start()
+    try:
+        async with TopicReader(services.bootstrap, topics.TASKS) as reader:
+            await producer.send_and_wait(
+                topics.TASKS,
+                envelope.encode(envelope_of(old, source="tests/legacy", id=f"{order_id}.t")),
+                key=str(old.customer_id).encode(),
+            )
+            created = await reader.find(
+                lambda e: (
+                    e["type"] == events.TASK_CREATED and e["data"]["task"]["id"] == old.task_id
+                )
+            )
+    finally:
+        await producer.stop()
+    assert created["data"]["task"]["kind"] == "order_failed"
+    assert created["data"]["task"]["conversation_id"] == f"order-{order_id}"
+    offer = await stream.next("offer", lambda f: f.get("task_id") == old.task_id)
+    assert offer["kind"] == "order_failed" and offer["agent_id"] == agent
+    _, listed = await api.call("GET", "/v1/tasks?kind=order_failed")
+    mine = [t for t in listed["tasks"] if t["id"] == old.task_id]
+    assert len(mine) == 1 and mine[0]["skill"] == "transaction" and mine[0]["reason"] == "赎回失败"
     await stream.close()

@@ -99,9 +99,11 @@ async def test_ops_sees_agents_by_state_and_consumer_lag(
     assert code == 200 and lag["available"], lag
     worker = next(g for g in lag["groups"] if g["group"] == "omnirouter")
     # Every topic a worker stage reads, the feedback, task and audit ones included.
-    assert {p["topic"] for p in worker["partitions"]} == set(
-        topics.CONSUMER_GROUPS[topics.WORKER_GROUP]
-    ) >= {"cs.inbound.v1", "cs.feedback.v1", "cs.tasks.v1", "cs.audit.v1", "cs.orders.v1"}
+    assert (
+        {p["topic"] for p in worker["partitions"]}
+        == set(topics.CONSUMER_GROUPS[topics.WORKER_GROUP])
+        >= {"cs.inbound.v1", "cs.feedback.v1", "cs.tasks.v1", "cs.audit.v1", "cs.orders.v1"}
+    )
     # Ends and commits are two reads; the lag is clamped at zero, never negative.
     assert all(p["lag"] >= 0 for p in worker["partitions"])
     await desk.close()
