@@ -65,6 +65,7 @@ class GatewaySettings:
 # | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | Twilio auth token that signs X-Twilio-Signature |
 # | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
 # | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | HMAC secret of the survey links in mails (gateway and delivery share it) |
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ class ChannelSettings:
     ivr_menu: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_IVR_MENU", _DEFAULT_IVR))
     )
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
 
 
 # -- outbound delivery (`omnirouter delivery`) --------------------------------------------------
@@ -162,6 +166,8 @@ class ChannelSettings:
 # | OMNIROUTER_DELIVERY_ATTEMPTS | 5 | tries per reply before failed + cs.dlq.v1 |
 # | OMNIROUTER_DELIVERY_BACKOFF_S | 1 | first retry delay; doubles each try, at most 30 s |
 # | OMNIROUTER_DELIVERY_TIMEOUT_S | 10 | per attempt (HTTP request, SMTP session) |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | signs the one-click survey link of an email survey |
+# | OMNIROUTER_PUBLIC_URL | (none: no links) | the gateway's external base URL the survey link points at |
 
 
 @dataclass(frozen=True)
@@ -188,3 +194,9 @@ class DeliverySettings:
     )
     backoff_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
     timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    public_url: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_PUBLIC_URL") or None
+    )

@@ -35,6 +35,7 @@ ADMIN_TOKEN = "test-admin-token"
 OPS_TOKEN = "test-ops-token"
 TELEPHONY_SECRET = "test-telephony-secret"
 TWILIO_TOKEN = "test-twilio-token"
+SURVEY_LINK_SECRET = "test-survey-link-secret"
 
 
 @dataclass
@@ -154,6 +155,7 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         ),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
+        "OMNIROUTER_SURVEY_LINK_SECRET": SURVEY_LINK_SECRET,
         **extra,
     }
 

@@ -3,6 +3,11 @@ customer's channel, answers taken once within the window, callbacks for unhappy 
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.message
+import email.policy
+import re
 import time
 from typing import Any
 
@@ -12,11 +17,12 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
+from channels import survey_link
 from channels.app import webhook as app_webhook
 from schemas import envelope, events, topics
 from schemas.payloads import TaskOpened, envelope_of
 from session import keys
-from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, Services
+from tests.conftest import APP_ID, APP_SECRET, SURVEY_LINK_SECRET, TELEPHONY_SECRET, Services
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
 
@@ -280,6 +286,38 @@ def _smtp(port: int, raw: bytes) -> int:
         return int(s.data(raw)[0])
 
 
+async def _resolve_email(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    agent: str,
+    sender: str,
+) -> tuple[AgentStream, str, str, email.message.EmailMessage]:
+    """A mail from `sender`, accepted and resolved by `agent`; returns the survey mail."""
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    first_id = f"<{uid('m')}@mail.example.com>"
+    raw = _mail(sender, "赎回咨询", "请问161606赎回几天到账？", first_id, None)
+    assert await asyncio.to_thread(_smtp, services.smtp_port, raw) == 250
+    offer = await stream.next(
+        "offer", lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    )
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = str(offer["conversation_id"])
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    async def survey_mail() -> Any:
+        for m in delivery.mail.messages:
+            msg = email.message_from_bytes(m, policy=email.policy.default)
+            if msg["To"] == sender and (msg["Message-ID"] or "").startswith("<sv-"):
+                return msg
+        return None
+
+    return stream, conv_id, first_id, await eventually(survey_mail)
+
+
 async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reopening(
     api: Api,
     http: aiohttp.ClientSession,
@@ -291,32 +329,10 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     Message-ID; the customer's reply "2 回复太慢" answers it (a callback opens), the
     conversation stays resolved and gets no new customer message; a second digit reply is
     not taken as a message either."""
-    import asyncio
-    import email
-    import email.policy
-
     agent, sender = uid("agent"), f"{uid('c')}@example.com"
-    await api.add_agent(agent)
-    stream = await AgentStream.open(http, services.ws_url, agent)
-    first_id = f"<{uid('m')}@mail.example.com>"
-    raw = _mail(sender, "赎回咨询", "请问161606赎回几天到账？", first_id, None)
-    assert await asyncio.to_thread(_smtp, services.smtp_port, raw) == 250
-    offer = await stream.next(
-        "offer", lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    stream, conv_id, first_id, msg = await _resolve_email(
+        api, http, services, delivery, agent, sender
     )
-    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
-    conv_id = offer["conversation_id"]
-    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
-    assert code == 200
-
-    async def survey_mail() -> Any:
-        for m in delivery.mail.messages:
-            msg = email.message_from_bytes(m, policy=email.policy.default)
-            if msg["To"] == sender and (msg["Message-ID"] or "").startswith("<sv-"):
-                return msg
-        return None
-
-    msg = await eventually(survey_mail)
     assert msg["In-Reply-To"] == first_id
     assert "回复本邮件" in msg.get_body(("plain",)).get_content()
     survey_id = msg["Message-ID"].strip("<>").split("@")[0]
@@ -342,7 +358,7 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
     assert conv["state"] == "resolved"
     assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
-    code, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
     assert s["score"] == 2  # the second digit changed nothing
     await stream.close()
 
@@ -439,4 +455,67 @@ async def test_a_legacy_task_opened_record_on_the_topic_still_becomes_a_task(
     _, listed = await api.call("GET", "/v1/tasks?kind=order_failed")
     mine = [t for t in listed["tasks"] if t["id"] == old.task_id]
     assert len(mine) == 1 and mine[0]["skill"] == "transaction" and mine[0]["reason"] == "赎回失败"
+    await stream.close()
+
+
+async def test_an_email_survey_is_answered_once_by_its_signed_link(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """The survey mail carries a signed link: opening it shows five buttons and records
+    nothing; a tampered link is refused (401), a bad score names the field (422); posting 1
+    answers (a callback opens, the conversation stays resolved); the link then refuses a
+    second answer (409), and a link past its deadline is gone (410)."""
+    agent, sender = uid("agent"), f"{uid('c')}@example.com"
+    stream, conv_id, _, msg = await _resolve_email(api, http, services, delivery, agent, sender)
+    body = msg.get_body(("plain",)).get_content()
+    m = re.search(r"(http://\S+/v1/surveys/(sv-[^/\s]+)/rate\?exp=(\d+)&sig=([0-9a-f]{64}))", body)
+    assert m, body
+    link, survey_id, exp = m.group(1), m.group(2), int(m.group(3))
+    assert link.startswith(services.gateway_url)
+
+    async with http.get(link) as r:
+        page = await r.text()
+        assert r.status == 200, page
+        assert "form-action 'self'" in r.headers["Content-Security-Policy"]
+        assert "<script" not in page
+    assert [f'data-testid="rate-{n}"' in page for n in range(1, 6)] == [True] * 5
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["state"] != "answered" and "score" not in s  # a GET (a link scanner) records nothing
+
+    async with http.get(link.replace("sig=", "sig=0")) as r:
+        assert r.status == 401 and 'data-code="bad_signature"' in await r.text()
+    tampered = link.replace(f"exp={exp}", f"exp={exp + 1}")
+    async with http.post(tampered, data={"score": "1"}) as r:
+        assert r.status == 401 and 'data-code="bad_signature"' in await r.text()
+    async with http.post(link, data={"score": "9"}) as r:
+        assert r.status == 422 and 'data-field="score"' in await r.text()
+
+    async with http.post(link, data={"score": "1", "comment": "没解决"}) as r:
+        done = await r.text()
+        assert r.status == 200, done
+    assert 'data-testid="rate-done" data-score="1"' in done
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["score"] == 1 and s["via"] == "email" and s["comment"] == "没解决"
+    async with http.post(link, data={"score": "5"}) as r:
+        assert r.status == 409 and 'data-code="survey_already_answered"' in await r.text()
+    async with http.get(link) as r:
+        assert r.status == 409
+
+    past = int(time.time() * 1000) - 1000
+    old = survey_link.url(services.gateway_url, SURVEY_LINK_SECRET, survey_id, past)
+    async with http.get(old) as r:
+        assert r.status == 410 and 'data-code="survey_expired"' in await r.text()
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
     await stream.close()
