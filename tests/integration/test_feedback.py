@@ -9,6 +9,7 @@ import email.message
 import email.policy
 import re
 import time
+import urllib.parse
 from typing import Any
 
 import aiohttp
@@ -19,10 +20,19 @@ from aiokafka import AIOKafkaProducer
 
 from channels import survey_link
 from channels.app import webhook as app_webhook
+from channels.phone import telephony
 from schemas import envelope, events, topics
 from schemas.payloads import TaskOpened, envelope_of
 from session import keys
-from tests.conftest import APP_ID, APP_SECRET, SURVEY_LINK_SECRET, TELEPHONY_SECRET, Services
+from session.identity import anonymous_id, anonymous_key
+from tests.conftest import (
+    APP_ID,
+    APP_SECRET,
+    SURVEY_LINK_SECRET,
+    TELEPHONY_SECRET,
+    TWILIO_TOKEN,
+    Services,
+)
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
 
@@ -518,4 +528,83 @@ async def test_an_email_survey_is_answered_once_by_its_signed_link(
     _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
     assert conv["state"] == "resolved"
     assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
+    await stream.close()
+
+
+async def _twilio(
+    http: aiohttp.ClientSession, url: str, params: dict[str, str], token: str = TWILIO_TOKEN
+) -> tuple[int, str]:
+    sig = telephony.twilio_signature(token, url, list(params.items()))
+    async with http.post(
+        url,
+        data=urllib.parse.urlencode(params),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+    ) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_a_twilio_call_is_surveyed_by_one_key_after_the_agent_resolves_it(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """After the agent resolves a Twilio call, the next webhook's TwiML speaks the survey
+    inside a keys-only <Gather numDigits="1"> posting to the webhook with ?survey=<id>; a key
+    outside 1-5 is asked again, 1 answers (a callback opens, the call is hung up, no IVR
+    message is made), a second key is refused as already answered; a forged signature on the
+    survey URL gets 401."""
+    agent = uid("agent")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    hook = f"{services.gateway_url}/v1/telephony/twilio"
+    sid = "CA" + uid("x").replace("-", "")
+    caller = f"+86137{time.time_ns() % 10**8:08d}"
+    base = {"CallSid": sid, "From": caller, "To": "+864008000000", "CallStatus": "in-progress"}
+    assert (await _twilio(http, hook, {**base, "CallStatus": "ringing"}))[0] == 200
+    speech = {**base, "SpeechResult": f"我的赎回还没到账 {sid[-6:]}"}
+    assert (await _twilio(http, hook, speech))[0] == 200
+    who = anonymous_id(*anonymous_key("phone", {"phone": caller, "verified": ["phone"]}))
+    offer = await stream.next("offer", lambda f: f["customer"]["id"] == who)
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = offer["conversation_id"]
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    async def prompted() -> str | None:
+        _, twiml = await _twilio(http, hook, base)
+        return twiml if "?survey=" in twiml else None
+
+    twiml = await eventually(prompted)
+    m = re.search(r'<Gather input="dtmf" numDigits="1"[^>]* action="([^"]+)"', twiml)
+    assert m, twiml
+    action = m.group(1).replace("&amp;", "&")
+    survey_id = urllib.parse.parse_qs(urllib.parse.urlsplit(action).query)["survey"][0]
+    assert action.startswith(hook) and survey_id.startswith("sv-")
+    assert "请按 1 到 5 键" in twiml and twiml.endswith("<Hangup/></Response>")
+
+    status, forged = await _twilio(http, action, {**base, "Digits": "1"}, token="wrong-token")
+    assert status == 401 and "bad_signature" in forged
+    status, again = await _twilio(http, action, {**base, "Digits": "9"})
+    assert status == 200 and 'numDigits="1"' in again and "请按 1 到 5 键评分" in again
+    status, done = await _twilio(http, action, {**base, "Digits": "1"})
+    assert status == 200 and "感谢您的评价" in done and "<Hangup/>" in done
+    status, second = await _twilio(http, action, {**base, "Digits": "5"})
+    assert status == 200 and "您已经评价过了" in second
+
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["score"] == 1 and s["via"] == "phone" and s["conversation_id"] == conv_id
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert [m["call"]["event"] for m in conv["messages"] if m.get("call")] == [
+        "started",
+        "transcript",
+    ]
     await stream.close()
