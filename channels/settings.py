@@ -66,6 +66,7 @@ class GatewaySettings:
 # | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
 # | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
 # | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | HMAC secret of the survey links in mails (gateway and delivery share it) |
+# | OMNIROUTER_CHAT_ABANDON_GRACE_S | 60 | a chat visitor whose last socket closed and did not come back by then has left (abandoned if still waiting) |
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class ChannelSettings:
     )
     survey_link_secret: str | None = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    chat_abandon_grace_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_CHAT_ABANDON_GRACE_S", 60)
     )
 
 

@@ -204,9 +204,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
-        """Expire overdue offers and offer waiting conversations to freed capacity."""
+        """Expire overdue offers, close what visitors who left abandoned, and offer waiting
+        conversations to freed capacity."""
         with contextlib.suppress(*RETRIABLE):
             await routing(placements.expire_offers)
+            await routing(placements.abandons)
             await routing(placements.maintain)
             await routing(placements.drain)
 

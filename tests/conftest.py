@@ -156,6 +156,8 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         "OMNIROUTER_SURVEY_LINK_SECRET": SURVEY_LINK_SECRET,
+        # A chat visitor whose socket closed has left after this (production: 60 s).
+        "OMNIROUTER_CHAT_ABANDON_GRACE_S": "2",
         **extra,
     }
 
