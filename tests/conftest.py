@@ -135,6 +135,11 @@ def _containers(stack: contextlib.ExitStack) -> tuple[str, str]:
     return kafka.get_bootstrap_server(), f"redis://{host}:{port}/0"
 
 
+def analytics_db(inf: embedded.Infra) -> Path:
+    """The heat map's history, shared by the worker and the gateway of this run."""
+    return (inf.workdir or Path(tempfile.gettempdir())) / f"analytics-{os.getpid()}.sqlite"
+
+
 def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
     return {
         **inf.env(),
@@ -149,10 +154,7 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_DESK_GRACE_S": "2",
         "OMNIROUTER_DESK_LEASE_S": "3",
         "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
-        # The heat map's history, shared by the worker and the gateway of this run.
-        "OMNIROUTER_ANALYTICS_DB": str(
-            (inf.workdir or Path(tempfile.gettempdir())) / f"analytics-{os.getpid()}.sqlite"
-        ),
+        "OMNIROUTER_ANALYTICS_DB": str(analytics_db(inf)),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         "OMNIROUTER_SURVEY_LINK_SECRET": SURVEY_LINK_SECRET,
