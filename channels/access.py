@@ -142,6 +142,7 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     # the browser pages: static; what they show comes from the API with the user's login
     ("GET", "/desk"): public("a static page; its data needs the agent's login"),
     ("GET", "/ops"): public("a static page; its data needs an ops or supervisor login"),
+    ("GET", "/ops/ops.js"): public("the console's static script"),
 }
 
 TOKENS: Final = web.AppKey("omnirouter.tokens", TokenStore)

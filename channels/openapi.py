@@ -381,6 +381,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ("delete", "/v1/session", "Desk logout", None, 200),
     ("get", "/desk", "The agent desk (HTML)", None, 200),
     ("get", "/ops", "The ops console (HTML)", None, 200),
+    (
+        "get",
+        "/ops/ops.js",
+        "The ops console's script (its charts; the page allows no inline script)",
+        None,
+        200,
+    ),
     ("get", "/v1/openapi.json", "This document", None, 200),
     ("get", "/v1/asyncapi.json", "The topic contract (AsyncAPI 3.0)", None, 200),
     ("get", "/healthz", "The process is up", None, 200),
