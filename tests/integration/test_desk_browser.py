@@ -171,6 +171,7 @@ async def test_the_ops_console_charts_the_pushed_figures_and_the_heat_map(
     conv_id = offer["conversation_id"]
     code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
     assert code == 200
+
     async def surveyed() -> bool:
         return bool(fresh_redis.exists(f"or:v1:survey:sv-{conv_id}"))
 
