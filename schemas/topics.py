@@ -35,15 +35,15 @@ ALL: Final = (
 )
 COMPACTED: Final = frozenset({CUSTOMERS, FUNDS})
 
-# Consumer groups and what they read, in one place: streams/app.py builds one faust agent per
-# entry of WORKER_AGENTS (and refuses to start when a stage it wires is missing here, or the
-# other way round), and channels/lag.py reports lag for exactly these groups and topics, so a
-# stage added to the worker cannot be forgotten by the lag figures (channels cannot import
-# streams, so the table lives here).
+# Consumer groups and what they read, in one place: streams/app.py gives each stage of
+# WORKER_AGENTS a lane on its topic's faust agent (one agent per topic; it refuses to start
+# when a stage it wires is missing here, or the other way round), and channels/lag.py reports
+# lag for exactly these groups and topics, so a stage added to the worker cannot be forgotten
+# by the lag figures (channels cannot import streams, so the table lives here).
 WORKER_GROUP: Final = "omnirouter"  # the worker's faust app id: all its agents share it
 DELIVERY_GROUP: Final = "omnirouter-delivery"
 
-WORKER_AGENTS: Final[dict[str, str]] = {  # stage (faust agent name) -> the topic it reads
+WORKER_AGENTS: Final[dict[str, str]] = {  # stage (a lane of its topic's agent) -> the topic
     "fund-directory": FUNDS,
     "orders": ORDERS,
     "identify-classify": INBOUND,

@@ -15,12 +15,19 @@ from streams.settings import Settings
 def test_worker_agents_are_exactly_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every faust agent the worker builds reads the topic WORKER_AGENTS names for its stage,
-    and the table names no stage the worker lacks (building the app connects to nothing)."""
+    """The worker builds one faust agent per topic of WORKER_AGENTS, whose lanes are exactly
+    the stages the table gives that topic, and the table names no stage the worker lacks
+    (building the app connects to nothing)."""
     monkeypatch.setenv("OMNIROUTER_ANALYTICS_DB", str(tmp_path / "a.sqlite"))
     app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0"))
-    wired = {name: tuple(agent.channel.topics) for name, agent in app.agents.items()}
-    assert wired == {stage: (topic,) for stage, topic in topics.WORKER_AGENTS.items()}
+    wired = {
+        tuple(agent.channel.topics): sorted(p.stage for p in agent.fun.__self__.paths)
+        for agent in app.agents.values()
+    }
+    want: dict[tuple[str, ...], list[str]] = {}
+    for stage, topic in topics.WORKER_AGENTS.items():
+        want.setdefault((topic,), []).append(stage)
+    assert wired == {t: sorted(stages) for t, stages in want.items()}
 
 
 def test_lag_covers_every_group_and_topic_read() -> None:
