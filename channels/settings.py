@@ -67,6 +67,8 @@ class GatewaySettings:
 # | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | Twilio auth token that signs X-Twilio-Signature |
 # | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
 # | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | HMAC secret of the survey links in mails (gateway and delivery share it) |
+# | OMNIROUTER_CHAT_ABANDON_GRACE_S | 60 | a chat visitor whose last socket closed and did not come back by then has left (abandoned if still waiting) |
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ class ChannelSettings:
     ivr_menu: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_IVR_MENU", _DEFAULT_IVR))
     )
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    chat_abandon_grace_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_CHAT_ABANDON_GRACE_S", 60)
+    )
 
 
 # -- outbound delivery (`omnirouter delivery`) --------------------------------------------------
@@ -172,6 +180,8 @@ class ChannelSettings:
 # | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | its auth token (basic auth with the SID; the same token signs Twilio's webhooks) |
 # | OMNIROUTER_SMS_FROM | (none: SMS notices fail) | the sending number (E.164) or Messaging Service SID (MG…) |
 # | OMNIROUTER_TWILIO_API_URL | https://api.twilio.com | base URL of Twilio's REST API (tests point it at a local server) |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | signs the one-click survey link of an email survey |
+# | OMNIROUTER_PUBLIC_URL | (none: no links) | the gateway's external base URL the survey link points at |
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,12 @@ class DeliverySettings:
         default_factory=lambda: os.environ.get(
             "OMNIROUTER_TWILIO_API_URL", "https://api.twilio.com"
         ).rstrip("/")
+    )
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    public_url: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_PUBLIC_URL") or None
     )
 
 

@@ -199,6 +199,7 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
             OMNIROUTER_TWILIO_ACCOUNT_SID=TwilioFake.SID,
             OMNIROUTER_TWILIO_AUTH_TOKEN=TwilioFake.TOKEN,
             OMNIROUTER_SMS_FROM=TwilioFake.FROM,
+            OMNIROUTER_PUBLIC_URL=services.gateway_url,  # what survey links point at
         ),
         log,
     )
