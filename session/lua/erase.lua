@@ -31,6 +31,11 @@ local function visitor(v)
   vseen[v] = true
   visitors[#visitors + 1] = v
   del(p .. ':visitor:' .. v .. ':frames')
+  -- Presence (channels/chat/presence.py): the socket count names the visitor in its key, and
+  -- the abandonment timer's set and hash hold the id.
+  del(p .. ':visitor:' .. v .. ':sockets')
+  redis.call('ZREM', p .. ':visitors:gone', v)
+  redis.call('HDEL', p .. ':visitors:left_at', v)
 end
 for _, c in ipairs(convs) do
   local ck = p .. ':conv:' .. c
