@@ -324,9 +324,8 @@ def train(
     cal = _real_negative_threshold(data_dir / CALIBRATION_FILE, vec, models["negative"], temps)
     if cal is not None:
         meta["negative_threshold_oof"] = meta["negative_threshold"]
-        meta["negative_threshold"], meta["negative_threshold_source"] = round(cal[0], 3), str(
-            CALIBRATION_FILE
-        )
+        meta["negative_threshold"] = round(cal[0], 3)
+        meta["negative_threshold_source"] = str(CALIBRATION_FILE)
         log(f"negative threshold {cal[0]:.2f} on {CALIBRATION_FILE} (F1 there {cal[1]:.3f})")
     bundle = LinearBundle(vocab, vec.idf_.astype(np.float32), W, b, heads, meta)
     bundle.save(model_dir)
