@@ -192,6 +192,8 @@ class Analytics:
         )
         at = max(r["at"] for r in rs)
         latch = surge.latch_of(v.key, category)
+        if await self.registry.alert_latched("surge", latch):
+            return  # raised already: a surge judged again on every batch while it lasts
         convs = await self._samples(v.key, rs)
         alert = SurgeDetected(
             id=f"surge-{latch.replace('|', '-')}-{at}",
