@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/nlu.py
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/session.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/pii.py
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/figures.py
 	$(BIN)/python bench/knowledge.py
 	$(BIN)/python bench/bot.py
+	$(BIN)/python bench/limits.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train

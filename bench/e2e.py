@@ -11,7 +11,9 @@ ratios are the figures that travel between machines.
 
 With --json the last line is one JSON object: workers, floor_msgs_per_s, e2e_msgs_per_s (full
 speed, offers on agents' streams per second), ratio (e2e / floor), rate, rate_p50_ms,
-rate_p99_ms (POST to offer at the fixed rate), missing_offers (over both phases).
+rate_p99_ms (POST to offer at the fixed rate), missing_offers (over both phases), and
+worker_cpu_ms_per_msg / gateway_cpu_ms_per_msg (CPU the processes used per message at full
+speed: the figure that moves least when other work shares the cores).
 """
 
 from __future__ import annotations
@@ -298,6 +300,7 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
         "LOG_FORMAT": "json",
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or secrets.token_urlsafe(32),
     }
     procs: list[subprocess.Popen[bytes]] = []
     for name, extra in [("gateway", {})] + [

@@ -32,6 +32,7 @@ from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
 from redis.asyncio import connection as rconn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("OMNIROUTER_ID_KEY", "bench-" + os.urandom(16).hex())
 
 from channels.ingress import Ingress
 from router.dispatch import Router

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.access import ACCESS
+from channels.limits import LIMITED
 
 _ERROR = {
     "type": "object",
@@ -294,6 +295,20 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         200,
     ),
     ("get", "/v1/surveys/{survey_id}", "A survey and its answer", None, 200),
+    (
+        "get",
+        "/v1/surveys/{survey_id}/rate",
+        "The email survey's one-click page (?exp, ?sig): five buttons, records nothing",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/v1/surveys/{survey_id}/rate",
+        "The answer from that page (form score=1..5, comment), signed by the link",
+        None,
+        200,
+    ),
     ("get", "/v1/tasks", "Callback and follow-up tasks (?kind, ?state, ?agent_id)", None, 200),
     ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "Object", 201),
     ("get", "/v1/tasks/{task_id}", "One task", None, 200),
@@ -367,6 +382,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ("delete", "/v1/session", "Desk logout", None, 200),
     ("get", "/desk", "The agent desk (HTML)", None, 200),
     ("get", "/ops", "The ops console (HTML)", None, 200),
+    (
+        "get",
+        "/ops/ops.js",
+        "The ops console's script (its charts; the page allows no inline script)",
+        None,
+        200,
+    ),
     ("get", "/v1/openapi.json", "This document", None, 200),
     ("get", "/v1/asyncapi.json", "The topic contract (AsyncAPI 3.0)", None, 200),
     ("get", "/healthz", "The process is up", None, 200),
@@ -407,6 +429,16 @@ def spec() -> dict[str, Any]:
             op["responses"]["503"] = {
                 "description": "broker unavailable; retry after Retry-After seconds"
             }
+        limit = LIMITED.get((method.upper(), path))
+        if limit:
+            op["x-rate-limit"] = limit  # the rule of docs/security.md "Limits"
+            op["responses"]["429"] = {
+                "description": f"rate limit {limit} reached; retry after Retry-After seconds",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        if (method, path) == ("put", "/v1/agents/{agent_id}"):
+            op["responses"]["429"] = {"description": "OMNIROUTER_MAX_AGENTS agents exist"}
         rule = ACCESS[(method.upper(), path)]
         if rule.public:
             op["security"] = []

@@ -279,7 +279,14 @@ class SessionStore:
                 merge_from=tuple(_s(m) or "" for m in merges),
             )
         kind, value, verified = anonymous_key(channel, sender)
-        return Customer(id=anonymous_id(kind, value, verified), identified=False)
+        # Said out loud for the desk: an email From (or any contact) nobody vouched for is a
+        # claim, so the agent must not treat this sender as the customer the address names.
+        return Customer(
+            id=anonymous_id(kind, value, verified),
+            identified=False,
+            identified_by=kind,
+            evidence="verified_" + kind if verified else "unverified_claim",
+        )
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -436,34 +443,81 @@ class SessionStore:
         return out
 
     async def erase_customer(self, customer_id: str) -> Erasure:
-        """Right to erasure: everything of the customer leaves Redis (docs/session.md).
+        """Right to erasure: everything of the customer leaves Redis (docs/security.md).
 
-        One script removes the records; agent frame streams (which carry previews and
-        messages) are then redacted entry by entry, two pipelined round trips.
+        One script removes the records (session/lua/erase.lua); then, outside it, agent
+        frame streams (which carry previews and messages) are redacted entry by entry, and
+        the inbound ledger's copies of messages accepted but not yet applied to any
+        conversation are dropped when they carry one of the customer's contacts, ids or
+        visitor ids (else the auditor would publish them again and bring the words back).
         """
-        n_convs, n_keys, convs, ids = await self._erase(args=[keys.PREFIX, customer_id])
+        contacts = await self._contacts(customer_id)
+        n_convs, n_keys, convs, ids, visitors = await self._erase(args=[keys.PREFIX, customer_id])
         needles = [x.encode() if isinstance(x, str) else x for x in (*convs, *ids)]
+        redacted = await self._redact_frames(needles)
+        owned = [*ids, *visitors, *contacts]
+        # Quoted, as JSON strings: visitor "v-1" must not match another visitor's "v-12".
+        dropped = await self._drop_pending([orjson.dumps(_s(x) or "") for x in owned])
+        return Erasure(
+            int(n_convs), int(n_keys) + dropped, redacted, tuple(_s(i) or "" for i in ids)
+        )
+
+    async def _contacts(self, customer_id: str) -> list[str]:
+        """The customer's verified contacts, as stored and in the forms a channel may send
+        them (a mainland number with and without +86)."""
+        rec = await self.get_customer(customer_id) or {}
+        out: list[str] = []
+        for values in (rec.get("verified") or {}).values():
+            for value in values or ():
+                out.append(str(value))
+                if str(value).startswith("+86"):
+                    out.append(str(value)[3:])
+        return [c for c in dict.fromkeys(out) if len(c) >= 5]
+
+    async def _redact_frames(self, needles: list[bytes]) -> int:
         agents = [_s(a) or "" for a in await self.redis.smembers(keys.agents())]
-        redacted = 0
-        if agents and needles:
-            pipe = self.redis.pipeline(transaction=False)
-            for a in agents:
-                pipe.xrange(keys.agent_frames(a))
-            hits: list[tuple[str, list[Any]]] = []
-            for a, entries in zip(agents, await pipe.execute(), strict=True):
-                ids_hit = [
-                    fid
-                    for fid, fields in entries
-                    if any(n in b"".join(fields.values()) for n in needles)
-                ]
-                if ids_hit:
-                    hits.append((a, ids_hit))
-            if hits:
-                pipe = self.redis.pipeline(transaction=False)
-                for a, fids in hits:
-                    pipe.xdel(keys.agent_frames(a), *fids)
-                redacted = sum(int(x) for x in await pipe.execute())
-        return Erasure(int(n_convs), int(n_keys), redacted, tuple(_s(i) or "" for i in ids))
+        if not agents or not needles:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for a in agents:
+            pipe.xrange(keys.agent_frames(a))
+        hits: list[tuple[str, list[Any]]] = []
+        for a, entries in zip(agents, await pipe.execute(), strict=True):
+            ids_hit = [
+                fid
+                for fid, fields in entries
+                if any(n in b"".join(fields.values()) for n in needles)
+            ]
+            if ids_hit:
+                hits.append((a, ids_hit))
+        if not hits:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for a, fids in hits:
+            pipe.xdel(keys.agent_frames(a), *fids)
+        return sum(int(x) for x in await pipe.execute())
+
+    async def _drop_pending(self, needles: list[bytes], limit: int = 10_000) -> int:
+        if not needles:
+            return 0
+        pending = [_s(e) or "" for e in await self.redis.zrange(keys.inbound_pending(), 0, limit)]
+        if not pending:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for e in pending:
+            pipe.hget(keys.inbound_copy(e), "value")
+        hit = [
+            e
+            for e, value in zip(pending, await pipe.execute(), strict=True)
+            if value and any(n in value for n in needles)
+        ]
+        if not hit:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.inbound_pending(), *hit)
+        pipe.delete(*(keys.inbound_copy(e) for e in hit))
+        await pipe.execute()
+        return len(hit)
 
     async def conversation_fields_many(
         self, ids: list[str], *fields: str

@@ -3,6 +3,7 @@
 Frames from the widget (JSON text):
     {"type": "message", "client_id": "c-17", "text": "…", "name"?: "…"}   -> ack or error
     {"type": "survey_answer", "survey_id", "score": 1..5, "comment"?}     -> survey_ack or error
+    {"type": "leave"}                  the visitor ends its wait now      -> {"type": "left"}
     "ping"                                                                -> {"type": "pong"}
 Frames to the widget:
     {"type": "hello", "visitor_id", "frame_id"}           first, with the newest frame id
@@ -13,6 +14,9 @@ Frames to the widget:
     {"type": "survey_ack", "survey_id", "score"}
     {"type": "error", "survey_id", "error": {code: survey_expired | survey_already_answered |
                                                    survey_not_found | invalid_value, …}}
+
+Leaving: the last socket closing starts a grace, a leave frame ends the wait at once; a
+visitor still waiting for an agent when it is over is an abandon (channels/chat/presence.py).
 
 A survey answer is never a chat message: it goes to channels/feedback.py, not the ingress,
 so it cannot reopen the conversation.
@@ -26,6 +30,7 @@ visitor may be on any instance, and `since` replays exactly what the widget miss
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,10 +38,14 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
 
 from channels.broker import BrokerUnavailable
+from channels.chat.presence import VisitorPresence
 from channels.edge import error
 from channels.ingress import Ingress, InProgress
+from channels.limits import CLOSE_POLICY, Limited, Limits, refuse_socket
+from channels.settings import frames_ttl_s
 from channels.stream_feed import StreamFeed
 from schemas import models
 from schemas.envelope import now_ms
@@ -50,7 +59,7 @@ log = structlog.get_logger(__name__)
 CHAT_SOCKETS = Gauge("omnirouter_chat_sockets", "Open web chat sockets on this gateway")
 CHAT_MESSAGES = Counter(
     "omnirouter_chat_messages_total", "Chat socket messages by outcome", ["outcome"]
-)  # accepted | duplicate | invalid | retry_later
+)  # accepted | duplicate | invalid | retry_later | rate_limited
 FRAMES_KEPT = 500  # per visitor
 _ID_MAX = 128
 
@@ -71,12 +80,12 @@ async def append_visitor_frame(
     redis: aioredis.Redis, visitor_id: str, payload: dict[str, Any]
 ) -> str:
     """Called by the delivery service: queue a frame for a visitor, wherever they are."""
-    fid = await redis.xadd(
-        keys.visitor_frames(visitor_id),
-        {"f": orjson.dumps(payload)},
-        maxlen=FRAMES_KEPT,
-        approximate=True,
-    )
+    key = keys.visitor_frames(visitor_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(key, {"f": orjson.dumps(payload)}, maxlen=FRAMES_KEPT, approximate=True)
+    # Capped in length and in time: a visitor who never comes back leaves nothing behind.
+    pipe.expire(key, frames_ttl_s())
+    fid, _ = await pipe.execute()
     return _s(fid)
 
 
@@ -109,12 +118,20 @@ class VisitorFeed(StreamFeed):
 
 
 class ChatSocket:
-    """The handler of GET /v1/chat/ws."""
+    """The handler of GET /v1/chat/ws.
 
-    def __init__(self, ingress: Ingress, feed: VisitorFeed):
+    Bounded (channels/limits.py): sockets per gateway (1013) and per visitor (1008), frames
+    of at most OMNIROUTER_WS_MAX_MSG_BYTES (1009, sent by aiohttp), and a visitor's frames
+    per minute across gateways (an error frame, then 1008)."""
+
+    def __init__(
+        self, ingress: Ingress, feed: VisitorFeed, limits: Limits, presence: VisitorPresence
+    ):
         self.ingress = ingress
         self.feed = feed
+        self.presence = presence
         self.answers = ingress.answers
+        self.limits = limits
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         visitor_id = request.query.get("visitor_id")
@@ -124,11 +141,25 @@ class ChatSocket:
         if since is not None and not _valid_stream_id(since):
             return error(400, "invalid_value", "since must be a frame id", "since")
         assert visitor_id is not None
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=256 * 1024)
-        await ws.prepare(request)
+        refused = self.limits.caps.admit("visitor", visitor_id)
+        if refused is not None:
+            return await refuse_socket(request, *refused)
+        try:
+            ws = web.WebSocketResponse(
+                heartbeat=20, max_msg_size=self.limits.settings.ws_max_msg_bytes
+            )
+            await ws.prepare(request)
+            return await self._serve(ws, visitor_id, since)
+        finally:
+            self.limits.caps.release("visitor", visitor_id)
+
+    async def _serve(
+        self, ws: web.WebSocketResponse, visitor_id: str, since: str | None
+    ) -> web.WebSocketResponse:
         structlog.contextvars.bind_contextvars(visitor_id=visitor_id)
         await self.feed.register(visitor_id, ws, since)
         CHAT_SOCKETS.inc()
+        await self._presence(self.presence.opened, visitor_id)
         try:
             await ws.send_str(
                 orjson.dumps(
@@ -144,6 +175,11 @@ class ChatSocket:
                     if msg.data == "ping":
                         await ws.send_str('{"type":"pong"}')
                         continue
+                    try:
+                        await self.limits.limiter.check("chat_messages", f"visitor:{visitor_id}")
+                    except Limited as exc:
+                        await self._limited(ws, exc)
+                        break
                     await ws.send_str(
                         orjson.dumps(await self._message(visitor_id, msg.data)).decode()
                     )
@@ -152,7 +188,34 @@ class ChatSocket:
         finally:
             CHAT_SOCKETS.dec()
             self.feed.unregister(visitor_id, ws)
+            await self._presence(self.presence.closed, visitor_id)
         return ws
+
+    @staticmethod
+    async def _limited(ws: web.WebSocketResponse, exc: Limited) -> None:
+        CHAT_MESSAGES.labels("rate_limited").inc()
+        await ws.send_str(
+            orjson.dumps(
+                {
+                    "type": "error",
+                    "error": {
+                        "code": "rate_limited",
+                        "message": str(exc),
+                        "retry_after_s": int(exc.retry_after),
+                    },
+                }
+            ).decode()
+        )
+        await ws.close(
+            code=CLOSE_POLICY, message=f"rate limited; retry in {exc.retry_after} s".encode()
+        )
+
+    async def _presence(self, step: Callable[[str], Awaitable[object]], visitor_id: str) -> None:
+        """Best effort: without Redis the visitor is simply not counted as having left."""
+        try:
+            await step(visitor_id)
+        except RedisError:
+            log.warning("chat.presence_not_recorded", step=step.__name__)
 
     async def _message(self, visitor_id: str, data: str) -> dict[str, Any]:
         client_id: Any = None
@@ -163,6 +226,9 @@ class ChatSocket:
                 raise SchemaError("frame is not JSON", code="malformed_json") from None
             if isinstance(frame, dict) and frame.get("type") == "survey_answer":
                 return await self._survey_answer(visitor_id, frame)
+            if isinstance(frame, dict) and frame.get("type") == "leave":
+                await self._presence(self.presence.left, visitor_id)
+                return {"type": "left"}
             if not isinstance(frame, dict) or frame.get("type") != "message":
                 raise SchemaError(
                     'frame must be {"type": "message", ...}', field="type", code="invalid_value"
@@ -183,6 +249,7 @@ class ChatSocket:
                     "text": frame.get("text"),
                 },
             )
+            await self._presence(self.presence.here, visitor_id)  # writing: not leaving
             accepted = await self.ingress.accept(msg)
         except SchemaError as exc:
             CHAT_MESSAGES.labels("invalid").inc()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from router.tasks import Tasks
 from schemas import envelope, events, payloads, topics
 from schemas.envelope import now_ms
 from schemas.errors import UnknownEventType
-from schemas.payloads import OrderUpdated, TaskOpened, envelope_of
+from schemas.payloads import OrderUpdated, TaskCreated, TaskView, envelope_of
 from session.funds import FundStore
 from session.orders import OrderStore
 from session.store import SessionStore
@@ -35,10 +36,48 @@ def decode(event: Any) -> dict[str, Any]:
 
 
 class Orders:
-    def __init__(self, orders: OrderStore, funds: FundStore, session: SessionStore):
+    def __init__(
+        self,
+        orders: OrderStore,
+        funds: FundStore,
+        session: SessionStore,
+        tasks: Tasks | None = None,
+    ):
         self.orders = orders
         self.funds = funds
         self.session = session
+        self.tasks = tasks or Tasks(session.redis)
+
+    async def _failed_task(
+        self, order: dict[str, Any], convs: list[str], note: str, now: int, out: Outbox
+    ) -> None:
+        """A failed order becomes a task for a transaction-skilled person: registered here
+        (router/tasks.py, one per order) and announced as omnirouter.task.created.v1, the same
+        event as a callback; the feedback stage offers it (streams/feedback/stage.py)."""
+        task = TaskView(
+            id=f"{order['order_id']}.failed",
+            kind="order_failed",
+            conversation_id=convs[0] if convs else f"order-{order['order_id']}",
+            customer_id=order["customer_id"],
+            due_at=now + TASK_DUE_MS,
+            state="open",
+            reason=note,
+            created_at=now,
+            created_by="orders",
+            skill="transaction",
+        )
+        if not await self.tasks.create(task):
+            task = await self.tasks.get(task.id) or task  # redelivered: announce what is stored
+        out.emit(
+            topics.TASKS,
+            order["customer_id"],
+            envelope_of(
+                TaskCreated(task=task),
+                source=SOURCE,
+                subject=task.id,
+                id=f"{task.id}.created",
+            ),
+        )
 
     async def handle(self, items: list[dict[str, Any]], out: Outbox) -> None:
         now = now_ms()
@@ -85,22 +124,6 @@ class Orders:
                     },
                 )
             if order["status"] == "failed":
-                out.emit(
-                    topics.TASKS,
-                    order["customer_id"],
-                    envelope_of(
-                        TaskOpened(
-                            task_id=f"{order['order_id']}.failed",
-                            kind="order_failed",
-                            customer_id=order["customer_id"],
-                            order_id=order["order_id"],
-                            conversation_id=next(iter(sorted(subs)), None),
-                            note=progress.progress_notice(order, fund),
-                            due_at=now + TASK_DUE_MS,
-                            at=now,
-                        ),
-                        source=SOURCE,
-                        subject=order["customer_id"],
-                        id=f"{order['order_id']}.failed.task",
-                    ),
+                await self._failed_task(
+                    order, sorted(subs), progress.progress_notice(order, fund), now, out
                 )

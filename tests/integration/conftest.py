@@ -117,6 +117,7 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
             OMNIROUTER_APP_WEBHOOK_SECRET=APP_SECRET,
             OMNIROUTER_DELIVERY_ATTEMPTS="4",
             OMNIROUTER_DELIVERY_BACKOFF_S="0.2",
+            OMNIROUTER_PUBLIC_URL=services.gateway_url,  # what survey links point at
         ),
         log,
     )

@@ -350,8 +350,17 @@ async def test_redemption_question_answered_from_the_order_and_paid_pushed_once(
     )
     assert code == 202
     async with TopicReader(services.bootstrap, topics.TASKS) as tasks:
-        task = await tasks.find(lambda e: e["data"].get("order_id") == failed_id)
-    assert task["type"] == events.TASK_OPENED and task["data"]["kind"] == "order_failed"
+        task = await tasks.find(
+            lambda e: (
+                e["type"] == events.TASK_CREATED
+                and e["data"]["task"]["id"] == f"{failed_id}.failed"
+            )
+        )
+    # One task vocabulary: a failed order is announced like a callback, already registered.
+    assert task["data"]["task"]["kind"] == "order_failed"
+    assert (
+        task["data"]["task"]["skill"] == "transaction" and task["data"]["task"]["state"] == "open"
+    )
 
     async def listed() -> Any:  # the feedback stage makes it a task people work (docs/feedback.md)
         _, body = await api.call("GET", "/v1/tasks?kind=order_failed")
