@@ -1,6 +1,6 @@
 -- Right to erasure: remove a customer's directory record, identity links, conversations,
 -- timelines, seen-sets, thread/call maps, call state, dedupe keys, the chat visitor frame
--- streams (replies and surveys the widget replays), the inbound ledger's copies of applied
+-- streams (replies and surveys the widget replays) and socket presence, the inbound ledger's copies of applied
 -- messages, surveys and tasks, bot replies, orders and their subscriptions, and every
 -- anonymous id folded into it, in one step; a conversation still held by routing is taken
 -- out of its queue, offer or agent first so capacity is not leaked. Agent frame streams and
@@ -30,10 +30,8 @@ local function visitor(v)
   if vseen[v] then return end
   vseen[v] = true
   visitors[#visitors + 1] = v
-  del(p .. ':visitor:' .. v .. ':frames')
-  -- Presence (channels/chat/presence.py): the socket count names the visitor in its key, and
-  -- the abandonment timer's set and hash hold the id.
-  del(p .. ':visitor:' .. v .. ':sockets')
+  del(p .. ':visitor:' .. v .. ':frames', p .. ':visitor:' .. v .. ':sockets')
+  -- A visitor who just left is waiting for its abandon grace: it leaves nothing behind.
   redis.call('ZREM', p .. ':visitors:gone', v)
   redis.call('HDEL', p .. ':visitors:left_at', v)
 end

@@ -226,7 +226,8 @@ async def test_two_unhelpful_turns_hand_off(
     stream = await AgentStream.open(http, services.ws_url, agent)
     visitor = uid("v")
     await api.post_message("chat", "赎回多久到账", {"visitor_id": visitor})
-    await api.post_message("chat", "那赎回的钱到底几天能到账", {"visitor_id": visitor})
+    # Said without frustration ("到底" reads as negative and hands off for emotion instead).
+    await api.post_message("chat", "那赎回的钱几天能到账呢", {"visitor_id": visitor})
     offer = await stream.next("offer")
     assert offer["handoff"]["reason"] == "unhelpful" and offer["handoff"]["bot_turns"] >= 1
     await stream.close()
