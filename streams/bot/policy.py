@@ -29,7 +29,7 @@ from streams.nlu.features import normalize, to_simplified, without_funds
 @dataclass(frozen=True)
 class Thresholds:
     category: float = 0.80  # the classifier's category probability
-    intent: float = 0.70  # the intent's probability among the category's intents
+    intent: float = 0.50  # the intent's probability among the category's intents
     margin: float = 0.60  # top category probability minus the second
     coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
     # The runner-up article's BM25 score over the best one's: above it the two are too close

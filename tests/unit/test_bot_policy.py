@@ -70,7 +70,7 @@ def test_a_nav_question_names_value_date_and_source() -> None:
         ({"anxiety": True}, "emotion"),
         ({"sentiment": "negative"}, "emotion"),
         ({"intent": "transaction_failure"}, "out_of_scope"),
-        ({"intent_confidence": 0.6}, "not_confident"),
+        ({"intent_confidence": 0.4}, "not_confident"),  # below THRESHOLDS.intent (0.50)
         ({"scores": {"transaction": 0.55, "product": 0.45}}, "not_confident"),
     ],
 )
