@@ -6,6 +6,7 @@ workers racing on one customer, can never leave a conversation half-written or d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -303,8 +304,11 @@ class SessionStore:
         `ingest_many` for the arguments."""
         return (await self.ingest_many([kwargs]))[0]
 
-    async def ingest_many(self, messages: list[dict[str, Any]]) -> list[IngestResult]:
-        """Ingest a batch in one pipeline, in order (one customer's messages stay in order).
+    async def ingest_many(
+        self, messages: list[dict[str, Any]], then: Callable[[Any], None] | None = None
+    ) -> list[IngestResult]:
+        """Ingest a batch in one pipeline, in order (one customer's messages stay in order);
+        `then(pipeline)` adds commands that run after the scripts in the same round trip.
 
         Each item: customer_id, event_id, new_conversation_id, entry, channel, category,
         priority, reply_to, and optionally message_id, call_id, thread_refs, merge_from,
@@ -312,7 +316,9 @@ class SessionStore:
         """
         if not messages:
             return []
-        raw = await run_many(self.redis, self._ingest, [self._ingest_args(**m) for m in messages])
+        raw = await run_many(
+            self.redis, self._ingest, [self._ingest_args(**m) for m in messages], then
+        )
         return [
             self._ingest_result(res, m["customer_id"]) for res, m in zip(raw, messages, strict=True)
         ]
