@@ -14,19 +14,9 @@ import redis
 
 from session import keys
 from tests.conftest import Services
-from tests.integration.helpers import WAIT_S, AgentStream, Api, eventually, uid
+from tests.integration.helpers import AgentStream, Api, eventually, next_frame, uid
 
 pytestmark = pytest.mark.integration
-
-
-async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frame = orjson.loads(msg.data)
-        if frame.get("type") == kind:
-            return dict(frame)
 
 
 async def _ask(
@@ -34,10 +24,10 @@ async def _ask(
 ) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
     """The visitor's socket and the offer its question made to the agent."""
     ws = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}")
-    await _frame(ws, "hello")
+    await next_frame(ws, "hello")
     text = f"我想咨询一下赎回的问题 {visitor}"
     await ws.send_str(orjson.dumps({"type": "message", "client_id": "c-1", "text": text}).decode())
-    await _frame(ws, "ack")
+    await next_frame(ws, "ack")
     offer = await stream.next("offer", lambda f: visitor in f.get("preview", ""))
     return ws, offer
 
@@ -70,7 +60,7 @@ async def test_a_chat_visitor_who_leaves_while_waiting_is_an_abandon(
     fresh_redis.hset(keys.conversation(conv1), "enqueued_at", int(time.time() * 1000) - 30_000)
 
     await ws1.send_str('{"type": "leave"}')
-    assert await _frame(ws1, "left") == {"type": "left"}
+    assert await next_frame(ws1, "left") == {"type": "left"}
     revoked = await stream.next("offer_revoked", lambda f: f["offer_id"] == offer1["offer_id"])
     assert revoked["reason"] == "customer_left" and revoked["conversation_id"] == conv1
     c1 = _conv(fresh_redis, conv1)
@@ -86,7 +76,7 @@ async def test_a_chat_visitor_who_leaves_while_waiting_is_an_abandon(
 
     await ws2.close()
     ws2 = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={blip}")
-    await _frame(ws2, "hello")
+    await next_frame(ws2, "hello")
     assert fresh_redis.zscore(keys.visitors_gone(), blip) is None  # back within the grace
 
     await ws3.close()
@@ -107,11 +97,11 @@ async def test_a_chat_visitor_who_leaves_while_waiting_is_an_abandon(
     assert sum(q["abandoned"] for q in figures["queues"]) == 1
 
     ws3 = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={gone}")
-    await _frame(ws3, "hello")
+    await next_frame(ws3, "hello")
     await ws3.send_str(
         orjson.dumps({"type": "message", "client_id": "c-2", "text": "我又回来了"}).decode()
     )
-    await _frame(ws3, "ack")
+    await next_frame(ws3, "ack")
     again = await stream.next("offer", lambda f: f.get("preview") == "我又回来了")
     assert again["conversation_id"] != conv3
     for ws in (ws1, ws2, ws3):

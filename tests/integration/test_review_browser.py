@@ -21,23 +21,13 @@ from session.history import History
 from streams.devkit import embedded
 from tests.conftest import OPS_TOKEN, Services, analytics_db
 from tests.integration.conftest import DeliveryRig
-from tests.integration.helpers import WAIT_S, AgentStream, Api, eventually, uid
+from tests.integration.helpers import AgentStream, Api, eventually, next_frame, uid
 
 pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 SURGE_Q = "融通领先成长混合A赎回要多久到账？"
 UNPLACED_Q = "你们公司在哪里"
-
-
-async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frame = orjson.loads(msg.data)
-        if frame.get("type") == kind:
-            return dict(frame)
 
 
 async def _rated_chat(
@@ -52,20 +42,20 @@ async def _rated_chat(
     """A chat asked, accepted, resolved and rated `score` on the visitor's socket."""
     visitor = uid("v")
     ws = await http.ws_connect(f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}")
-    await _frame(ws, "hello")
+    await next_frame(ws, "hello")
     text = f"我的赎回款还没到账 {visitor}"
     await ws.send_str(orjson.dumps({"type": "message", "client_id": "c-1", "text": text}).decode())
-    await _frame(ws, "ack")
+    await next_frame(ws, "ack")
     offer = await stream.next("offer", lambda f: visitor in f.get("preview", ""))
     code, _ = await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
     assert code == 200
     conv_id = str(offer["conversation_id"])
     code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
     assert code == 200
-    survey = await _frame(ws, "survey")
+    survey = await next_frame(ws, "survey")
     answer = {"type": "survey_answer", "survey_id": survey["survey_id"], "score": score}
     await ws.send_str(orjson.dumps({**answer, "comment": comment}).decode())
-    assert (await _frame(ws, "survey_ack"))["score"] == score
+    assert (await next_frame(ws, "survey_ack"))["score"] == score
     await ws.close()
     return conv_id
 
