@@ -129,8 +129,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         frames = [env for topic, _, env in out.records if topic == topics.ASSIGNMENTS]
         if frames:
             await append_frames(redis, frames)
+        # Straight to the producer: keys and values are bytes already (the raw serializers),
+        # and faust's Topic.send wraps each record in message, future and callback objects
+        # that nothing here reads (6 % of the worker at full speed, py-spy).
+        producer = app.producer
         pending = [
-            await out_topics[topic].send(key=key.encode(), value=envelope.encode(env))
+            await producer.send(topic, key.encode(), envelope.encode(env), None, None, None)
             for topic, key, env in out.records
         ]
         await asyncio.gather(*pending)
