@@ -256,7 +256,10 @@ class Delivery:
                         consumer.seek(tp, positions[tp])
                 batches = await consumer.getmany(timeout_ms=200, max_records=200)
                 if ready_key and consumer.assignment():
-                    await self.redis.set(ready_key, b"1", ex=10)
+                    # Best effort: Redis being away must not kill the service (it used to
+                    # crash here, outside the batch's retry, on every Redis restart).
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.redis.set(ready_key, b"1", ex=10)
                 by_key: dict[bytes, list[Any]] = defaultdict(list)
                 for tp, records in batches.items():
                     for rec in records:
