@@ -16,7 +16,7 @@ import structlog
 from router.registry import Registry
 from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, now_ms
-from schemas.errors import UnknownEventType
+from schemas.errors import UndeliverableReply, UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
 from session.store import SessionStore
@@ -143,8 +143,9 @@ class AgentEvents:
         message_id = f"{env.id}@omnirouter.local" if channel == "email" else None
         appended = await self.session.append(conv_id, env.id, entry, message_id=message_id)
         if appended < 0:
-            log.warning("reply.unknown_conversation", conversation_id=conv_id, event_id=env.id)
-            return
+            # The gateway said 202: the reply must end delivered or dead-lettered, never
+            # dropped. Permanent, so the consume path dead-letters it at once.
+            raise UndeliverableReply(f"reply to unknown conversation {conv_id[:80]}")
         reply_to = orjson.loads(reply_to_raw) if reply_to_raw else {}
         out.emit(
             topics.OUTBOUND,
