@@ -334,7 +334,7 @@ class Customers:
             await r.read()
             if r.status == 202:
                 return True
-            if r.status < 500 and r.status != 429:
+            if r.status < 500 and r.status not in (409, 429):  # 409: retry shortly
                 self.book.errors[f"post_{channel}_{r.status}"] += 1
                 raise SystemExit(f"{channel} post refused with {r.status}: a bug, not chaos")
             return False
@@ -360,7 +360,7 @@ class Customers:
             ) as r:
                 await r.read()
                 if r.status != 200:
-                    if r.status < 500 and r.status != 429:
+                    if r.status < 500 and r.status not in (409, 429):  # 409: retry shortly
                         raise SystemExit(f"twilio webhook refused with {r.status}")
                     return False
         return True
