@@ -26,13 +26,33 @@ _ERROR = {
     },
 }
 
+
+def _text(max_len: int = 256) -> dict[str, Any]:
+    """A string the validators (schemas/validate.py) take: not empty, not only whitespace,
+    at most `max_len` characters. Declared so a schema-valid request is never refused."""
+    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": r"\S"}
+
+
+def _texts(max_len: int = 256, max_items: int = 1000) -> dict[str, Any]:
+    return {"type": "array", "maxItems": max_items, "items": _text(max_len)}
+
+
+_CATEGORIES = ["product", "transaction", "account", "complaint", "technical"]
+_CHANNELS = ["chat", "app", "email", "phone"]
+_DATE = {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"}
+
 _FROM = {
     "type": "object",
     "minProperties": 1,
     "additionalProperties": False,
     "properties": {
-        k: {"type": "string"} for k in ("phone", "email", "app_user_id", "visitor_id", "name")
+        **{k: _text(320) for k in ("phone", "email", "app_user_id", "visitor_id", "name")},
+        "verified": {
+            **_texts(32),
+            "description": "contact kinds the trusted channel system vouches for (system only)",
+        },
     },
+    "anyOf": [{"required": [k]} for k in ("phone", "email", "app_user_id", "visitor_id")],
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -41,27 +61,56 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["channel_message_id", "from"],
-        "properties": {
-            "channel_message_id": {"type": "string", "maxLength": 200},
-            "from": _FROM,
-            "text": {"type": "string", "maxLength": 20000},
-            "subject": {"type": "string"},
-            "sent_at": {"type": "string"},
-            "thread": {
-                "type": "object",
+        # Text is what a message says; only a call event other than a transcript has none.
+        "anyOf": [
+            {"required": ["text"]},
+            {
+                "required": ["call"],
                 "properties": {
-                    "message_id": {"type": "string"},
-                    "in_reply_to": {"type": "string"},
-                    "references": {"type": "array", "items": {"type": "string"}},
+                    "call": {"properties": {"event": {"enum": ["started", "ivr", "ended"]}}}
                 },
             },
-            "attachments": {"type": "array", "maxItems": 20, "items": {"type": "object"}},
+        ],
+        "properties": {
+            "channel_message_id": _text(200),
+            "from": _FROM,
+            "text": _text(20000),
+            "subject": _text(998),
+            "body": _text(100000),
+            "sent_at": _text(64),
+            "thread": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "message_id": _text(998),
+                    "in_reply_to": _text(998),
+                    "references": _texts(998),
+                },
+            },
             "call": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["call_id", "event"],
                 "properties": {
-                    "call_id": {"type": "string"},
+                    "call_id": _text(200),
                     "event": {"enum": ["started", "ivr", "transcript", "ended"]},
+                    "hint": {"enum": _CATEGORIES},
+                },
+            },
+            "attachments": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {
+                        "name": _text(),
+                        "content_type": _text(),
+                        "size": {"type": "integer", "minimum": 0, "maximum": 1 << 40},
+                        "sha256": _text(64),
+                        "url": _text(2048),
+                    },
                 },
             },
         },
@@ -71,33 +120,57 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["skills", "capacity"],
         "properties": {
-            "name": {"type": "string"},
+            "name": _text(100),
             "skills": {
                 "type": "object",
-                "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5},
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    c: {"type": "integer", "minimum": 1, "maximum": 5} for c in _CATEGORIES
+                },
             },
             "capacity": {
                 "type": "object",
-                "additionalProperties": {"type": "integer", "minimum": 0},
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    c: {"type": "integer", "minimum": 0, "maximum": 100} for c in _CHANNELS
+                },
             },
-            "languages": {"type": "array", "items": {"type": "string"}},
-            "advisor_for": {"type": "array", "items": {"type": "string"}},
-            "wrap_up_s": {"type": "integer", "minimum": 0},
+            "languages": _texts(16),
+            "advisor_for": _texts(64, 10000),
+            "wrap_up_s": {"type": "integer", "minimum": 0, "maximum": 3600},
+            "phone_excludes_chat": {"type": "boolean"},
         },
     },
     "AgentAction": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "agent_id": {
-                "type": "string",
+                **_text(64),
                 "description": "optional; the agent is the credential's, and this must match it",
             },
-            "text": {"type": "string"},
-            "reason": {"type": "string"},
+            "text": {"type": "string", "description": "ignored here (a reply's text)"},
+            "reason": _text(500),
+        },
+    },
+    "Reply": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["text"],
+        "properties": {
+            "agent_id": {
+                **_text(64),
+                "description": "optional; the agent is the credential's, and this must match it",
+            },
+            "text": _text(20000),
+            "reason": _text(500),
         },
     },
     "Status": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["status"],
         "properties": {"status": {"enum": ["available", "away", "offline"]}},
     },
@@ -105,48 +178,64 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": _text(100),
             "segment": {"enum": ["new", "regular", "hnw"]},
             "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
-            "risk_assessed_at": {"type": "string", "format": "date"},
-            "advisor": {"type": "string"},
-            "verified": {"type": "object"},
+            "risk_assessed_at": _DATE,
+            "advisor": _text(64),
+            "verified": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {k: _texts(320) for k in ("phones", "emails", "app_user_ids")},
+            },
         },
     },
     "Transfer": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "agent_id": {
-                "type": "string",
+                **_text(128),
                 "description": "optional; an agent's must be its own, a supervisor's the holder",
             },
-            "to_queue": {"type": "string"},
-            "to_agent": {"type": "string"},
-            "note": {"type": "string"},
+            "to_queue": _text(64),
+            "to_agent": _text(128),
+            "note": _text(2000),
         },
+        "oneOf": [{"required": ["to_queue"]}, {"required": ["to_agent"]}],
     },
     "Article": {
         "type": "object",
         "additionalProperties": False,
         "required": ["title", "body", "category", "owner"],
         "properties": {
-            "title": {"type": "string", "maxLength": 200},
-            "body": {"type": "string"},
-            "category": {"enum": ["product", "transaction", "account", "complaint", "technical"]},
-            "intents": {"type": "array", "items": {"type": "string"}},
+            "title": _text(200),
+            "body": _text(20000),
+            "category": {"enum": _CATEGORIES},
+            "intents": _texts(64, 20),
             "channels": {
                 "type": "array",
-                "items": {"enum": ["chat", "app", "email", "phone"]},
+                "maxItems": 4,
+                "uniqueItems": True,
+                "items": {"enum": _CHANNELS},
                 "description": "empty: every channel",
             },
-            "owner": {"type": "string"},
+            "owner": _text(64),
             "action": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["label", "url"],
-                "properties": {"label": {"type": "string"}, "url": {"type": "string"}},
+                "properties": {
+                    "label": _text(40),
+                    "url": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "pattern": r"^(https|rtfund)://\S+$",
+                    },
+                },
                 "description": "a link that opens the page doing it (https:// or rtfund://)",
             },
-            "questions": {"type": "array", "items": {"type": "string"}},
+            "questions": _texts(200, 50),
         },
     },
     "Fund": {
@@ -154,20 +243,24 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["name", "type", "risk", "nav"],
         "properties": {
-            "name": {"type": "string"},
-            "share_class": {"type": "string"},
+            "name": _text(100),
+            "share_class": _text(4),
             "type": {"enum": ["货币型", "债券型", "混合型", "股票型", "指数型", "QDII", "FOF"]},
             "risk": {"enum": ["R1", "R2", "R3", "R4", "R5"]},
             "nav": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["value", "date", "source"],
                 "properties": {
-                    "value": {"type": "number", "exclusiveMinimum": 0},
-                    "date": {"type": "string", "format": "date"},
-                    "source": {"type": "string"},
+                    "value": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e6},
+                    "date": _DATE,
+                    "source": _text(100),
                 },
             },
-            "fees": {"type": "object", "additionalProperties": {"type": "string"}},
+            "fees": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "maxLength": 200},
+            },
             "redemption_arrival": {"enum": ["T+1", "T+2", "T+3", "T+4", "T+5"]},
             "sample": {"type": "boolean"},
         },
@@ -177,13 +270,13 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["customer_id", "fund_code", "kind", "status", "amount", "submitted_at"],
         "properties": {
-            "customer_id": {"type": "string"},
+            "customer_id": _text(128),
             "fund_code": {"type": "string", "pattern": "^[0-9]{6}$"},
             "kind": {"enum": ["subscription", "redemption", "plan"]},
             "status": {"enum": ["submitted", "confirmed", "paid", "failed"]},
             "amount": {"type": "number", "exclusiveMinimum": 0},
-            "submitted_at": {"type": "string", "description": "ISO date or date-time"},
-            "expected_by": {"type": "string", "format": "date"},
+            "submitted_at": {**_DATE, "description": "ISO date or date-time"},
+            "expected_by": _DATE,
         },
     },
     "Object": {"type": "object"},
@@ -191,14 +284,21 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["scope", "name"],
-        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": {"type": "string"}},
+        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": _text(64)},
     },
     "Login": {
         "type": "object",
         "additionalProperties": False,
         "required": ["token"],
-        "properties": {"token": {"type": "string"}},
+        "properties": {"token": _text(512)},
     },
+}
+
+# Path parameters as channels/gateway/errors.py:path_id takes them; a few are narrower.
+_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^ :/\\\x00]+$"}
+_PARAMS: dict[str, dict[str, Any]] = {
+    "channel": {"enum": _CHANNELS},
+    "code": {"type": "string", "pattern": "^[0-9]{6}$"},
 }
 
 # (method, path, summary, request schema or None, success status)
@@ -251,7 +351,7 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "post",
         "/v1/conversations/{conversation_id}/reply",
         "The assigned agent replies",
-        "AgentAction",
+        "Reply",
         202,
     ),
     (
@@ -379,7 +479,12 @@ def spec() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, body, status in ROUTES:
         params = [
-            {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": p.strip("{}"),
+                "in": "path",
+                "required": True,
+                "schema": _PARAMS.get(p.strip("{}"), _ID),
+            }
             for p in path.split("/")
             if p.startswith("{")
         ]
