@@ -33,13 +33,19 @@ def _text(max_len: int = 256) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": r"\S"}
 
 
-def _texts(max_len: int = 256, max_items: int = 1000) -> dict[str, Any]:
+def _texts(max_len: int = 256, max_items: int = 100) -> dict[str, Any]:
     return {"type": "array", "maxItems": max_items, "items": _text(max_len)}
 
 
 _CATEGORIES = ["product", "transaction", "account", "complaint", "technical"]
 _CHANNELS = ["chat", "app", "email", "phone"]
-_DATE = {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"}
+# A date Python's fromisoformat takes (years 0001-9999; days past the 28th left out, so
+# every generated date exists).
+_DATE = {
+    "type": "string",
+    "pattern": r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+}
 
 _FROM = {
     "type": "object",
@@ -48,8 +54,12 @@ _FROM = {
     "properties": {
         **{k: _text(320) for k in ("phone", "email", "app_user_id", "visitor_id", "name")},
         "verified": {
-            **_texts(32),
-            "description": "contact kinds the trusted channel system vouches for (system only)",
+            "type": "array",
+            "maxItems": 3,
+            "items": {"enum": ["phone", "email", "app_user_id"]},
+            "description": "contact kinds the trusted channel system vouches for (system "
+            "only); each channel vouches only for its own kind (phone: phone, email: email, "
+            "app: app_user_id), which this document cannot express per path value",
         },
     },
     "anyOf": [{"required": [k]} for k in ("phone", "email", "app_user_id", "visitor_id")],
@@ -475,6 +485,39 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
 ]
 
 
+# Query parameters a route refuses without (the rest are optional and documented in the
+# summary).
+_QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("get", "/v1/knowledge"): [
+        {"name": "q", "in": "query", "required": True, "schema": _text(200)},
+    ],
+}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The validators take null for an optional field as "not given" (schemas/validate.py):
+    say so, or a client sending null is refused by the document and accepted by the server.
+    Booleans are the exception (a flag must be true or false)."""
+    out = dict(schema)
+    if out.get("type") == "object" and "properties" in out:
+        required = set(out.get("required", ()))
+        props = {}
+        for name, sub in out["properties"].items():
+            sub = _nullable(sub)
+            if name not in required and sub.get("type") != "boolean":
+                if "enum" in sub:
+                    sub = {**sub, "enum": [*sub["enum"], None]}
+                elif isinstance(sub.get("type"), str):
+                    sub = {**sub, "type": [sub["type"], "null"]}
+            props[name] = sub
+        out["properties"] = props
+    if out.get("type") == "array" and isinstance(out.get("items"), dict):
+        out["items"] = (
+            _nullable(out["items"]) if out["items"].get("type") == "object" else out["items"]
+        )
+    return out
+
+
 def spec() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, body, status in ROUTES:
@@ -490,7 +533,7 @@ def spec() -> dict[str, Any]:
         ]
         op: dict[str, Any] = {
             "summary": summary,
-            "parameters": params,
+            "parameters": params + _QUERY.get((method, path), []),
             "responses": {
                 str(status): {"description": "success"},
                 "4XX": {
@@ -527,7 +570,7 @@ def spec() -> dict[str, Any]:
         "info": {"title": "omnirouter gateway", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {name: _nullable(schema) for name, schema in SCHEMAS.items()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
