@@ -182,6 +182,8 @@ class Ledger:
         default_factory=lambda: defaultdict(list)
     )  # conv -> [(agent, offer id, time)]
     accepts: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    # conv -> [agent, accepted at, resolved at (inf while held)]: who held it when.
+    holds: dict[str, list[list[Any]]] = field(default_factory=lambda: defaultdict(list))
     token_seen: dict[str, float] = field(
         default_factory=dict
     )  # token -> first time an agent had it
@@ -196,7 +198,7 @@ class Agent:
         self.auth: dict[str, str] = {}
         self.since: str | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.holding: set[str] = set()
+        self.customer_said: dict[str, asyncio.Event] = {}
 
     async def run(self) -> None:
         """Keep a desk open; reconnect (with the last frame id) whenever the socket drops."""
@@ -220,7 +222,16 @@ class Agent:
         kind, conv = frame.get("type"), str(frame.get("conversation_id", ""))
         if kind == "offer":
             self.book.offers[conv].append((self.aid, str(frame["offer_id"]), time.monotonic()))
+            if TEXT in str(frame.get("preview", "")):
+                self.heard(conv)
             self._spawn(self.work(conv, str(frame["offer_id"])))
+        elif kind == "message" and TEXT in str((frame.get("message") or {}).get("text", "")):
+            self.heard(conv)
+        elif kind == "assignment" and TEXT in orjson.dumps(frame.get("conversation")).decode():
+            self.heard(conv)
+
+    def heard(self, conv: str) -> None:
+        self.customer_said.setdefault(conv, asyncio.Event()).set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -243,12 +254,37 @@ class Agent:
                     return 0, None
             await asyncio.sleep(0.3)
 
+    async def state(self, conv: str) -> dict[str, Any]:
+        for _ in range(20):
+            try:
+                async with self.http.get(
+                    f"{self.base}/v1/conversations/{conv}", headers=ADMIN
+                ) as r:
+                    if r.status == 200:
+                        return dict(await r.json())
+            except TRANSIENT:
+                pass
+            await asyncio.sleep(0.5)
+        return {}
+
     async def work(self, conv: str, offer_id: str) -> None:
         status, _ = await self.call(f"/v1/offers/{offer_id}/accept", {"agent_id": self.aid}, 200)
         if status != 200:
-            self.book.errors[f"accept_{status}"] += 1
-            return
-        self.book.accepts[conv].append((self.aid, time.monotonic()))
+            # A retried accept whose first try went through answers 404: ask who holds it.
+            now = await self.state(conv)
+            if now.get("agent_id") != self.aid or now.get("state") != "assigned":
+                self.book.errors[f"accept_{status}"] += 1
+                return
+            self.book.errors["accept_retried_ok"] += 1
+        hold: list[Any] = [self.aid, time.monotonic(), float("inf")]
+        self.book.accepts[conv].append((self.aid, hold[1]))
+        self.book.holds[conv].append(hold)
+        # Answer what the customer said: a call's words come after it rang (and the offer).
+        said = self.customer_said.setdefault(conv, asyncio.Event())
+        try:
+            await asyncio.wait_for(said.wait(), 30)
+        except TimeoutError:
+            self.book.errors["never_heard_customer"] += 1
         await asyncio.sleep(random.uniform(0.2, 1.0))  # reading the timeline
         status, body = await self.call(
             f"/v1/conversations/{conv}/reply", {"agent_id": self.aid, "text": REPLY}, 202
@@ -260,7 +296,11 @@ class Agent:
         status, _ = await self.call(
             f"/v1/conversations/{conv}/resolve", {"agent_id": self.aid}, 200
         )
+        if status != 200 and (await self.state(conv)).get("state") in ("resolved", "closed"):
+            self.book.errors["resolve_retried_ok"] += 1
+            status = 200
         if status == 200:
+            hold[2] = time.monotonic()
             self.book.resolved.add(conv)
         else:
             self.book.errors[f"resolve_{status}"] += 1
@@ -427,9 +467,9 @@ def recovery(book: Ledger, kills: list[tuple[str, float]], seen: dict[str, float
     for k, (_, at) in enumerate(kills):
         until = kills[k + 1][1] if k + 1 < len(kills) else float("inf")
         held = [
-            seen.get(t, float("inf"))
+            seen[t]
             for t, p in book.first_post.items()
-            if at - limit <= p < until and seen.get(t, float("inf")) - p > limit
+            if at - limit <= p < until and t in seen and seen[t] - p > limit
         ]
         out.append(round(max(held) - at, 1) if held else 0.0)
     return out
@@ -518,29 +558,30 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
             await asyncio.gather(*posts)
             log(f"all posted in {time.monotonic() - start:.0f}s; draining")
             # Drain: until every accepted message was with an agent and every reply settled.
+            # Drain: until every accepted message was with an agent, every conversation is
+            # resolved and every reply has its delivery outcome. Only what is not final yet is
+            # read again (10,000 timelines per pass would be a load test of its own).
             drain_deadline = time.monotonic() + args.drain_s
             convs: dict[str, dict[str, Any]] = {}
             while time.monotonic() < drain_deadline:
-                await asyncio.sleep(2)
                 for name in system.died():
                     log(f"{name} died on its own; restarting it")
                     system.restart(name)
-                busy = sum(len(a.tasks) for a in agents)
-                if busy or len(book.token_seen) < len(book.accepted_at):
-                    convs = await scan_conversations(http, base, list(book.accepts))
-                    note_tokens(book, convs)
-                if not busy and len(book.token_seen) >= len(book.accepted_at):
-                    break
-            # Settle delivery outcomes of the last replies.
-            settle_deadline = time.monotonic() + 30
-            while time.monotonic() < settle_deadline:
-                convs = await scan_conversations(http, base, list(book.offers))
+                by_conv: dict[str, list[str]] = defaultdict(list)
+                for rid, c in book.replies.items():
+                    by_conv[c].append(rid)
+                todo = [c for c in book.offers if not final(convs.get(c), by_conv.get(c, []))]
+                convs.update(await scan_conversations(http, base, todo))
                 note_tokens(book, convs)
-                if not unsettled(book, convs):
+                busy = sum(len(a.tasks) for a in agents)
+                if not busy and not todo and len(book.token_seen) >= len(book.accepted_at):
                     break
                 await asyncio.sleep(2)
             for d in desks:
                 d.cancel()
+            for a in agents:
+                for t in a.tasks:
+                    t.cancel()
             figures = summarise(args, book, convs, kills, r, infra)
     finally:
         system.stop()
@@ -550,6 +591,18 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
     figures["delivered"] = {"email_relay": relay.count, "app_webhooks": len(app_received)}
     figures["logs"] = str(logdir)
     return figures
+
+
+def final(conv: dict[str, Any] | None, reply_ids: list[str]) -> bool:
+    """Nothing more will happen to it: resolved, and each of its replies has an outcome."""
+    if conv is None or conv.get("state") not in ("resolved", "closed"):
+        return False
+    settled = {
+        m.get("reply_id")
+        for m in conv.get("messages", [])
+        if m.get("kind") == "delivery" and m.get("status") in ("sent", "delivered", "failed")
+    }
+    return all(rid in settled for rid in reply_ids)
 
 
 def note_tokens(book: Ledger, convs: dict[str, dict[str, Any]]) -> None:
@@ -590,17 +643,19 @@ def summarise(
                 where[token].add(conv_id)
     lost = [t for t in book.accepted_at if t not in book.token_seen]
     in_two = [t for t, cs in where.items() if len(cs) > 1]
+    # Offered while an agent held it (a reopen after a resolve is a new offer, and fine).
     reoffered = [
         c
         for c, offers in book.offers.items()
-        if book.accepts.get(c) and any(t > min(a for _, a in book.accepts[c]) for *_, t in offers)
+        if any(h[1] < t < h[2] for h in book.holds.get(c, []) for *_, t in offers)
     ]
-    double = [c for c, acc in book.accepts.items() if len({a for a, _ in acc}) > 1]
-    stuck = [
+    # Two agents holding it at the same time.
+    double = [
         c
-        for c, conv in convs.items()
-        if conv.get("state") in ("waiting", "offered", "queued") and c not in book.resolved
+        for c, hs in book.holds.items()
+        if any(a[0] != b[0] and a[1] <= b[1] < a[2] for a in hs for b in hs)
     ]
+    stuck = [c for c, conv in convs.items() if conv.get("state") in ("open", "waiting", "offered")]
     rec = recovery(book, kills, book.token_seen)
     lat = [book.token_seen[t] - p for t, p in book.first_post.items() if t in book.token_seen]
     pending = int(r.zcard(keys.inbound_pending()))
@@ -651,7 +706,7 @@ def main() -> None:
     p.add_argument("--down-s", type=float, default=2.0, help="how long a killed process stays down")
     p.add_argument("--session-timeout-s", type=int, default=10)
     p.add_argument("--audit-after-s", type=int, default=10)
-    p.add_argument("--drain-s", type=float, default=120.0)
+    p.add_argument("--drain-s", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -87,7 +87,7 @@ _WS = "^/v1/(chat/ws|agents/[^/]+/stream|queues/live)$"
 
 
 def schemathesis(
-    base: str, scope: str, token: str, examples: int, seed: int, workdir: Path
+    base: str, scope: str, token: str, examples: int, seed: int, workdir: Path, phases: str
 ) -> dict[str, Any]:
     """Two passes as one credential: every HTTP operation with every check, then the
     WebSocket routes without positive_data_acceptance. Returns the failures by kind."""
@@ -111,6 +111,8 @@ def schemathesis(
             f"Authorization: Bearer {token}",
             "--max-examples",
             str(examples),
+            "--phases",
+            phases,
             "--seed",
             str(seed),
             "--workers",
@@ -464,7 +466,14 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
                 for scope in SCOPES:
                     log(f"schemathesis as {scope}")
                     api[scope] = await asyncio.to_thread(
-                        schemathesis, base, scope, creds[scope], args.examples, args.seed, logdir
+                        schemathesis,
+                        base,
+                        scope,
+                        creds[scope],
+                        args.examples,
+                        args.seed,
+                        logdir,
+                        args.phases,
                     )
                 figures["api"] = api
             if "poison" in suites:
@@ -521,6 +530,7 @@ async def wait_up(system: System, r: redis.Redis, base: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--examples", type=int, default=100)
+    p.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     p.add_argument("--poison", type=int, default=10_000)
     p.add_argument("--mails", type=int, default=200)
     p.add_argument("--partitions", type=int, default=4)
