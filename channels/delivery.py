@@ -36,7 +36,7 @@ from channels.contract import DeliveryError, OutboundContext
 from channels.settings import DeliverySettings
 from schemas import deadletter, envelope, events, topics
 from schemas.envelope import Envelope, now_ms
-from schemas.errors import SchemaError
+from schemas.errors import SchemaError, UnknownEventType
 from session import keys
 from session.store import SessionStore, connect
 
@@ -212,6 +212,8 @@ class Delivery:
             structlog.contextvars.clear_contextvars()
             try:
                 env = envelope.decode(rec.value)
+                if env.type != events.REPLY_CREATED:
+                    raise UnknownEventType(f"cs.outbound.v1 does not carry {env.type!r}")
             except SchemaError as exc:
                 # Never deliverable: dead-lettered with its bytes, so nothing vanishes silently.
                 log.warning("delivery.undecodable", reason=str(exc), **origin)

@@ -289,6 +289,29 @@ SCHEMAS: dict[str, Any] = {
             "expected_by": _DATE,
         },
     },
+    "FollowUp": {
+        "type": "object",
+        "required": ["conversation_id"],
+        "properties": {
+            "agent_id": _text(128),
+            "conversation_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "reason": {"type": "string", "maxLength": 500},
+            "due_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
+            "due_at": {"type": "integer", "description": "ms since the epoch, within 14 days"},
+        },
+    },
+    "Outcome": {
+        "type": "object",
+        "required": ["outcome"],
+        "properties": {
+            "agent_id": _text(128),
+            "outcome": {
+                "enum": ["reached", "no_answer", "resolved", "escalated", "declined_by_customer"]
+            },
+            "note": {"type": "string", "maxLength": 2000},
+            "follow_up_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
+        },
+    },
     "Object": {"type": "object"},
     "TokenRequest": {
         "type": "object",
@@ -405,14 +428,14 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ),
     ("get", "/v1/surveys/{survey_id}", "A survey and its answer", None, 200),
     ("get", "/v1/tasks", "Callback and follow-up tasks (?kind, ?state, ?agent_id)", None, 200),
-    ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "Object", 201),
+    ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "FollowUp", 201),
     ("get", "/v1/tasks/{task_id}", "One task", None, 200),
     ("post", "/v1/tasks/{task_id}/accept", "The agent offered a callback takes it", "Object", 200),
     (
         "post",
         "/v1/tasks/{task_id}/outcome",
         "The agent records the outcome (and may schedule the next follow-up)",
-        "Object",
+        "Outcome",
         200,
     ),
     (

@@ -189,7 +189,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         (topics.MESSAGES, path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode)),
         (topics.FEEDBACK, path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode)),
         (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode)),
-        (topics.AUDIT, path(analytics_stage.STAGE_AUDIT, analytics.handle_audit, decode)),
+        (
+            topics.AUDIT,
+            path(analytics_stage.STAGE_AUDIT, analytics.handle_audit, analytics_stage.decode_audit),
+        ),
         (
             topics.AGENT_EVENTS,
             path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode),

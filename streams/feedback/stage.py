@@ -72,8 +72,12 @@ def decode_opened(event: Any) -> Envelope | None:
     """Tasks other stages open (omnirouter.task.opened.v1: a failed order); the rest of
     cs.tasks.v1 is this stage's own."""
     env = envelope.decode(event.value)
-    if env.type != events.TASK_OPENED:
+    if env.type in (events.TASK_CREATED, events.TASK_UPDATED):
         return None
+    if env.type != events.TASK_OPENED:
+        # This is the first reader of cs.tasks.v1: what the topic does not carry is poison
+        # (dead-lettered here, not skipped by every reader in silence).
+        raise UnknownEventType(f"cs.tasks.v1 does not carry {env.type!r}")
     read(env, TaskOpened)
     return env
 
