@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import random
 import secrets
@@ -327,14 +328,14 @@ def mail_corpus(n: int, rng: random.Random) -> list[bytes]:
         mail_samples.big5_mail(),
     ]
     head = b"From: a@mail.example.com\r\nTo: service@omnirouter.local\r\n"
+    spaces = b"\r\n ".join(  # RFC 2047 words, folded: 200,000 spaces once decoded
+        b"=?utf-8?b?" + base64.b64encode(b" " * 45) + b"?=" for _ in range(200_000 // 45)
+    )
     hostile = [
-        # RFC 2047 subject decoding to 200,000 spaces (the 355 s outage of issue 13).
-        head
-        + b"Subject: =?utf-8?b?"
-        + __import__("base64").b64encode(b" " * 200_000)
-        + b"?=\r\n\r\nhi\r\n",
+        # The 355 s outage of issue 13: a subject that decodes to 200,000 spaces.
+        head + b"Subject: " + spaces + b"\r\n\r\nhi\r\n",
         head + b"".join(b"X-H%d: v\r\n" % k for k in range(5000)) + b"\r\nmany headers\r\n",
-        head + b"Subject: " + b"a" * 500_000 + b"\r\n\r\nlong header\r\n",
+        head + b"Subject: " + _fold(b"a" * 500_000) + b"\r\n\r\nlong folded header\r\n",
         head
         + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
         + b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % k for k in range(2000))
@@ -342,20 +343,18 @@ def mail_corpus(n: int, rng: random.Random) -> list[bytes]:
         head
         + b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n'
         + b'--x\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n' * 500,
-        head
-        + b"Content-Transfer-Encoding: base64\r\n\r\n"
-        + b"!!!not base64@@@" * 10_000
-        + b"\r\n",
+        head + b"Content-Transfer-Encoding: base64\r\n\r\n" + b"!!!not base64@@@\r\n" * 10_000,
         head + b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n\xff\xfe\x00\x01\r\n",
-        head + b"Subject: =?gb2312?q?=B2=E2=CA=D4" * 2000 + b"?=\r\n\r\nbroken words\r\n",
-        head + b"\r\n" + b"x" * 2_000_000 + b"\r\n",  # a 2 MB line without a break
+        head + b"Subject: " + _fold(b"=?gb2312?q?=B2=E2=CA=D4" * 2000) + b"?=\r\n\r\nbroken\r\n",
+        head + b"\r\n" + b"x" * 2_000_000 + b"\r\n",  # a 2 MB line: refused by SMTP itself
         head + b"Subject: ok\r\nMessage-ID: <" + b"m" * 100_000 + b"@x>\r\n\r\nid\r\n",
-        head + b"Subject: hello\r\n\r\n" + b"\x00" * 10_000 + b"\r\n",
+        head + b"Subject: hello\r\n\r\n" + b"\x00" * 900 + b"\r\n",
         b"\r\n\r\n\r\n",
         head
         + b"References: "
-        + b" ".join(b"<r%d@x>" % k for k in range(20_000))
+        + _fold(b" ".join(b"<r%d@x>" % k for k in range(20_000)))
         + b"\r\n\r\nrefs\r\n",
+        head + b"Subject: " + _fold(b"\xe4\xbd\xa0@x.cn " * 40_000) + b"\r\n\r\nat signs\r\n",
     ]
     out = []
     for i in range(n):
@@ -367,6 +366,11 @@ def mail_corpus(n: int, rng: random.Random) -> list[bytes]:
             pick = bytes(b)
         out.append(pick)
     return out
+
+
+def _fold(value: bytes, width: int = 900) -> bytes:
+    """A long header value folded into lines SMTP accepts (RFC 5322 2.2.3)."""
+    return b"\r\n ".join(value[i : i + width] for i in range(0, len(value), width))
 
 
 def send_mail(port: int, raw: bytes) -> int:
