@@ -75,6 +75,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/figures.py
 	$(BIN)/python bench/knowledge.py
 	$(BIN)/python bench/bot.py
+	$(BIN)/python bench/limits.py
 
 model: $(STAMP)
 	$(BIN)/python -m training.nlu.cli train

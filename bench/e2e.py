@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schemas.vocabulary import CATEGORIES
 from session import keys
+from streams import admin
 from streams.devkit import embedded
 
 SLOTS = 100  # chat slots per agent (the registry's maximum)
@@ -162,6 +163,21 @@ async def post_all(
     return time.perf_counter() - start, errors
 
 
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (Linux /proc).
+
+    CPU per message is the figure that survives a shared machine: wall-clock rates move
+    with whatever else runs on the 2 cores, the CPU a message costs much less."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def phase(
     name: str,
     session: aiohttp.ClientSession,
@@ -170,8 +186,11 @@ async def phase(
     n: int,
     rate: float | None,
     concurrency: int,
+    pids: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     print(f"phase {name}: {n} messages", file=sys.stderr, flush=True)
+    pids = pids or {}
+    cpu_before = {role: cpu_s(p) for role, p in pids.items()}
     tokens = [f"{name}{i:06d}" for i in range(n)]
     posted_at: dict[str, float] = {}
     elapsed, errors = await post_all(session, base, tokens, rate, concurrency, posted_at)
@@ -184,7 +203,12 @@ async def phase(
     lat = [(agents.offered_at[t] - posted_at[t]) * 1000 for t in done]
     last = max((agents.offered_at[t] for t in done), default=time.perf_counter())
     first = min(posted_at.values(), default=last)
+    cpu_ms = {
+        f"{role}_cpu_ms_per_msg": round(1000 * (cpu_s(p) - cpu_before[role]) / max(1, n), 3)
+        for role, p in pids.items()
+    }
     return {
+        **cpu_ms,
         "phase": name,
         "messages": n,
         "post_errors": errors,
@@ -198,9 +222,16 @@ async def phase(
     }
 
 
+RAW_TOPIC = "bench.raw"
+
+
 async def broker_raw(bootstrap: str, n: int) -> dict[str, Any]:
     """Produce n 1 KB records and consume them in the same process: the broker's own rate."""
-    topic = "cs.feedback.v1"  # an unused topic of ours; the bench writes a marker per run
+    # A topic of the bench's own: no stage of the worker reads it (cs.feedback.v1, used here
+    # before, gained two readers that dead-lettered every one of these records while the
+    # figure was taken).
+    topic = RAW_TOPIC
+    await admin.ensure_topics(bootstrap, 8, (topic,))
     value = b"x" * 1024
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=10, auto_offset_reset="latest"
@@ -263,10 +294,11 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
         **os.environ,
         **infra.env(),
         "OMNIROUTER_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LOG_FORMAT": "json",
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or secrets.token_urlsafe(32),
     }
     procs: list[subprocess.Popen[bytes]] = []
     for name, extra in [("gateway", {})] + [
@@ -296,7 +328,13 @@ def start_system(infra: embedded.Infra, workers: int) -> tuple[list[subprocess.P
     return procs, f"http://127.0.0.1:{port}"
 
 
-async def main_async(args: argparse.Namespace, base: str, bootstrap: str, floor: float) -> None:
+async def main_async(
+    args: argparse.Namespace,
+    base: str,
+    bootstrap: str,
+    floor: float,
+    pids: dict[str, list[int]],
+) -> None:
     n_agents = agents_for(args.n)
     conn = aiohttp.TCPConnector(limit=args.concurrency + n_agents * 2)
     async with aiohttp.ClientSession(connector=conn) as session:
@@ -312,8 +350,10 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str, floor:
         await agents.start(n_agents)
         await asyncio.sleep(0.5)
         results = [await phase("warm", session, base, agents, 50, 50, 8)]
-        results.append(await phase("rate", session, base, agents, args.n, args.rate, 64))
-        results.append(await phase("full", session, base, agents, args.n, None, args.concurrency))
+        results.append(await phase("rate", session, base, agents, args.n, args.rate, 64, pids))
+        results.append(
+            await phase("full", session, base, agents, args.n, None, args.concurrency, pids)
+        )
         await agents.stop()
         raw = await broker_raw(bootstrap, args.raw)
     print(f"machine: {machine()}")
@@ -344,6 +384,8 @@ async def main_async(args: argparse.Namespace, base: str, bootstrap: str, floor:
                     "missing_offers": rate["missing_offers"] + full["missing_offers"],
                     "post_errors": rate["post_errors"] + full["post_errors"],
                     "ingest_msgs_per_s": full["ingest_msgs_per_s"],
+                    "worker_cpu_ms_per_msg": full.get("worker_cpu_ms_per_msg"),
+                    "gateway_cpu_ms_per_msg": full.get("gateway_cpu_ms_per_msg"),
                     "broker_produce_consume_per_s": raw["produce_consume_per_s"],
                     "n": args.n,
                     "machine": machine(),
@@ -367,7 +409,11 @@ def main() -> None:
     try:
         floor = measure_floor(infra.bootstrap, args.workers, args.floor_n)
         procs, base = start_system(infra, args.workers)
-        asyncio.run(main_async(args, base, infra.bootstrap, floor))
+        pids = {
+            "gateway": [procs[0].pid],
+            "worker": [proc.pid for proc in procs[1:]],
+        }
+        asyncio.run(main_async(args, base, infra.bootstrap, floor, pids))
     finally:
         for proc in procs:
             proc.terminate()

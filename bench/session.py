@@ -34,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis.asyncio import connection as rconn
 
+# Anonymous ids are keyed (session/settings.py); a benchmark's own store needs any key.
+os.environ.setdefault("OMNIROUTER_ID_KEY", "bench-" + os.urandom(16).hex())
+
 ROUND_TRIPS = 0
 _send = rconn.AbstractConnection.send_packed_command
 

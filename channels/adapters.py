@@ -28,6 +28,7 @@ class Adapters:
             redis_url=redis_url,
             settings=self.settings,
             max_body_bytes=gateway.settings.max_body_bytes,
+            limits=gateway.limits,
         )
         self.by_channel: dict[str, Adapter] = catalog.adapters(self.ctx)
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from channels.settings import frames_ttl_s
 from channels.stream_feed import StreamFeed
 from schemas import events
 from schemas.envelope import Envelope
@@ -59,6 +60,8 @@ async def append_frames(redis: aioredis.Redis, envs: list[Envelope]) -> int:
             maxlen=FRAMES_KEPT,
             approximate=True,
         )
+        # Capped in length and in time: an agent who left does not keep a stream forever.
+        pipe.expire(keys.agent_frames(env.subject), frames_ttl_s())
         n += 1
     if n:
         await pipe.execute()

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from channels.ingress import Ingress
+from channels.limits import Limits
 from channels.settings import ChannelSettings, DeliverySettings
 from session.store import SessionStore
 
@@ -43,6 +44,7 @@ class InboundContext:
     redis_url: str
     settings: ChannelSettings
     max_body_bytes: int
+    limits: Limits
 
 
 @dataclass(frozen=True)

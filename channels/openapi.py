@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.access import ACCESS
+from channels.limits import LIMITED
 
 _ERROR = {
     "type": "object",
@@ -578,6 +579,16 @@ def spec() -> dict[str, Any]:
             op["responses"]["503"] = {
                 "description": "broker unavailable; retry after Retry-After seconds"
             }
+        limit = LIMITED.get((method.upper(), path))
+        if limit:
+            op["x-rate-limit"] = limit  # the rule of docs/security.md "Limits"
+            op["responses"]["429"] = {
+                "description": f"rate limit {limit} reached; retry after Retry-After seconds",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        if (method, path) == ("put", "/v1/agents/{agent_id}"):
+            op["responses"]["429"] = {"description": "OMNIROUTER_MAX_AGENTS agents exist"}
         rule = ACCESS[(method.upper(), path)]
         if rule.public:
             op["security"] = []

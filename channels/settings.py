@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class GatewaySettings:
 # | OMNIROUTER_MAIL_MAX_PARTS | 100 | more MIME parts get 554 |
 # | OMNIROUTER_MAIL_PARSE_TIMEOUT_S | 10 | a mail not parsed by then gets 451 (parsing runs off the event loop) |
 # | OMNIROUTER_MAIL_PARSE_WORKERS | 2 | mails parsed at once; while all are busy new mail gets 451 |
+# | OMNIROUTER_MAIL_TRUSTED_AUTHSERV | (none) | authserv-ids (comma list) of our own mail systems whose Authentication-Results dkim=pass / spf=pass, aligned with the From domain, make the From address evidence; unset: every From is a claim |
 # | OMNIROUTER_APP_SECRETS | {} | JSON {app_id: secret} for signed app webhooks |
 # | OMNIROUTER_WEBHOOK_TOLERANCE_S | 300 | replay window for signed webhook timestamps |
 # | OMNIROUTER_TELEPHONY_SECRET | (none) | HMAC secret of the generic telephony webhook |
@@ -99,6 +101,11 @@ def _json(name: str, default: Any) -> Any:
         raise SystemExit(f"{name} must be JSON, got {raw!r}") from None
 
 
+def _names(name: str, default: str) -> tuple[str, ...]:
+    """A comma list of names (domains, hosts), lower case."""
+    return tuple(d.strip().lower() for d in os.environ.get(name, default).split(",") if d.strip())
+
+
 _DEFAULT_IVR = {
     "1": "product",
     "2": "transaction",
@@ -115,11 +122,7 @@ class ChannelSettings:
     )
     smtp_port: int = field(default_factory=lambda: int(number("OMNIROUTER_SMTP_PORT", 2525)))
     smtp_domains: tuple[str, ...] = field(
-        default_factory=lambda: tuple(
-            d.strip().lower()
-            for d in os.environ.get("OMNIROUTER_SMTP_DOMAINS", "omnirouter.local").split(",")
-            if d.strip()
-        )
+        default_factory=lambda: _names("OMNIROUTER_SMTP_DOMAINS", "omnirouter.local")
     )
     smtp_max_bytes: int = field(
         default_factory=lambda: int(number("OMNIROUTER_SMTP_MAX_BYTES", 10 * 1024 * 1024))
@@ -130,6 +133,9 @@ class ChannelSettings:
     )
     mail_parse_workers: int = field(
         default_factory=lambda: max(1, int(number("OMNIROUTER_MAIL_PARSE_WORKERS", 2)))
+    )
+    mail_trusted_authserv: tuple[str, ...] = field(
+        default_factory=lambda: _names("OMNIROUTER_MAIL_TRUSTED_AUTHSERV", "")
     )
     app_secrets: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_APP_SECRETS", {}))
@@ -188,3 +194,98 @@ class DeliverySettings:
     )
     backoff_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
     timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))
+
+
+# -- limits: rates, sockets, sizes (channels/limits.py; docs/security.md "Limits") ------------
+# | variable | default | meaning |
+# | --- | --- | --- |
+# | OMNIROUTER_RATE_INBOUND | 200/s | inbound posts and signed webhooks (POST /v1/inbound/*, /v1/telephony/*) per source: the credential's subject, else the client address |
+# | OMNIROUTER_RATE_SURVEY | 50/s | survey answers (POST /v1/surveys/{id}/answer) per client address |
+# | OMNIROUTER_RATE_LOGIN | 30/m | POST/GET /v1/session and POST /v1/tickets per credential subject, else per client address |
+# | OMNIROUTER_RATE_SOCKETS | 60/m | WebSocket handshakes (chat widget, agent stream) per credential subject, else per client address |
+# | OMNIROUTER_RATE_CHAT_MESSAGES | 30/m | frames a chat visitor may send (messages, survey answers), per visitor id across gateways; past it the socket closes with 1008 |
+# | OMNIROUTER_RATE_TRUSTED | 5000/s | any limited route called with a configured credential (the system, admin and ops tokens) |
+# | OMNIROUTER_TRUSTED_PROXIES | (none) | addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; from anyone else the header is ignored |
+# | OMNIROUTER_MAX_SOCKETS | 10000 | open WebSockets per gateway; past it a new one closes with 1013 (try again later) |
+# | OMNIROUTER_MAX_SOCKETS_PER_VISITOR | 3 | open chat sockets per visitor id on one gateway; past it 1008 |
+# | OMNIROUTER_MAX_SOCKETS_PER_AGENT | 5 | open agent streams per agent on one gateway; past it 1008 |
+# | OMNIROUTER_WS_MAX_MSG_BYTES | 65536 | largest frame a chat socket accepts (agent streams: 4096); a larger one closes it with 1009 |
+# | OMNIROUTER_FRAMES_TTL_H | 72 | a visitor's or agent's frame stream (capped at 500 / 1000 frames) expires this long after its last frame |
+# A rate is "<count>/<s|m|h>": a token bucket of <count> that refills <count> per period;
+# "off" removes the limit.
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket: `burst` requests at once, refilled at `burst` per `period_s`."""
+
+    burst: int
+    period_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.burst / self.period_s
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.period_s, f"{self.period_s:g}s")
+        return f"{self.burst}/{unit}"
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> Rate | None:
+        raw = raw.strip().lower()
+        if raw in ("off", "0", "none"):
+            return None
+        count, _, unit = raw.partition("/")
+        periods = {"s": 1.0, "m": 60.0, "h": 3600.0}
+        try:
+            burst = int(count)
+            period = periods[unit or "s"]
+        except (ValueError, KeyError):
+            raise SystemExit(
+                f"{name} must look like 30/m (count/s|m|h) or off, got {raw!r}"
+            ) from None
+        if burst <= 0:
+            return None
+        return cls(burst, period)
+
+
+@functools.cache
+def frames_ttl_s() -> int:
+    """OMNIROUTER_FRAMES_TTL_H for the writers of frame streams (delivery, workers)."""
+    return LimitSettings().frames_ttl_s
+
+
+def _rate(name: str, default: str) -> Rate | None:
+    return Rate.parse(name, os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    inbound: Rate | None = field(default_factory=lambda: _rate("OMNIROUTER_RATE_INBOUND", "200/s"))
+    survey: Rate | None = field(default_factory=lambda: _rate("OMNIROUTER_RATE_SURVEY", "50/s"))
+    login: Rate | None = field(default_factory=lambda: _rate("OMNIROUTER_RATE_LOGIN", "30/m"))
+    sockets: Rate | None = field(default_factory=lambda: _rate("OMNIROUTER_RATE_SOCKETS", "60/m"))
+    chat_messages: Rate | None = field(
+        default_factory=lambda: _rate("OMNIROUTER_RATE_CHAT_MESSAGES", "30/m")
+    )
+    trusted: Rate | None = field(default_factory=lambda: _rate("OMNIROUTER_RATE_TRUSTED", "5000/s"))
+    trusted_proxies: tuple[str, ...] = field(
+        default_factory=lambda: _names("OMNIROUTER_TRUSTED_PROXIES", "")
+    )
+    max_sockets: int = field(default_factory=lambda: int(number("OMNIROUTER_MAX_SOCKETS", 10_000)))
+    max_sockets_per_visitor: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_MAX_SOCKETS_PER_VISITOR", 3))
+    )
+    max_sockets_per_agent: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_MAX_SOCKETS_PER_AGENT", 5))
+    )
+    ws_max_msg_bytes: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_WS_MAX_MSG_BYTES", 64 * 1024))
+    )
+    frames_ttl_s: int = field(
+        default_factory=lambda: max(60, int(number("OMNIROUTER_FRAMES_TTL_H", 72) * 3600))
+    )
+
+    def rate(self, rule: str) -> Rate | None:
+        rate: Rate | None = getattr(self, rule)
+        return rate

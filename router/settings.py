@@ -12,6 +12,8 @@
 | OMNIROUTER_REQUIRE_DESK | 1 | offer work only to agents with at least one desk (agent stream) open; 0 offers every available agent |
 | OMNIROUTER_DESK_GRACE_S | 20 | after the last desk closes, how long until the agent goes away and its pending offers return to their queues (a reload fits in it) |
 | OMNIROUTER_DESK_LEASE_S | 30 | a desk counts while its gateway renews its lease (every third of this); a dead gateway's desks stop counting after it |
+| OMNIROUTER_MAX_AGENTS | 5000 | registered agents at most; registering one more gets 429 (routing reads every profile each cycle) |
+| OMNIROUTER_MAX_ADVISOR_FOR | 2000 | customers one agent may be the dedicated advisor of; a longer advisor_for gets 422 |
 | OMNIROUTER_QUEUES_FILE | (built-in) | JSON queue configuration (requirements, steps, hours, backup, overflow); see router/queues.py and docs/routing.md |
 """
 
@@ -47,4 +49,8 @@ class RouterSettings:
     )
     desk_lease_ms: int = field(
         default_factory=lambda: int(number("OMNIROUTER_DESK_LEASE_S", 30) * 1000)
+    )
+    max_agents: int = field(default_factory=lambda: int(number("OMNIROUTER_MAX_AGENTS", 5000)))
+    max_advisor_for: int = field(
+        default_factory=lambda: int(number("OMNIROUTER_MAX_ADVISOR_FOR", 2000))
     )

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from schemas.envelope import now_ms
 from session import keys
 from session.conversation import with_lib
+from session.scripts import run_many
 from session.settings import SessionSettings
 
 _FIELDS = ("state", "handoff_at", "bot_turns", "bot_unhelpful", "bot_last_intent", "bot_given")
@@ -85,23 +86,21 @@ class BotState:
         if not moves:
             return []
         s = self.settings
-        pipe = self.redis.pipeline(transaction=False)
-        for m in moves:
-            await self._move(
-                args=[
-                    keys.PREFIX,
-                    m.conversation_id,
-                    m.action,
-                    m.event_id,
-                    orjson.dumps(m.entry) if m.entry else "",
-                    orjson.dumps(m.reply) if m.reply else "",
-                    now_ms(),
-                    s.history_cap,
-                    s.conversation_ttl_s,
-                    orjson.dumps(m.memory),
-                    orjson.dumps(m.handoff) if m.handoff else "",
-                ],
-                client=pipe,
-            )
-        raw = await pipe.execute()
+        arglists = [
+            [
+                keys.PREFIX,
+                m.conversation_id,
+                m.action,
+                m.event_id,
+                orjson.dumps(m.entry) if m.entry else "",
+                orjson.dumps(m.reply) if m.reply else "",
+                now_ms(),
+                s.history_cap,
+                s.conversation_ttl_s,
+                orjson.dumps(m.memory),
+                orjson.dumps(m.handoff) if m.handoff else "",
+            ]
+            for m in moves
+        ]
+        raw = await run_many(self.redis, self._move, arglists)
         return [(int(r[0]) == 1, _s(r[1])) for r in raw]

@@ -41,11 +41,26 @@ def continuity_args(d: dict[str, Any]) -> dict[str, Any]:
         "call_id": call.get("call_id"),
         "thread_refs": thread_refs(thread),
         "merge_from": list(d.get("merge_from") or []),
-        "ref_keys": [keys.dedupe(d["channel"], d["channel_message_id"])]
-        if d.get("channel_message_id")
-        else [],
+        "ref_keys": erasure_refs(d),
         "anonymous": not (d.get("customer") or {}).get("identified", False),
     }
+
+
+def erasure_refs(d: dict[str, Any]) -> list[str]:
+    """Keys outside the conversation that hold this message or what answers it, listed in
+    the conversation's refs so erasure removes them with it: the dedupe key, the chat
+    visitor's frame stream (replies and surveys the socket replays), the call's state and
+    say stream (the caller's number, the agent's spoken replies)."""
+    refs = (
+        [keys.dedupe(d["channel"], d["channel_message_id"])] if d.get("channel_message_id") else []
+    )
+    visitor = (d.get("from") or {}).get("visitor_id")
+    if d.get("channel") == "chat" and visitor:
+        refs.append(keys.visitor_frames(visitor))
+    call_id = (d.get("call") or {}).get("call_id")
+    if call_id:
+        refs += [keys.call_state(call_id), keys.call_say(call_id)]
+    return refs
 
 
 async def owner_profile(store: Any, customer: dict[str, Any], owner_id: str) -> dict[str, Any]:

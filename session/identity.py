@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from session.settings import id_key
 
 # Strongest evidence first: an authenticated app user id beats a carrier-verified number,
 # which beats an email address; a web visitor id is only a cookie.
@@ -42,18 +45,20 @@ class Evidence:
 
     kind: str
     value: str  # normalized
-    evidence: str  # authenticated_app_user | verified_phone | directory_email | dkim_email
+    evidence: str  # authenticated_app_user | verified_phone | dkim_email
 
 
 def evidence_of(channel: str, sender: dict[str, Any]) -> list[Evidence]:
     """The contacts of a message that count as evidence of who sent it, strongest first.
 
-    A contact counts only when the channel's adapter vouched for it (``from.verified``), or
-    when it is the address an email actually came from (a directory match on the email
-    channel: weaker, a From header can be forged, but every reply goes to the real owner).
-    Anything else in ``from`` (a phone number typed into web chat, an email named in an app
-    message) is a claim and never links the sender to a customer. A visitor id is a cookie:
-    it identifies only through a link made when the same browser logged in (see store).
+    A contact counts only when the channel's adapter vouched for it (``from.verified``).
+    An email's From address is no exception: it is a claim anyone can write, vouched for
+    only when a trusted mail system saw DKIM or SPF pass aligned with its domain
+    (channels/email/authres.py) or a trusted system posted it verified; an unverified From
+    naming a customer's address used to identify as that customer. Anything else in
+    ``from`` (a phone number typed into web chat, an email named in an app message) is a
+    claim and never links the sender to a customer. A visitor id is a cookie: it
+    identifies only through a link made when the same browser logged in (see store).
     """
     verified = set(sender.get("verified") or ())
     out: list[Evidence] = []
@@ -69,8 +74,6 @@ def evidence_of(channel: str, sender: dict[str, Any]) -> list[Evidence]:
                 "email": "dkim_email",
             }[kind]
             out.append(Evidence(kind, value, ev))
-        elif kind == "email" and channel == "email":
-            out.append(Evidence(kind, value, "directory_email"))
     return out
 
 
@@ -90,10 +93,17 @@ def anonymous_key(channel: str, sender: dict[str, Any]) -> tuple[str, str, bool]
     raise ValueError("sender has no contact to identify")
 
 
+def keyed_digest(text: str, length: int = 16) -> str:
+    """HMAC-SHA256 of `text` under OMNIROUTER_ID_KEY, hex, cut to `length`.
+
+    Keyed, not a plain hash: the inputs (phone numbers, customer ids) come from small spaces,
+    so a plain SHA-256 of them is reversed by hashing every number (docs/security.md)."""
+    return hmac.new(id_key(), text.encode(), hashlib.sha256).hexdigest()[:length]
+
+
 def anonymous_id(kind: str, value: str, verified: bool) -> str:
     tag = "v" if verified else "u"
-    digest = hashlib.sha256(f"{kind}:{normalize(kind, value)}:{tag}".encode()).hexdigest()[:16]
-    return f"anon-{digest}"
+    return f"anon-{keyed_digest(f'{kind}:{normalize(kind, value)}:{tag}')}"
 
 
 def merge_candidates(channel: str, sender: dict[str, Any]) -> list[str]:
@@ -103,8 +113,7 @@ def merge_candidates(channel: str, sender: dict[str, Any]) -> list[str]:
     cookie: the same browser that just logged in wrote that anonymous chat.
     """
     ids = [anonymous_id(e.kind, e.value, True) for e in evidence_of(channel, sender)]
-    if channel == "email" and sender.get("email"):
-        ids.append(anonymous_id("email", sender["email"], False))
+    # Not the unverified conversation of the same address: anyone could have written it.
     if channel == "chat" and sender.get("visitor_id"):
         ids.append(anonymous_id("visitor_id", sender["visitor_id"], False))
     return list(dict.fromkeys(ids))

@@ -430,3 +430,13 @@ def order_subscribers(order_id: str) -> str:
     """HASH conversation id -> the reply_to JSON of the channel the customer asked on: who
     hears each later status change of the order."""
     return f"{PREFIX}:order:{order_id}:subs"
+
+
+# -- limits (channels/limits.py) ----------------------------------------------------------------
+
+
+def rate_bucket(rule: str, subject_digest: str) -> str:
+    """HASH t (tokens left), ts (ms of the last refill) of one token bucket: a rate limit
+    rule for one credential subject, client address or visitor (by its keyed digest, never
+    the value), shared by every gateway; expires once it would be full again."""
+    return f"{PREFIX}:rl:{rule}:{subject_digest}"

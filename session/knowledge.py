@@ -18,6 +18,8 @@ from schemas.envelope import now_ms
 from session import keys
 from session.kbsearch import Hit, Index
 
+_NEVER = object()
+
 
 class KnowledgeBase:
     def __init__(self, redis: aioredis.Redis):
@@ -26,7 +28,7 @@ class KnowledgeBase:
             resources.files("session").joinpath("lua", "kb_put.lua").read_text()
         )
         self._index = Index(())
-        self._rev: Any = None
+        self._rev: Any = _NEVER
 
     async def put(self, article: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in article.items() if k not in ("version", "updated_at")}
@@ -52,7 +54,7 @@ class KnowledgeBase:
     async def index(self) -> Index:
         """The index of the current articles (rebuilt only when they changed)."""
         rev = await self.redis.get(keys.kb_revision())
-        if rev != self._rev or self._rev is None:
+        if rev != self._rev:  # None (no article ever written) is a revision too
             raw = await self.redis.hgetall(keys.kb_articles())
             self._index = Index(orjson.loads(v) for v in raw.values())
             self._rev = rev

@@ -7,12 +7,11 @@ whose consumers (analytics, the CRM) must erase downstream copies too.
 
 from __future__ import annotations
 
-import hashlib
-
 import structlog
 
 from schemas import events
 from schemas.envelope import Envelope, now_ms
+from session.identity import keyed_digest
 from session.store import Erasure, SessionStore
 
 log = structlog.get_logger(__name__)
@@ -22,7 +21,7 @@ SOURCE = "omnirouter/session"
 
 def customer_ref(customer_id: str) -> str:
     """What audit log lines call a customer: enough to correlate, not to read."""
-    return "c#" + hashlib.sha256(customer_id.encode()).hexdigest()[:12]
+    return "c#" + keyed_digest(f"customer:{customer_id}", 12)
 
 
 async def erase(store: SessionStore, customer_id: str) -> Erasure:

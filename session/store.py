@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -23,6 +23,7 @@ from session.identity import (
     merge_candidates,
     normalize,
 )
+from session.scripts import run_many
 from session.settings import SessionSettings
 
 # Routing bookkeeping on the conversation hash that is nobody else's business.
@@ -90,6 +91,46 @@ class Erasure:
     keys: int
     frames_redacted: int
     customer_ids: tuple[str, ...]
+
+
+_LISTED_FIELDS = (
+    "state",
+    "channel",
+    "category",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "last_agent",
+)
+
+
+class Append(NamedTuple):
+    """One timeline entry to append (see SessionStore.append)."""
+
+    conversation_id: str
+    event_id: str
+    entry: dict[str, Any]
+    message_id: str | None = None
+
+
+def _conversation(meta_raw: dict[bytes, bytes], timeline_raw: list[bytes]) -> dict[str, Any] | None:
+    if not meta_raw:
+        return None
+    meta: dict[str, Any] = {
+        k.decode(): v.decode() for k, v in meta_raw.items() if k not in _INTERNAL_FIELDS
+    }
+    for k in ("created_at", "updated_at", "priority", "resolved_at", "assigned_at"):
+        if k in meta:
+            meta[k] = int(float(meta[k]))
+    meta["reply_to"] = orjson.loads(meta["reply_to"]) if meta.get("reply_to") else None
+    for k in ("handoff", "bot_given"):
+        if meta.get(k):
+            meta[k] = orjson.loads(meta[k])
+    for k in ("bot_turns", "bot_unhelpful", "handoff_at"):
+        if k in meta:
+            meta[k] = int(float(meta[k]))
+    meta["messages"] = [orjson.loads(x) for x in timeline_raw]
+    return meta
 
 
 def _s(value: Any) -> str | None:
@@ -188,13 +229,9 @@ class SessionStore:
         the order given, so two messages of one sender see each other's links."""
         if not senders:
             return []
-        if len(senders) == 1:  # one round trip: a pipeline of scripts checks SCRIPT EXISTS first
-            raw = [await self._identify(args=self._identify_args(*senders[0]))]
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            for sender, channel in senders:
-                await self._identify(args=self._identify_args(sender, channel), client=pipe)
-            raw = await pipe.execute()
+        raw = await run_many(
+            self.redis, self._identify, [self._identify_args(s, c) for s, c in senders]
+        )
         return [
             self._customer(res, sender, channel)
             for res, (sender, channel) in zip(raw, senders, strict=True)
@@ -242,7 +279,14 @@ class SessionStore:
                 merge_from=tuple(_s(m) or "" for m in merges),
             )
         kind, value, verified = anonymous_key(channel, sender)
-        return Customer(id=anonymous_id(kind, value, verified), identified=False)
+        # Said out loud for the desk: an email From (or any contact) nobody vouched for is a
+        # claim, so the agent must not treat this sender as the customer the address names.
+        return Customer(
+            id=anonymous_id(kind, value, verified),
+            identified=False,
+            identified_by=kind,
+            evidence="verified_" + kind if verified else "unverified_claim",
+        )
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -260,13 +304,7 @@ class SessionStore:
         """
         if not messages:
             return []
-        if len(messages) == 1:
-            raw = [await self._ingest(args=self._ingest_args(**messages[0]))]
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            for m in messages:
-                await self._ingest(args=self._ingest_args(**m), client=pipe)
-            raw = await pipe.execute()
+        raw = await run_many(self.redis, self._ingest, [self._ingest_args(**m) for m in messages])
         return [
             self._ingest_result(res, m["customer_id"]) for res, m in zip(raw, messages, strict=True)
         ]
@@ -334,99 +372,165 @@ class SessionStore:
         """
         return int(
             await self._append(
-                args=[
-                    keys.PREFIX,
-                    conversation_id,
-                    event_id,
-                    orjson.dumps(entry),
-                    self.settings.history_cap,
-                    now_ms(),
-                    message_id or "",
-                    self.settings.conversation_ttl_s,
-                ]
+                args=self._append_args(Append(conversation_id, event_id, entry, message_id))
             )
         )
 
+    async def append_many(self, items: list[Append]) -> list[int]:
+        """`append` for a batch, in one pipeline, in the order given."""
+        raw = await run_many(self.redis, self._append, [self._append_args(i) for i in items])
+        return [int(x) for x in raw]
+
+    def _append_args(self, item: Append) -> list[Any]:
+        return [
+            keys.PREFIX,
+            item.conversation_id,
+            item.event_id,
+            orjson.dumps(item.entry),
+            self.settings.history_cap,
+            now_ms(),
+            item.message_id or "",
+            self.settings.conversation_ttl_s,
+        ]
+
     async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        return (await self.get_conversations([conversation_id]))[0]
+
+    async def get_conversations(self, ids: list[str]) -> list[dict[str, Any] | None]:
+        """Each conversation with its timeline (None where there is none), in one pipeline."""
+        if not ids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.conversation(conversation_id))
-        pipe.lrange(keys.timeline(conversation_id), 0, -1)
-        meta_raw, timeline_raw = await pipe.execute()
-        if not meta_raw:
-            return None
-        meta = {k.decode(): v.decode() for k, v in meta_raw.items() if k not in _INTERNAL_FIELDS}
-        for k in ("created_at", "updated_at", "priority", "resolved_at", "assigned_at"):
-            if k in meta:
-                meta[k] = int(float(meta[k]))
-        meta["reply_to"] = orjson.loads(meta["reply_to"]) if meta.get("reply_to") else None
-        for k in ("handoff", "bot_given"):
-            if meta.get(k):
-                meta[k] = orjson.loads(meta[k])
-        for k in ("bot_turns", "bot_unhelpful", "handoff_at"):
-            if k in meta:
-                meta[k] = int(float(meta[k]))
-        meta["messages"] = [orjson.loads(x) for x in timeline_raw]
-        return meta
+        for conversation_id in ids:
+            pipe.hgetall(keys.conversation(conversation_id))
+            pipe.lrange(keys.timeline(conversation_id), 0, -1)
+        raw = await pipe.execute()
+        return [_conversation(raw[2 * i], raw[2 * i + 1]) for i in range(len(ids))]
 
     async def list_conversations(self, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The customer's conversations, newest first: ids, states, times, categories."""
-        ids = [
-            _s(x) or ""
-            for x in await self.redis.zrevrange(
-                keys.customer_conversations(customer_id), 0, limit - 1
-            )
-        ]
+        return (await self.list_conversations_many([customer_id], limit))[customer_id]
+
+    async def list_conversations_many(
+        self, customer_ids: list[str], limit: int = 50
+    ) -> dict[str, list[dict[str, Any]]]:
+        """`list_conversations` for several customers in two round trips."""
+        wanted = list(dict.fromkeys(customer_ids))
+        if not wanted:
+            return {}
         pipe = self.redis.pipeline(transaction=False)
-        fields = (
-            "state",
-            "channel",
-            "category",
-            "created_at",
-            "updated_at",
-            "resolved_at",
-            "last_agent",
-        )
-        for cid in ids:
-            pipe.hmget(keys.conversation(cid), list(fields))
-        out = []
-        for cid, vals in zip(ids, await pipe.execute() if ids else [], strict=True):
-            row: dict[str, Any] = {"id": cid}
-            for f, val in zip(fields, vals, strict=True):
-                v = _s(val)
-                row[f] = int(float(v)) if v and f.endswith("_at") else v
-            if row["state"] is not None:
-                out.append(row)
+        for customer_id in wanted:
+            pipe.zrevrange(keys.customer_conversations(customer_id), 0, limit - 1)
+        ids = {
+            c: [_s(x) or "" for x in raw]
+            for c, raw in zip(wanted, await pipe.execute(), strict=True)
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        for cids in ids.values():
+            for cid in cids:
+                pipe.hmget(keys.conversation(cid), list(_LISTED_FIELDS))
+        rows = iter(await pipe.execute() if any(ids.values()) else [])
+        out: dict[str, list[dict[str, Any]]] = {}
+        for customer_id, cids in ids.items():
+            listed = out[customer_id] = []
+            for cid in cids:
+                row: dict[str, Any] = {"id": cid}
+                for f, val in zip(_LISTED_FIELDS, next(rows), strict=True):
+                    v = _s(val)
+                    row[f] = int(float(v)) if v and f.endswith("_at") else v
+                if row["state"] is not None:
+                    listed.append(row)
         return out
 
     async def erase_customer(self, customer_id: str) -> Erasure:
-        """Right to erasure: everything of the customer leaves Redis (docs/session.md).
+        """Right to erasure: everything of the customer leaves Redis (docs/security.md).
 
-        One script removes the records; agent frame streams (which carry previews and
-        messages) are then redacted entry by entry, two pipelined round trips.
+        One script removes the records (session/lua/erase.lua); then, outside it, agent
+        frame streams (which carry previews and messages) are redacted entry by entry, and
+        the inbound ledger's copies of messages accepted but not yet applied to any
+        conversation are dropped when they carry one of the customer's contacts, ids or
+        visitor ids (else the auditor would publish them again and bring the words back).
         """
-        n_convs, n_keys, convs, ids = await self._erase(args=[keys.PREFIX, customer_id])
+        contacts = await self._contacts(customer_id)
+        n_convs, n_keys, convs, ids, visitors = await self._erase(args=[keys.PREFIX, customer_id])
         needles = [x.encode() if isinstance(x, str) else x for x in (*convs, *ids)]
+        redacted = await self._redact_frames(needles)
+        owned = [*ids, *visitors, *contacts]
+        # Quoted, as JSON strings: visitor "v-1" must not match another visitor's "v-12".
+        dropped = await self._drop_pending([orjson.dumps(_s(x) or "") for x in owned])
+        return Erasure(
+            int(n_convs), int(n_keys) + dropped, redacted, tuple(_s(i) or "" for i in ids)
+        )
+
+    async def _contacts(self, customer_id: str) -> list[str]:
+        """The customer's verified contacts, as stored and in the forms a channel may send
+        them (a mainland number with and without +86)."""
+        rec = await self.get_customer(customer_id) or {}
+        out: list[str] = []
+        for values in (rec.get("verified") or {}).values():
+            for value in values or ():
+                out.append(str(value))
+                if str(value).startswith("+86"):
+                    out.append(str(value)[3:])
+        return [c for c in dict.fromkeys(out) if len(c) >= 5]
+
+    async def _redact_frames(self, needles: list[bytes]) -> int:
         agents = [_s(a) or "" for a in await self.redis.smembers(keys.agents())]
-        redacted = 0
-        if agents and needles:
-            pipe = self.redis.pipeline(transaction=False)
-            for a in agents:
-                pipe.xrange(keys.agent_frames(a))
-            hits: list[tuple[str, list[Any]]] = []
-            for a, entries in zip(agents, await pipe.execute(), strict=True):
-                ids_hit = [
-                    fid
-                    for fid, fields in entries
-                    if any(n in b"".join(fields.values()) for n in needles)
-                ]
-                if ids_hit:
-                    hits.append((a, ids_hit))
-            if hits:
-                pipe = self.redis.pipeline(transaction=False)
-                for a, fids in hits:
-                    pipe.xdel(keys.agent_frames(a), *fids)
-                redacted = sum(int(x) for x in await pipe.execute())
-        return Erasure(int(n_convs), int(n_keys), redacted, tuple(_s(i) or "" for i in ids))
+        if not agents or not needles:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for a in agents:
+            pipe.xrange(keys.agent_frames(a))
+        hits: list[tuple[str, list[Any]]] = []
+        for a, entries in zip(agents, await pipe.execute(), strict=True):
+            ids_hit = [
+                fid
+                for fid, fields in entries
+                if any(n in b"".join(fields.values()) for n in needles)
+            ]
+            if ids_hit:
+                hits.append((a, ids_hit))
+        if not hits:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for a, fids in hits:
+            pipe.xdel(keys.agent_frames(a), *fids)
+        return sum(int(x) for x in await pipe.execute())
+
+    async def _drop_pending(self, needles: list[bytes], limit: int = 10_000) -> int:
+        if not needles:
+            return 0
+        pending = [_s(e) or "" for e in await self.redis.zrange(keys.inbound_pending(), 0, limit)]
+        if not pending:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for e in pending:
+            pipe.hget(keys.inbound_copy(e), "value")
+        hit = [
+            e
+            for e, value in zip(pending, await pipe.execute(), strict=True)
+            if value and any(n in value for n in needles)
+        ]
+        if not hit:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.inbound_pending(), *hit)
+        pipe.delete(*(keys.inbound_copy(e) for e in hit))
+        await pipe.execute()
+        return len(hit)
+
+    async def conversation_fields_many(
+        self, ids: list[str], *fields: str
+    ) -> dict[str, list[str | None]]:
+        """`conversation_fields` of several conversations in one round trip."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for conversation_id in wanted:
+            pipe.hmget(keys.conversation(conversation_id), list(fields))
+        raw = await pipe.execute()
+        return {c: [_s(x) for x in row] for c, row in zip(wanted, raw, strict=True)}
 
     async def conversation_fields(self, conversation_id: str, *fields: str) -> list[str | None]:
         return [

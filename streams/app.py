@@ -34,7 +34,7 @@ from streams.analytics import stage as analytics_stage
 from streams.analytics.stage import Analytics
 from streams.bot.stage import Bot
 from streams.classify import load_classifier
-from streams.consume import ConsumePath, Outbox
+from streams.consume import ConsumePath, Outbox, TopicReader
 from streams.feedback import stage as feedback_stage
 from streams.feedback.stage import Feedback
 from streams.settings import Settings
@@ -146,8 +146,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
             offset=msg.offset,
         )
 
-    def path(stage: str, handle: Any, decode: Any) -> ConsumePath[Any]:
-        return ConsumePath(stage, handle, flush, dead_letter, decode)
+    def path(stage: str, handle: Any, decode: Any, linger_s: float = 0.0) -> ConsumePath[Any]:
+        return ConsumePath(stage, handle, flush, dead_letter, decode, linger_s)
+
+    side = settings.side_linger_ms / 1000  # stages nobody waits on: history and figures
 
     stage_1 = identify_classify.IdentifyClassify(session, load_classifier())
     bot = Bot(BotState(redis), KnowledgeBase(redis), FundStore(redis), enabled=settings.bot)
@@ -157,8 +159,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     feedback = Feedback(session, registry, load_classifier())
     analytics = Analytics(registry, History())
     decode = analytics_stage.decode_any
-    # Several stages may read one topic (each its own faust agent: the record is acked when
-    # all of them are done with it).
+    # Several stages may read one topic: one faust agent per topic hands each batch to all
+    # of them (streams/consume.TopicReader).
     stage_5 = funds.Funds(FundStore(redis))
     stage_6 = orders.Orders(OrderStore(redis), FundStore(redis), session)
     paths = [
@@ -186,20 +188,40 @@ def create_app(settings: Settings | None = None) -> faust.App:
             topics.TASKS,
             path(feedback_stage.STAGE_OPENED, feedback.handle_opened, feedback_stage.decode_opened),
         ),
-        (topics.MESSAGES, path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode)),
-        (topics.FEEDBACK, path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode)),
-        (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode)),
+        (
+            topics.MESSAGES,
+            path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode, side),
+        ),
+        (
+            topics.FEEDBACK,
+            path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode, side),
+        ),
+        (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode, side)),
         (
             topics.AUDIT,
-            path(analytics_stage.STAGE_AUDIT, analytics.handle_audit, analytics_stage.decode_audit),
+            path(
+                analytics_stage.STAGE_AUDIT,
+                analytics.handle_audit,
+                analytics_stage.decode_audit,
+                side,
+            ),
         ),
         (
             topics.AGENT_EVENTS,
-            path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode),
+            path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode, side),
         ),
     ]
+    readers: dict[str, TopicReader] = {}
     for topic, consume in paths:
-        app.agent(app.topic(topic), name=consume.stage)(consume.run)
+        readers.setdefault(topic, TopicReader(topic, [])).paths.append(consume)
+    for reader in readers.values():
+        app.agent(app.topic(reader.topic), name=reader.name)(reader.run)
+
+    @app.timer(interval=settings.stats_interval_s)
+    async def stage_stats() -> None:
+        for topic, consume in paths:
+            if consume.batches:
+                log.info("stage.stats", stage=consume.stage, topic=topic, **consume.stats())
 
     async def routing(step: Any) -> None:
         out = Outbox()

@@ -10,15 +10,27 @@ from streams import logs
 from streams.settings import Settings
 
 
+def _require_id_key() -> None:
+    """Fail at start, not on the first anonymous message, when the id key is missing."""
+    from session.settings import MissingIdKey, id_key
+
+    try:
+        id_key()
+    except MissingIdKey as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def _worker(_: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
+    _require_id_key()
     return run_worker()
 
 
 def _configured() -> Settings:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
+    _require_id_key()
     return settings
 
 

@@ -9,6 +9,8 @@
 | OMNIROUTER_SESSION_TIMEOUT_S | 10 | consumer group session timeout |
 | OMNIROUTER_WORKER_ID | hostname-pid | name of this worker in logs and readiness keys |
 | OMNIROUTER_DATA_DIR | .omnirouter | where `omnirouter dev` keeps Redis's append-only file |
+| OMNIROUTER_STATS_INTERVAL_S | 30 | how often each stage logs `stage.stats` (batches, mean batch, ms per batch) |
+| OMNIROUTER_SIDE_LINGER_MS | 250 | how long the analytics stages (history, figures, surges) gather records before a batch; nothing waits on them |
 | OMNIROUTER_BOT | on | `off`: no bot step; every message goes to routing (docs/bot.md) |
 | LOG_FORMAT | auto | json, console, or auto (console on a TTY, else JSON) |
 | LOG_LEVEL | INFO | |
@@ -45,6 +47,12 @@ class Settings:
     )
     data_dir: str = field(
         default_factory=lambda: os.environ.get("OMNIROUTER_DATA_DIR", ".omnirouter")
+    )
+    stats_interval_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_STATS_INTERVAL_S", 30.0)
+    )
+    side_linger_ms: float = field(
+        default_factory=lambda: number("OMNIROUTER_SIDE_LINGER_MS", 250.0)
     )
     bot: bool = field(default_factory=lambda: os.environ.get("OMNIROUTER_BOT", "on") != "off")
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))

@@ -35,6 +35,11 @@ ADMIN_TOKEN = "test-admin-token"
 OPS_TOKEN = "test-ops-token"
 TELEPHONY_SECRET = "test-telephony-secret"
 TWILIO_TOKEN = "test-twilio-token"
+# The anonymous-id key of every process of the run (children inherit os.environ): tests
+# derive the ids the worker derives. Fixed so a failure reproduces with the same ids.
+ID_KEY = "test-id-key-0123456789abcdef"
+MAIL_AUTHSERV = "mx.test.omnirouter"  # the authserv-id of "our" border MTA
+os.environ["OMNIROUTER_ID_KEY"] = ID_KEY
 
 
 @dataclass
@@ -154,6 +159,13 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         ),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
+        # The whole suite calls from 127.0.0.1, far faster than any one client would: the
+        # shared gateway's rates are out of its way; tests/integration/test_limits.py runs a
+        # gateway of its own with tight ones.
+        **{f"OMNIROUTER_RATE_{r}": "100000/s" for r in ("INBOUND", "SURVEY", "LOGIN", "SOCKETS")},
+        "OMNIROUTER_RATE_CHAT_MESSAGES": "100000/s",
+        "OMNIROUTER_MAX_SOCKETS_PER_AGENT": "50",
+        "OMNIROUTER_MAX_SOCKETS_PER_VISITOR": "50",
         **extra,
     }
 
@@ -170,6 +182,7 @@ def services(infra: embedded.Infra, tmp_path_factory: pytest.TempPathFactory) ->
             OMNIROUTER_PORT=str(port),
             OMNIROUTER_SMTP_PORT=str(smtp_port),
             OMNIROUTER_SMTP_MAX_BYTES=str(512 * 1024),
+            OMNIROUTER_MAIL_TRUSTED_AUTHSERV=MAIL_AUTHSERV,
             OMNIROUTER_APP_SECRETS=json.dumps({APP_ID: APP_SECRET}),
             OMNIROUTER_TELEPHONY_SECRET=TELEPHONY_SECRET,
             OMNIROUTER_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,

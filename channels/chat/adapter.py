@@ -16,7 +16,7 @@ class ChatAdapter:
         # Its own connections: the feed's blocking XREAD must not hold up request handlers.
         self.feed_redis = connect(ctx.redis_url, max_connections=4)
         self.feed = VisitorFeed(self.feed_redis, ctx.session)
-        self.socket = ChatSocket(ctx.ingress, self.feed)
+        self.socket = ChatSocket(ctx.ingress, self.feed, ctx.limits)
 
     def routes(self) -> list[web.RouteDef]:
         return [

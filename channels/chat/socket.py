@@ -37,6 +37,8 @@ from prometheus_client import Counter, Gauge
 from channels.broker import BrokerUnavailable
 from channels.edge import error
 from channels.ingress import Ingress, InProgress
+from channels.limits import CLOSE_POLICY, Limited, Limits, refuse_socket
+from channels.settings import frames_ttl_s
 from channels.stream_feed import StreamFeed
 from schemas import models
 from schemas.envelope import now_ms
@@ -50,7 +52,7 @@ log = structlog.get_logger(__name__)
 CHAT_SOCKETS = Gauge("omnirouter_chat_sockets", "Open web chat sockets on this gateway")
 CHAT_MESSAGES = Counter(
     "omnirouter_chat_messages_total", "Chat socket messages by outcome", ["outcome"]
-)  # accepted | duplicate | invalid | retry_later
+)  # accepted | duplicate | invalid | retry_later | rate_limited
 FRAMES_KEPT = 500  # per visitor
 _ID_MAX = 128
 
@@ -71,12 +73,12 @@ async def append_visitor_frame(
     redis: aioredis.Redis, visitor_id: str, payload: dict[str, Any]
 ) -> str:
     """Called by the delivery service: queue a frame for a visitor, wherever they are."""
-    fid = await redis.xadd(
-        keys.visitor_frames(visitor_id),
-        {"f": orjson.dumps(payload)},
-        maxlen=FRAMES_KEPT,
-        approximate=True,
-    )
+    key = keys.visitor_frames(visitor_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(key, {"f": orjson.dumps(payload)}, maxlen=FRAMES_KEPT, approximate=True)
+    # Capped in length and in time: a visitor who never comes back leaves nothing behind.
+    pipe.expire(key, frames_ttl_s())
+    fid, _ = await pipe.execute()
     return _s(fid)
 
 
@@ -109,12 +111,17 @@ class VisitorFeed(StreamFeed):
 
 
 class ChatSocket:
-    """The handler of GET /v1/chat/ws."""
+    """The handler of GET /v1/chat/ws.
 
-    def __init__(self, ingress: Ingress, feed: VisitorFeed):
+    Bounded (channels/limits.py): sockets per gateway (1013) and per visitor (1008), frames
+    of at most OMNIROUTER_WS_MAX_MSG_BYTES (1009, sent by aiohttp), and a visitor's frames
+    per minute across gateways (an error frame, then 1008)."""
+
+    def __init__(self, ingress: Ingress, feed: VisitorFeed, limits: Limits):
         self.ingress = ingress
         self.feed = feed
         self.answers = ingress.answers
+        self.limits = limits
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         visitor_id = request.query.get("visitor_id")
@@ -124,8 +131,21 @@ class ChatSocket:
         if since is not None and not _valid_stream_id(since):
             return error(400, "invalid_value", "since must be a frame id", "since")
         assert visitor_id is not None
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=256 * 1024)
-        await ws.prepare(request)
+        refused = self.limits.caps.admit("visitor", visitor_id)
+        if refused is not None:
+            return await refuse_socket(request, *refused)
+        try:
+            ws = web.WebSocketResponse(
+                heartbeat=20, max_msg_size=self.limits.settings.ws_max_msg_bytes
+            )
+            await ws.prepare(request)
+            return await self._serve(ws, visitor_id, since)
+        finally:
+            self.limits.caps.release("visitor", visitor_id)
+
+    async def _serve(
+        self, ws: web.WebSocketResponse, visitor_id: str, since: str | None
+    ) -> web.WebSocketResponse:
         structlog.contextvars.bind_contextvars(visitor_id=visitor_id)
         await self.feed.register(visitor_id, ws, since)
         CHAT_SOCKETS.inc()
@@ -144,6 +164,11 @@ class ChatSocket:
                     if msg.data == "ping":
                         await ws.send_str('{"type":"pong"}')
                         continue
+                    try:
+                        await self.limits.limiter.check("chat_messages", f"visitor:{visitor_id}")
+                    except Limited as exc:
+                        await self._limited(ws, exc)
+                        break
                     await ws.send_str(
                         orjson.dumps(await self._message(visitor_id, msg.data)).decode()
                     )
@@ -153,6 +178,25 @@ class ChatSocket:
             CHAT_SOCKETS.dec()
             self.feed.unregister(visitor_id, ws)
         return ws
+
+    @staticmethod
+    async def _limited(ws: web.WebSocketResponse, exc: Limited) -> None:
+        CHAT_MESSAGES.labels("rate_limited").inc()
+        await ws.send_str(
+            orjson.dumps(
+                {
+                    "type": "error",
+                    "error": {
+                        "code": "rate_limited",
+                        "message": str(exc),
+                        "retry_after_s": int(exc.retry_after),
+                    },
+                }
+            ).decode()
+        )
+        await ws.close(
+            code=CLOSE_POLICY, message=f"rate limited; retry in {exc.retry_after} s".encode()
+        )
 
     async def _message(self, visitor_id: str, data: str) -> dict[str, Any]:
         client_id: Any = None

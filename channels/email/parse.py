@@ -33,6 +33,7 @@ from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any
 
+from channels.email.authres import verified_sender
 from channels.settings import MailLimits
 from schemas.models import MAX_ATTACHMENTS, MAX_TEXT
 
@@ -376,9 +377,17 @@ def _sender(msg: Message) -> tuple[str, str]:
 
 
 def parse_email(
-    raw: bytes, *, envelope_from: str | None = None, limits: MailLimits | None = None
+    raw: bytes,
+    *,
+    envelope_from: str | None = None,
+    limits: MailLimits | None = None,
+    trusted_authserv: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A normalized inbound message body (for models.parse_inbound("email", ...)).
+
+    The sender address is a claim unless an Authentication-Results header of one of the
+    `trusted_authserv` ids says DKIM or SPF passed aligned with its domain
+    (channels/email/authres.py); only then does ``from.verified`` name it.
 
     Raises MalformedMail when there is no usable sender address, when the message breaks
     `limits` (default: the documented MailLimits), or when a header the message's identity,
@@ -416,9 +425,13 @@ def parse_email(
         message_id = f"<{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.omnirouter>"
     parents = _msg_ids(msg.get("In-Reply-To"))
     in_reply_to = parents[0] if parents else None
+    sender: dict[str, Any] = {"email": addr.strip()[:320], **({"name": name[:320]} if name else {})}
+    results = [str(h) for h in msg.get_all("Authentication-Results") or ()]
+    if verified_sender(results, trusted_authserv, sender["email"]):
+        sender["verified"] = ["email"]
     out: dict[str, Any] = {
         "channel_message_id": message_id[:200],
-        "from": {"email": addr.strip()[:320], **({"name": name[:320]} if name else {})},
+        "from": sender,
         "text": text[:MAX_TEXT],
         "thread": {
             "message_id": message_id,

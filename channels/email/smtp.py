@@ -61,7 +61,9 @@ class ParseBusy(Exception):
     """Every parse worker is still busy (with mails whose deadline may have passed)."""
 
 
-def parse_mail(raw: bytes, mail_from: str | None, limits: MailLimits) -> tuple[str | None, Any]:
+def parse_mail(
+    raw: bytes, mail_from: str | None, limits: MailLimits, trusted_authserv: tuple[str, ...] = ()
+) -> tuple[str | None, Any]:
     """Runs on a parse worker: (why it is machine-written, None) or (None, the message).
 
     Raises MalformedMail or SchemaError for a mail that will never be accepted.
@@ -70,7 +72,8 @@ def parse_mail(raw: bytes, mail_from: str | None, limits: MailLimits) -> tuple[s
     if machine:
         return machine, None
     return None, models.parse_inbound(
-        "email", parse_email(raw, envelope_from=mail_from, limits=limits)
+        "email",
+        parse_email(raw, envelope_from=mail_from, limits=limits, trusted_authserv=trusted_authserv),
     )
 
 
@@ -84,8 +87,10 @@ class InboundMailHandler:
         limits: MailLimits | None = None,
         parse_timeout_s: float = 10.0,
         parse_workers: int = 2,
+        trusted_authserv: tuple[str, ...] = (),
     ):
         self.ingress = ingress
+        self.trusted_authserv = trusted_authserv
         self.domains = {d.lower() for d in domains}
         self.limits = limits or MailLimits()
         self.parse_timeout_s = parse_timeout_s
@@ -100,7 +105,7 @@ class InboundMailHandler:
             raise ParseBusy("every mail parse worker is busy")
         loop = asyncio.get_running_loop()
         self.parsing += 1
-        done = self.executor.submit(parse_mail, raw, mail_from, self.limits)
+        done = self.executor.submit(parse_mail, raw, mail_from, self.limits, self.trusted_authserv)
 
         def finished(_: object) -> None:  # on the worker thread
             with contextlib.suppress(RuntimeError):  # the loop may be closed by then
@@ -186,6 +191,7 @@ class SmtpListener:
             settings.mail_limits,
             settings.mail_parse_timeout_s,
             settings.mail_parse_workers,
+            settings.mail_trusted_authserv,
         )
         self._server: asyncio.AbstractServer | None = None
 

@@ -16,7 +16,9 @@ from channels.gateway.errors import (
     ok,
     path_id,
 )
+from channels.limits import refuse_socket
 from channels.stream_feed import valid_stream_id
+from router.registry.agents import TooManyAgents
 from schemas import models
 from schemas.envelope import new_id
 from schemas.payloads import (
@@ -25,6 +27,9 @@ from schemas.payloads import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+AGENT_MAX_MSG_BYTES = 4096
 
 
 class Agents:
@@ -44,7 +49,25 @@ class Agents:
     async def put_agent(self, request: web.Request) -> web.Response:
         agent_id = path_id(request, "agent_id")
         profile = models.parse_agent(agent_id, await self.gw.body(request))
-        return ok(await self.gw.registry.put_agent(profile))
+        s = self.gw.router_settings
+        if len(profile["advisor_for"]) > s.max_advisor_for:
+            raise ApiError(
+                422,
+                "too_long",
+                f"advisor_for has more than {s.max_advisor_for} customers "
+                "(OMNIROUTER_MAX_ADVISOR_FOR)",
+                field="advisor_for",
+            )
+        try:
+            return ok(await self.gw.registry.put_agent(profile, max_agents=s.max_agents))
+        except TooManyAgents as exc:
+            raise ApiError(
+                429,
+                "agent_limit",
+                f"{exc}; raise OMNIROUTER_MAX_AGENTS to register more",
+                field="agent_id",
+                headers={"Retry-After": "60"},
+            ) from None
 
     async def get_agent(self, request: web.Request) -> web.Response:
         agent = await self.gw.registry.get_agent(path_id(request, "agent_id"))
@@ -90,8 +113,21 @@ class Agents:
         # The agent's own socket is its desk: it is offered work only while one is open.
         # A supervisor watching the stream is not the agent's presence.
         is_desk = principal_of(request).is_agent(agent_id)
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
+        caps = self.gw.limits.caps
+        refused = caps.admit("agent", agent_id)
+        if refused is not None:
+            return await refuse_socket(request, *refused)
+        try:
+            # A desk sends nothing but "ping": a small frame limit (1009 past it).
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=AGENT_MAX_MSG_BYTES)
+            await ws.prepare(request)
+            return await self._serve(ws, agent_id, since, is_desk)
+        finally:
+            caps.release("agent", agent_id)
+
+    async def _serve(
+        self, ws: web.WebSocketResponse, agent_id: str, since: str | None, is_desk: bool
+    ) -> web.WebSocketResponse:
         # Register before the snapshot: a frame may then arrive twice, but never not at all.
         await self.gw.feed.register(agent_id, ws, since)
         structlog.contextvars.bind_contextvars(agent_id=agent_id)

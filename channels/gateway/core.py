@@ -27,6 +27,7 @@ from channels.gateway.errors import (
 )
 from channels.ingress import Ingress
 from channels.lag import LagReader
+from channels.limits import LIMITS, Limits, limits_middleware
 from channels.settings import GatewaySettings
 from router.queues import QueueBook
 from router.registry import OfflineResult, Registry
@@ -72,6 +73,8 @@ class Gateway:
         self.ingress = Ingress(self.session, self.ledger, self.broker, self.answers)
         # A separate connection: the feed's blocking XREAD must not hold up request handlers.
         self.feed = AgentFeed(connect(redis_url, max_connections=4))
+        # Rate limits and socket caps (channels/limits.py), shared with the adapters.
+        self.limits = Limits.build(self.redis)
         self.adapters = Adapters(self, redis_url)
         # The desks (agents' own stream sockets) this gateway holds: their leases are renewed
         # here, so another gateway's sweep can tell a dead gateway's desks from live ones.
@@ -96,10 +99,11 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[errors_middleware, access_middleware],
+            middlewares=[errors_middleware, access_middleware, limits_middleware],
             client_max_size=self.settings.max_body_bytes,
         )
         app[TOKENS] = self.tokens
+        app[LIMITS] = self.limits
         self.adapters.install(app)  # first: it takes /v1/inbound/app over from the generic route
         # Imported here: each resource module imports this one for its type.
         from channels.desk.pages import Pages

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from aiohttp import web
 
@@ -78,6 +80,10 @@ class Customers:
         """Right to erasure; idempotent, so a retry after a 503 completes the audit trail."""
         customer_id = path_id(request, "customer_id")
         erasure = await privacy.erase(self.gw.session, customer_id)
+        # The history store (heat map, review: conversation previews, survey comments, task
+        # notes) is erased here too, before the answer, not only when the analytics stage
+        # reads cs.audit.v1: the answer must mean "gone" for every store this process can reach.
+        rows = await asyncio.to_thread(self.gw.history.erase_customers, erasure.customer_ids)
         await self.gw.publish(topics.AUDIT, customer_id, privacy.erased_event(customer_id, erasure))
         return ok(
             {
@@ -86,5 +92,6 @@ class Customers:
                 "conversations": erasure.conversations,
                 "keys": erasure.keys,
                 "frames_redacted": erasure.frames_redacted,
+                "history_rows": rows,
             }
         )

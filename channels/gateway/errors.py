@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.auth import AuthError
 from channels.edge import TooLarge, json_body, read_body
+from channels.limits import Limited
 from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,10 @@ async def errors_middleware(
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     except SchemaError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field)
+    except Limited as exc:
+        return error_response(
+            429, "rate_limited", str(exc), headers={"Retry-After": exc.retry_after}
+        )
     except (RedisConnectionError, RedisTimeoutError, BusyLoadingError):
         # The store is away (restarting, failing over): nothing was accepted, say when to
         # come back instead of a 500 that load balancers and clients treat as a bug.

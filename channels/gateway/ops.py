@@ -18,11 +18,13 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from channels import openapi
+from channels.access import principal_of
 from channels.gateway.core import Gateway
 from channels.gateway.errors import (
     ApiError,
     ok,
 )
+from channels.limits import refuse_socket
 from router.figures import Figures
 from schemas import asyncapi
 
@@ -108,8 +110,21 @@ class Ops:
         return ok(await self.snapshot())
 
     async def live(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
+        # Bounded like every socket (channels/limits.py): per gateway, per watcher, and
+        # small frames (it only hears "ping").
+        p = principal_of(request)
+        who = p.subject
+        refused = self.gw.limits.caps.admit("staff", who, per_owner=p.token_id != "env")
+        if refused is not None:
+            return await refuse_socket(request, *refused)
+        try:
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+            await ws.prepare(request)
+            return await self._watch(ws)
+        finally:
+            self.gw.limits.caps.release("staff", who)
+
+    async def _watch(self, ws: web.WebSocketResponse) -> web.WebSocketResponse:
         self.subscribers.add(ws)
         if self._pusher is None or self._pusher.done():
             self._pusher = asyncio.create_task(self._push())

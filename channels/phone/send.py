@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from channels.contract import DeliveryError, OutboundContext
+from channels.phone.telephony import CALL_TTL_S
 from schemas.envelope import now_ms
 from session import keys
 
@@ -45,4 +46,6 @@ class PhoneSender:
             maxlen=SAY_KEPT,
             approximate=True,
         )
+        # The say stream lives as long as the call's state does (then nobody reads it).
+        await self.redis.expire(keys.call_say(call_id), CALL_TTL_S)
         return "sent"

@@ -20,11 +20,26 @@ from schemas.vocabulary import CHANNELS
 from session import keys
 
 
+class TooManyAgents(Exception):
+    """Registering one more agent would pass OMNIROUTER_MAX_AGENTS."""
+
+
 class Agents(RegistryBase):
-    async def put_agent(self, profile: dict[str, Any]) -> dict[str, Any]:
-        """Create or update an agent; a new agent starts offline until it says otherwise."""
+    async def put_agent(
+        self, profile: dict[str, Any], max_agents: int | None = None
+    ) -> dict[str, Any]:
+        """Create or update an agent; a new agent starts offline until it says otherwise.
+
+        A new agent past `max_agents` raises TooManyAgents (checked just before the write:
+        two gateways registering at the same instant may pass it by one each)."""
         aid = profile["id"]
-        status = await self.redis.hget(keys.agent(aid), "status")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.agent(aid), "status")
+        pipe.sismember(keys.agents(), aid)
+        pipe.scard(keys.agents())
+        status, known, count = await pipe.execute()
+        if max_agents is not None and not known and int(count) >= max_agents:
+            raise TooManyAgents(f"{count} agents are registered; the limit is {max_agents}")
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(
             keys.agent(aid),

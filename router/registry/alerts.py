@@ -27,5 +27,10 @@ class Alerts(RegistryBase):
         await pipe.execute()
         return True
 
+    async def alert_latched(self, kind: str, subject: str) -> bool:
+        """True while an alert of this kind and subject raised earlier still holds its latch:
+        a caller can skip preparing one (raise_alert stays the atomic decision)."""
+        return bool(await self.redis.exists(keys.alert_latch(kind, subject)))
+
     async def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in await self.redis.lrange(keys.alerts(), 0, limit - 1)]

@@ -14,6 +14,7 @@ from router.registry.base import (
 )
 from schemas.envelope import now_ms
 from session import keys
+from session.scripts import run_many
 
 
 class Offers(RegistryBase):
@@ -62,27 +63,11 @@ class Offers(RegistryBase):
         pipeline; each claim is still its own atomic script, run in the order given."""
         if not claims:
             return []
-        if len(claims) == 1:
-            job, agent_id, offer_id, expires_at, head_start_ms = claims[0]
-            return [
-                await self.offer(
-                    job,
-                    agent_id,
-                    offer_id,
-                    expires_at,
-                    queue=job.queue or "",
-                    head_start_ms=head_start_ms,
-                )
-            ]
-        pipe = self.redis.pipeline(transaction=False)
-        for job, agent_id, offer_id, expires_at, head_start_ms in claims:
-            await self._offer(
-                args=self._offer_args(
-                    job, agent_id, offer_id, expires_at, job.queue or "", head_start_ms
-                ),
-                client=pipe,
-            )
-        return [ScriptResult.of(r) for r in await pipe.execute()]
+        arglists = [
+            self._offer_args(job, agent_id, offer_id, expires_at, job.queue or "", head_start_ms)
+            for job, agent_id, offer_id, expires_at, head_start_ms in claims
+        ]
+        return [ScriptResult.of(r) for r in await run_many(self.redis, self._offer, arglists)]
 
     async def accept(self, offer_id: str, agent_id: str) -> ScriptResult:
         return ScriptResult.of(await self._accept(args=[keys.PREFIX, offer_id, agent_id, now_ms()]))

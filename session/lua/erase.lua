@@ -1,9 +1,13 @@
 -- Right to erasure: remove a customer's directory record, identity links, conversations,
--- timelines, seen-sets, thread/call maps and dedupe keys, and every anonymous id folded into
--- it, in one step; a conversation still held by routing is taken out of its queue, offer or
--- agent first so capacity is not leaked. Agent frame streams are redacted by the caller.
+-- timelines, seen-sets, thread/call maps, call state, dedupe keys, the chat visitor frame
+-- streams (replies and surveys the widget replays), the inbound ledger's copies of applied
+-- messages, surveys and tasks, bot replies, orders and their subscriptions, and every
+-- anonymous id folded into it, in one step; a conversation still held by routing is taken
+-- out of its queue, offer or agent first so capacity is not leaked. Agent frame streams and
+-- ledger copies not yet applied to a conversation are redacted by the caller.
 -- ARGV: prefix, customer_id
--- Returns {conversations removed, keys removed, {conversation ids}, {customer ids}}
+-- Returns {conversations removed, keys removed, {conversation ids}, {customer ids},
+--          {visitor ids seen}}
 local p, cid = ARGV[1], ARGV[2]
 local ids = {cid}
 for _, a in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':aliases')) do ids[#ids + 1] = a end
@@ -20,6 +24,13 @@ end
 local removed = 0
 local function del(...)
   removed = removed + redis.call('DEL', ...)
+end
+local visitors, vseen = {}, {}
+local function visitor(v)
+  if vseen[v] then return end
+  vseen[v] = true
+  visitors[#visitors + 1] = v
+  del(p .. ':visitor:' .. v .. ':frames')
 end
 for _, c in ipairs(convs) do
   local ck = p .. ':conv:' .. c
@@ -39,6 +50,18 @@ for _, c in ipairs(convs) do
     give_back(p, h[4], h[5])
   end
   for _, k in ipairs(redis.call('SMEMBERS', ck .. ':refs')) do del(k) end
+  -- Data written before the refs listed them: the visitor of the last reply address, the
+  -- ledger's copies of the messages applied here.
+  local rt = redis.call('HGET', ck, 'reply_to')
+  if rt then
+    local ok, t = pcall(cjson.decode, rt)
+    local v = ok and type(t) == 'table' and type(t.from) == 'table' and t.from.visitor_id
+    if type(v) == 'string' then visitor(v) end
+  end
+  for _, e in ipairs(redis.call('SMEMBERS', ck .. ':seen')) do
+    del(p .. ':inbound:copy:' .. e)
+    redis.call('ZREM', p .. ':inbound:pending', e)
+  end
   -- Feedback: the survey (its answer and comment) and the tasks it opened.
   del(p .. ':survey:sv-' .. c)
   redis.call('ZREM', p .. ':surveys:pending', 'sv-' .. c)
@@ -53,12 +76,22 @@ for _, c in ipairs(convs) do
   del(ck, ck .. ':timeline', ck .. ':seen', ck .. ':declined', ck .. ':refs', ck .. ':tasks',
     ck .. ':bot')
 end
+local vprefix = p .. ':ident:visitor_id:'
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
   if redis.call('HGET', k, 'customer_id') == cid then del(k) end
+  if string.sub(k, 1, #vprefix) == vprefix then visitor(string.sub(k, #vprefix + 1)) end
+end
+-- Orders: the transfer agent's records of this customer and who was told of them.
+for _, id in ipairs(ids) do
+  local ok = p .. ':cust:' .. id .. ':orders'
+  for _, o in ipairs(redis.call('ZRANGE', ok, 0, -1)) do
+    del(p .. ':order:' .. o, p .. ':order:' .. o .. ':subs')
+  end
+  del(ok)
 end
 del(p .. ':customer:' .. cid)
 for _, id in ipairs(ids) do
   local ck = p .. ':cust:' .. id
   del(ck .. ':open', ck .. ':convs', ck .. ':idents', ck .. ':aliases', ck .. ':merged')
 end
-return {#convs, removed, convs, ids}
+return {#convs, removed, convs, ids, visitors}

@@ -20,7 +20,6 @@ first seen. The store is written off the event loop (asyncio.to_thread).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
@@ -35,6 +34,7 @@ from schemas.errors import UnknownEventType
 from schemas.payloads import SurgeDetected, envelope_of
 from session import keys
 from session.history import History
+from session.identity import keyed_digest
 from streams.analytics import surge
 from streams.analytics.surge import Baseline, SurgeParams
 from streams.consume import Outbox
@@ -114,7 +114,7 @@ def _opt(v: Any) -> str | None:
 def _who(r: dict[str, Any]) -> str:
     """A customer in a window, by digest: distinct counts need no id, and erasure then has
     nothing to find in the windows (the HyperLogLogs keep no ids either)."""
-    return hashlib.sha256(str(r["customer_id"] or r["event_id"]).encode()).hexdigest()[:16]
+    return keyed_digest(f"who:{r['customer_id'] or r['event_id']}")
 
 
 def _baseline(raw: bytes | str | None) -> Baseline | None:
@@ -154,28 +154,34 @@ class Analytics:
         horizon_ms = self.p.longest_s * 1000 + 60_000
         pipe = self.redis.pipeline(transaction=False)
         ends: dict[str, int] = {}
+        first_count: dict[str, int] = {}
+        n = 0  # commands queued so far: where each key's window counts land in the results
         for k, rs in by_key.items():
             wk = keys.surge_window(k)
             pipe.zadd(wk, {_who(r): r["at"] for r in rs}, gt=True)
             pipe.zremrangebyscore(wk, "-inf", min(now, max(r["at"] for r in rs)) - horizon_ms)
             pipe.expire(wk, self.p.longest_s * 2)
             end = ends[k] = max(r["at"] for r in rs)
+            first_count[k] = n + 3
             for w, _ in self.p.windows:
                 pipe.zcount(wk, f"({end - w * 1000}", end)
+            n += 3 + len(self.p.windows)
+            # One HyperLogLog add per hour and key, with every customer of the batch in it.
+            by_hour: dict[int, set[str]] = defaultdict(set)
             for r in rs:
-                h = surge.hour_of(r["at"])
-                pipe.pfadd(keys.surge_hour(h, k), _who(r))
+                by_hour[surge.hour_of(r["at"])].add(_who(r))
+            for h, who in by_hour.items():
+                pipe.pfadd(keys.surge_hour(h, k), *who)
                 pipe.expire(keys.surge_hour(h, k), HOUR_KEEP_S)
                 pipe.sadd(keys.surge_hour_keys(h), k)
                 pipe.expire(keys.surge_hour_keys(h), HOUR_KEEP_S)
             pipe.sadd(keys.surge_keys(), k)
+            n += 4 * len(by_hour) + 1
         res = await pipe.execute()
-        counts: dict[str, dict[int, int]] = {}
-        i = 0
-        for k, rs in by_key.items():
-            i += 3
-            counts[k] = {w: int(res[i + j]) for j, (w, _) in enumerate(self.p.windows)}
-            i += len(self.p.windows) + 4 * len(rs) + 1
+        counts = {
+            k: {w: int(res[first_count[k] + j]) for j, (w, _) in enumerate(self.p.windows)}
+            for k in by_key
+        }
         fields = []
         for k in by_key:
             for h in (surge.hour_of(ends[k]), surge.hour_of(ends[k]) - 1):
@@ -201,6 +207,8 @@ class Analytics:
         )
         at = max(r["at"] for r in rs)
         latch = surge.latch_of(v.key, category)
+        if await self.registry.alert_latched("surge", latch):
+            return  # raised already: a surge judged again on every batch while it lasts
         convs = await self._samples(v.key, rs)
         alert = SurgeDetected(
             id=f"surge-{latch.replace('|', '-')}-{at}",

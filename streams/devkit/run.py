@@ -193,6 +193,11 @@ def run_dev(workers: int = 1) -> int:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
     gw = GatewaySettings()
+    # The anonymous-id key: every child must share it; a new one per run when unset (the
+    # embedded store starts empty each run, so nothing keyed with an earlier one is left; set
+    # it yourself when REDIS_URL names a store that lasts).
+    # Never printed: it is what keeps anonymous ids from being reversed.
+    os.environ.setdefault("OMNIROUTER_ID_KEY", secrets.token_urlsafe(32))
     data_dir = Path(settings.data_dir).resolve()
     # The embedded broker keeps nothing across runs, so neither does the embedded Redis: a
     # store that remembered offsets, offers and dedupe keys of a vanished log would confuse.

@@ -19,7 +19,7 @@ from schemas.envelope import Envelope, now_ms
 from schemas.errors import UndeliverableReply, UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
-from session.store import SessionStore
+from session.store import Append, SessionStore
 from streams.consume import Outbox
 from streams.stages.placements import SOURCE, Placements, to_agents
 
@@ -52,6 +52,49 @@ def _system(text: str, agent_id: str) -> dict[str, Any]:
     return {"kind": "system", "text": text, "at": now_ms(), "agent_id": agent_id}
 
 
+def _simple(env: Envelope) -> bool:
+    """An act whose Redis work is only its timeline entry and reads (see AgentEvents._run);
+    an agent going offline, or away with offers given back, has more."""
+    if env.type != events.AGENT_STATUS_CHANGED:
+        return True
+    d = env.data
+    return d.get("status") != "offline" and not (d.get("revoked_offers") or d.get("returned"))
+
+
+def _message_id(env: Envelope, channel: str | None) -> str | None:
+    # An email reply gets a Message-ID of ours, so the customer's answer finds this thread.
+    return f"{env.id}@omnirouter.local" if channel == "email" else None
+
+
+def _reply_entry(env: Envelope, channel: str | None) -> Append:
+    d = env.data
+    entry = {
+        "id": env.id,
+        "kind": "message",
+        "direction": "out",
+        "channel": channel,
+        "text": d["text"],
+        "at": now_ms(),
+        "agent_id": d["agent_id"],
+    }
+    return Append(d["conversation_id"], env.id, entry, _message_id(env, channel))
+
+
+def _transfer_entry(env: Envelope) -> Append:
+    d = env.data
+    target = d.get("to_agent") or f"queue {d.get('to_queue')}"
+    entry = {
+        "kind": "transfer",
+        "text": f"transferred by {d['agent_id']} to {target}",
+        "note": d.get("note") or "",
+        "from_agent": d["agent_id"],
+        "to_agent": d.get("to_agent"),
+        "to_queue": d.get("to_queue"),
+        "at": now_ms(),
+    }
+    return Append(d["conversation_id"], env.id, entry)
+
+
 class AgentEvents:
     def __init__(self, session: SessionStore, registry: Registry, placements: Placements):
         self.session = session
@@ -59,93 +102,127 @@ class AgentEvents:
         self.placements = placements
 
     async def handle(self, items: list[Envelope], out: Outbox) -> None:
+        """Runs of simple acts go through together (a few round trips for the run, not four
+        per accept); an agent going offline, which has Redis work of its own, goes alone,
+        in its place, so the acts of one conversation stay in order."""
         drain = False
+        run: list[Envelope] = []
         for env in items:
-            drain = await self._one(env, out) or drain
+            if _simple(env):
+                run.append(env)
+                continue
+            drain = await self._run(run, out) or drain
+            run = []
+            drain = await self._offline_or_away(env, out) or drain
+        drain = await self._run(run, out) or drain
         if drain:
             await self.placements.drain(out)
 
-    async def _one(self, env: Envelope, out: Outbox) -> bool:
-        """Apply one act; True when it freed capacity (the batch then drains once)."""
-        d = env.data
-        if env.type == events.AGENT_ACCEPTED:
-            await self._accepted(env, out)
+    async def _run(self, run: list[Envelope], out: Outbox) -> bool:
+        """Apply a run of simple acts: the reads replies need, every timeline entry in one
+        pipeline, the reads assignments need, then what each act publishes, in order.
+        True when an act freed capacity (the batch then drains once)."""
+        if not run:
             return False
-        if env.type == events.AGENT_REJECTED:
-            return True  # the release put the conversation back in its queue
-        if env.type == events.AGENT_REPLIED:
-            await self._replied(env, out)
-            return False
-        if env.type == events.AGENT_RESOLVED:
-            await self.session.append(
-                d["conversation_id"], env.id, _system(f"resolved by {d['agent_id']}", d["agent_id"])
-            )
-            return True
-        if env.type == events.AGENT_STATUS_CHANGED:
-            if d.get("status") == "available":
-                return True
-            if d.get("status") == "offline":
-                await self._gave_back(env.id, d, out)
-                await self.placements.revoke_offers(out, d["agent_id"])
-                return True
-            if d.get("revoked_offers") or d.get("returned"):
-                # Away because its last desk closed: its pending offers went back to queues.
-                await self._gave_back(env.id, d, out)
-                return True
-            return False
-        if env.type == events.AGENT_TRANSFERRED:
-            await self._transferred(env, out)
-            return True
-        raise UnknownEventType(f"cs.agent-events.v1 does not carry {env.type!r}")
-
-    async def _accepted(self, env: Envelope, out: Outbox) -> None:
-        d = env.data
-        conv_id = d["conversation_id"]
-        await self.session.append(
-            conv_id, env.id, _system(f"assigned to {d['agent_id']}", d["agent_id"])
+        replied = [e.data["conversation_id"] for e in run if e.type == events.AGENT_REPLIED]
+        fields = await self.session.conversation_fields_many(
+            replied, "reply_to", "customer_id", "channel"
         )
-        conv = await self.session.get_conversation(conv_id)
-        if conv:  # the desktop lists the customer's earlier conversations beside this one
-            conv["earlier"] = [
-                c
-                for c in await self.session.list_conversations(conv["customer_id"])
-                if c["id"] != conv_id
-            ]
+        appends: list[Append] = []
+        drain = False
+        for env in run:
+            d = env.data
+            if env.type == events.AGENT_ACCEPTED:
+                text = f"assigned to {d['agent_id']}"
+                appends.append(Append(d["conversation_id"], env.id, _system(text, d["agent_id"])))
+            elif env.type == events.AGENT_REPLIED:
+                appends.append(_reply_entry(env, fields[d["conversation_id"]][2]))
+            elif env.type == events.AGENT_RESOLVED:
+                text = f"resolved by {d['agent_id']}"
+                appends.append(Append(d["conversation_id"], env.id, _system(text, d["agent_id"])))
+                drain = True
+            elif env.type == events.AGENT_TRANSFERRED:
+                appends.append(_transfer_entry(env))
+                drain = True
+            else:  # rejected (the release put it back in its queue) or available
+                drain = (
+                    drain or env.type == events.AGENT_REJECTED or (d.get("status") == "available")
+                )
+        applied = dict(
+            zip(
+                (a.event_id for a in appends),
+                await self.session.append_many(appends),
+                strict=True,
+            )
+        )
+        accepted = [e.data["conversation_id"] for e in run if e.type == events.AGENT_ACCEPTED]
+        convs = dict(zip(accepted, await self.session.get_conversations(accepted), strict=True))
+        earlier = await self.session.list_conversations_many(
+            [c["customer_id"] for c in convs.values() if c and c.get("customer_id")]
+        )
+        for env in run:
+            d = env.data
+            conv_id = d["conversation_id"]
+            if env.type == events.AGENT_ACCEPTED:
+                conv = convs[conv_id]
+                if conv:  # the desktop lists the customer's earlier conversations beside it
+                    conv = {
+                        **conv,
+                        "earlier": [
+                            c for c in earlier.get(conv["customer_id"], []) if c["id"] != conv_id
+                        ],
+                    }
+                self._assignment(env, conv, out)
+            elif env.type == events.AGENT_REPLIED:
+                if applied[env.id] < 0:
+                    # The gateway said 202: the reply must end delivered or dead-lettered, never
+                    # dropped. Permanent: the consume path splits the batch (the others are
+                    # applied again, idempotently) and dead-letters this one at once.
+                    raise UndeliverableReply(f"reply to unknown conversation {conv_id[:80]}")
+                reply_to_raw, customer_id, channel = fields[conv_id]
+                self._reply_out(env, reply_to_raw, customer_id, channel, out)
+            elif env.type == events.AGENT_TRANSFERRED:
+                self.placements.assignment_ended(
+                    out, env.id, conv_id, d.get("customer_id") or "", d["agent_id"], "transferred"
+                )
+        return drain
+
+    async def _offline_or_away(self, env: Envelope, out: Outbox) -> bool:
+        d = env.data
+        if d.get("status") == "offline":
+            await self._gave_back(env.id, d, out)
+            await self.placements.revoke_offers(out, d["agent_id"])
+            return True
+        # Away because its last desk closed: its pending offers went back to queues.
+        await self._gave_back(env.id, d, out)
+        return True
+
+    def _assignment(self, env: Envelope, conv: dict[str, Any] | None, out: Outbox) -> None:
+        d = env.data
         to_agents(
             out,
             AssignmentCreated(
                 agent_id=d["agent_id"],
                 offer_id=d["offer_id"],
-                conversation_id=conv_id,
+                conversation_id=d["conversation_id"],
                 conversation=conv,
             ),
-            d.get("customer_id") or conv_id,
+            d.get("customer_id") or d["conversation_id"],
             d["agent_id"],
             f"{env.id}.assignment",
         )
 
-    async def _replied(self, env: Envelope, out: Outbox) -> None:
+    def _reply_out(
+        self,
+        env: Envelope,
+        reply_to_raw: str | None,
+        customer_id: str | None,
+        channel: str | None,
+        out: Outbox,
+    ) -> None:
         d = env.data
         conv_id = d["conversation_id"]
-        reply_to_raw, customer_id, channel = await self.session.conversation_fields(
-            conv_id, "reply_to", "customer_id", "channel"
-        )
-        entry = {
-            "id": env.id,
-            "kind": "message",
-            "direction": "out",
-            "channel": channel,
-            "text": d["text"],
-            "at": now_ms(),
-            "agent_id": d["agent_id"],
-        }
-        # An email reply gets a Message-ID of ours, so the customer's answer finds this thread.
-        message_id = f"{env.id}@omnirouter.local" if channel == "email" else None
-        appended = await self.session.append(conv_id, env.id, entry, message_id=message_id)
-        if appended < 0:
-            # The gateway said 202: the reply must end delivered or dead-lettered, never
-            # dropped. Permanent, so the consume path dead-letters it at once.
-            raise UndeliverableReply(f"reply to unknown conversation {conv_id[:80]}")
+        message_id = _message_id(env, channel)
         reply_to = orjson.loads(reply_to_raw) if reply_to_raw else {}
         out.emit(
             topics.OUTBOUND,
@@ -190,28 +267,3 @@ class AgentEvents:
             self.placements.assignment_ended(
                 out, event_id, conv_id, customer_id, agent_id, "agent_offline"
             )
-
-    async def _transferred(self, env: Envelope, out: Outbox) -> None:
-        d = env.data
-        target = d.get("to_agent") or f"queue {d.get('to_queue')}"
-        await self.session.append(
-            d["conversation_id"],
-            env.id,
-            {
-                "kind": "transfer",
-                "text": f"transferred by {d['agent_id']} to {target}",
-                "note": d.get("note") or "",
-                "from_agent": d["agent_id"],
-                "to_agent": d.get("to_agent"),
-                "to_queue": d.get("to_queue"),
-                "at": now_ms(),
-            },
-        )
-        self.placements.assignment_ended(
-            out,
-            env.id,
-            d["conversation_id"],
-            d.get("customer_id") or "",
-            d["agent_id"],
-            "transferred",
-        )

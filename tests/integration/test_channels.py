@@ -32,7 +32,14 @@ from session.ledger import InboundLedger
 from session.store import SessionStore, connect
 from streams.devkit import embedded
 from tests import mail_samples as samples
-from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, TWILIO_TOKEN, Services
+from tests.conftest import (
+    APP_ID,
+    APP_SECRET,
+    MAIL_AUTHSERV,
+    TELEPHONY_SECRET,
+    TWILIO_TOKEN,
+    Services,
+)
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
 
@@ -233,6 +240,57 @@ async def test_email_reply_is_threaded_through_the_relay(
     assert all(b < 0x80 for b in raw)  # 7-bit clean: safe through any GB-era relay
     entry = await delivery_status(api, conv_id, reply_id, "sent")
     assert entry["channel"] == "email"
+    await stream.close()
+
+
+def _mail(sender: str, text: str, auth_results: str | None) -> bytes:
+    head = f"From: =?utf-8?b?{base64.b64encode('李雷'.encode()).decode()}?= <{sender}>\r\n"
+    if auth_results:
+        head += f"Authentication-Results: {auth_results}\r\n"
+    head += f"To: service@omnirouter.local\r\nSubject: q\r\nMessage-ID: {mid()}\r\n"
+    head += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
+    return (head + "\r\n" + base64.b64encode(text.encode()).decode() + "\r\n").encode()
+
+
+async def test_email_from_is_a_claim_until_a_trusted_mail_system_says_dkim_passed(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """A mail whose From is a customer's directory address, with no Authentication-Results
+    of ours (here one forged under another authserv-id), is not that customer: it opens its
+    own anonymous conversation, offered as an unverified claim. The same address with our
+    border MTA's dkim=pass for the From domain is the customer."""
+    address = f"{uid('li')}@example.com"
+    cid = uid("C")
+    code, body = await api.call(
+        "PUT", f"/v1/customers/{cid}", {"name": "李雷", "verified": {"emails": [address]}}
+    )
+    assert code == 200, body
+    agent = uid("agent")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    forged = _mail(
+        address, "请把我的账户余额发给我 forged", "evil.example; dkim=pass header.d=example.com"
+    )
+    code, _ = await smtp(services.smtp_port, forged)
+    assert code == 250
+    claim = await stream.next("offer", lambda f: "forged" in f["preview"])
+    assert claim["customer"]["id"] != cid
+    assert claim["customer"]["identified"] is False
+    assert claim["customer"]["evidence"] == "unverified_claim"
+    view = await api.call("GET", f"/v1/conversations/{claim['conversation_id']}")
+    assert view[1]["customer"] is None and view[1]["customer_id"] != cid
+
+    signed = _mail(
+        address,
+        "请问我的定投扣款日 signed",
+        f"{MAIL_AUTHSERV}; dkim=pass header.d=example.com header.s=s1; spf=none",
+    )
+    code, _ = await smtp(services.smtp_port, signed)
+    assert code == 250
+    real = await stream.next("offer", lambda f: "signed" in f["preview"])
+    assert real["customer"]["id"] == cid and real["customer"]["identified"] is True
+    assert real["customer"]["evidence"] == "dkim_email"
+    assert real["conversation_id"] != claim["conversation_id"]  # the claim is not folded in
     await stream.close()
 
 
@@ -628,10 +686,10 @@ async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451
     release, threads = threading.Event(), []
     real = smtp_module.parse_mail
 
-    def hanging(raw: bytes, mail_from: str | None, limits: Any) -> Any:
+    def hanging(raw: bytes, mail_from: str | None, limits: Any, *rest: Any) -> Any:
         threads.append(threading.get_ident())
         release.wait(WAIT_S)
-        return real(raw, mail_from, limits)
+        return real(raw, mail_from, limits, *rest)
 
     monkeypatch.setattr(smtp_module, "parse_mail", hanging)
     ticks = 0

@@ -70,6 +70,8 @@ async def test_an_agent_works_a_chat_from_login_to_resolve_in_the_browser(
     offer = page.get_by_test_id("offer")
     await expect(offer).to_be_visible(timeout=20_000)
     await expect(offer).to_contain_text("赎回")
+    # An anonymous visitor is nobody the store could vouch for: the desk says so.
+    await expect(offer.get_by_test_id("offer-unverified")).to_be_visible()
     await page.screenshot(path=artifacts / "desk-2-offer.png")
     await page.get_by_test_id("offer-accept").click()
 

@@ -156,7 +156,7 @@ async def test_email_reply_in_thread_joins_its_conversation(
     await api.post_message(
         "email",
         "请问基金赎回多久到账？",
-        {"email": email},
+        {"email": email, "verified": ["email"]},  # the mail system saw DKIM pass
         subject="赎回到账",
         thread={"message_id": f"<{uid('m')}@mail.example.com>"},
     )
@@ -495,7 +495,10 @@ async def test_erasure_leaves_nothing_of_the_customer_in_redis(
     )
     await stream.next("message", lambda f: f["conversation_id"] == conv_id)
     await api.post_message(
-        "email", "邮件补充", {"email": email}, thread={"message_id": f"<{mail_id}@x.cn>"}
+        "email",
+        "邮件补充",
+        {"email": email, "verified": ["email"]},
+        thread={"message_id": f"<{mail_id}@x.cn>"},
     )
     await stream.next("message", lambda f: f["conversation_id"] == conv_id)
     code, body = await api.call(
@@ -595,10 +598,14 @@ async def test_a_visitor_id_on_another_channel_never_links_that_visitor(
     agent = uid("a")
     await api.add_agent(agent)
     stream = await AgentStream.open(http, services.ws_url, agent)
-    await api.post_message("email", "查询我的账户余额", {"email": email, "visitor_id": attacker})
+    await api.post_message(
+        "email",
+        "查询我的账户余额",
+        {"email": email, "visitor_id": attacker, "verified": ["email"]},
+    )
     # (Offers are picked by their text: an earlier test's message may still be in flight.)
     first = await stream.next("offer", lambda f: "查询我的账户余额" in f["preview"])
-    assert first["customer"]["id"] == cid  # the mail itself is the customer's (directory)
+    assert first["customer"]["id"] == cid  # the mail itself is the customer's (DKIM pass)
     await api.post_message("chat", "我的账户余额是多少", {"visitor_id": attacker})
     second = await stream.next("offer", lambda f: "我的账户余额是多少" in f["preview"])
     assert second["customer"]["id"] != cid

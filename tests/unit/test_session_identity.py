@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
+from channels.email.authres import verified_sender
 from schemas.errors import SchemaError
 from schemas.models import parse_inbound
+from session import settings as session_settings
 from session.continuity import continuity_args, message_id, thread_refs
 from session.identity import anonymous_id, anonymous_key, evidence_of, merge_candidates
 
@@ -25,7 +29,7 @@ def test_typed_contacts_in_chat_are_claims_not_evidence() -> None:
 
 def test_channels_vouch_only_for_what_they_can_verify() -> None:
     """The phone adapter vouches for a caller number, the app backend for its user id by
-    default, an email counts as the address it came from (weaker), strongest first."""
+    default; an email's From is a claim until the mail system vouches for it (DKIM/SPF)."""
     phone = evidence_of("phone", sender("phone", phone="138 0000 0001", verified=["phone"]))
     assert [(e.kind, e.value, e.evidence) for e in phone] == [
         ("phone", "+8613800000001", "verified_phone")
@@ -33,8 +37,9 @@ def test_channels_vouch_only_for_what_they_can_verify() -> None:
     assert evidence_of("phone", sender("phone", phone="13800000001")) == []
     app = evidence_of("app", sender("app", app_user_id="u-7", phone="13800000001"))
     assert [(e.kind, e.evidence) for e in app] == [("app_user_id", "authenticated_app_user")]
-    mail = evidence_of("email", sender("email", email="Li@Example.com"))
-    assert [(e.value, e.evidence) for e in mail] == [("li@example.com", "directory_email")]
+    assert evidence_of("email", sender("email", email="Li@Example.com")) == []
+    mail = evidence_of("email", sender("email", email="Li@Example.com", verified=["email"]))
+    assert [(e.value, e.evidence) for e in mail] == [("li@example.com", "dkim_email")]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +69,54 @@ def test_anonymous_id_keeps_typed_numbers_apart_from_verified_callers() -> None:
     assert anonymous_id("phone", "138 0000 0001", True) == anonymous_id(
         "phone", "+8613800000001", True
     )
+
+
+def test_anonymous_ids_are_keyed_so_a_dictionary_of_numbers_cannot_reverse_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An anonymous id is an HMAC under OMNIROUTER_ID_KEY, not a plain hash of the number:
+    hashing every phone number finds nothing, and another key gives other ids."""
+    phone = "+8613800000001"
+    plain = "anon-" + hashlib.sha256(f"phone:{phone}:v".encode()).hexdigest()[:16]
+    ours = anonymous_id("phone", phone, True)
+    assert ours.startswith("anon-") and ours != plain
+    session_settings.id_key.cache_clear()
+    monkeypatch.setenv("OMNIROUTER_ID_KEY", "another-key-of-at-least-16-chars")
+    try:
+        assert anonymous_id("phone", phone, True) != ours
+        monkeypatch.setenv("OMNIROUTER_ID_KEY", "short")
+        session_settings.id_key.cache_clear()
+        with pytest.raises(session_settings.MissingIdKey):
+            anonymous_id("phone", phone, True)
+    finally:
+        session_settings.id_key.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("headers", "address", "method"),
+    [
+        (["mx.ours; dkim=pass header.d=example.com header.s=s1"], "li@example.com", "dkim"),
+        (["mx.ours; dkim=pass (good) header.i=@mail.example.com"], "li@example.com", "dkim"),
+        (["mx.ours; spf=pass smtp.mailfrom=bounce@example.com"], "li@example.com", "spf"),
+        (
+            ["MX.OURS 1; dkim=fail header.d=example.com; spf=pass smtp.mailfrom=example.com"],
+            "li@Example.com",
+            "spf",
+        ),
+        (["mx.ours; dkim=pass header.d=attacker.net"], "li@example.com", None),
+        (["evil.example; dkim=pass header.d=example.com"], "li@example.com", None),
+        (["mx.ours; dkim=none; spf=softfail smtp.mailfrom=example.com"], "li@example.com", None),
+        (["mx.ours (dkim=pass header.d=example.com); dmarc=none"], "li@example.com", None),
+        ([], "li@example.com", None),
+    ],
+)
+def test_only_a_trusted_authserv_pass_aligned_with_from_vouches_for_an_address(
+    headers: list[str], address: str, method: str | None
+) -> None:
+    """DKIM or SPF pass, from our own authserv-id, for a domain aligned with From; a header
+    from anyone else, a pass for another domain or a pass inside a comment vouches nothing."""
+    assert verified_sender(headers, ("mx.ours",), address) == method
+    assert verified_sender(headers, (), address) is None
 
 
 def test_merge_candidates_come_from_proof_and_the_cookie_only() -> None:
