@@ -495,6 +495,8 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
         "OMNIROUTER_AUDIT_AFTER_S": str(args.audit_after_s),
         "OMNIROUTER_BOT": "off",  # every message must reach an agent: that is what we count
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Keyed anonymous ids: one secret shared by every process of the run.
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or secrets.token_urlsafe(32),
         "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
         "OMNIROUTER_DATA_DIR": str(logdir),
         "OMNIROUTER_ANALYTICS_DB": str(logdir / "analytics.sqlite"),

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import random
 import secrets
 import smtplib
@@ -450,6 +451,8 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
         "OMNIROUTER_PARTITIONS": str(args.partitions),
         "OMNIROUTER_BOT": "off",
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Keyed anonymous ids: one secret shared by every process of the run.
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or secrets.token_urlsafe(32),
         "OMNIROUTER_INBOUND_TOKEN": SYSTEM_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         "OMNIROUTER_DATA_DIR": str(logdir),
