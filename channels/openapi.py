@@ -74,18 +74,21 @@ SCHEMAS: dict[str, Any] = {
         "required": ["channel_message_id", "from"],
         # Text is what a message says; only a call event other than a transcript has none.
         "anyOf": [
-            {"required": ["text"]},
+            {"required": ["text"], "properties": {"text": _text(20000)}},
             {
                 "required": ["call"],
                 "properties": {
-                    "call": {"properties": {"event": {"enum": ["started", "ivr", "ended"]}}}
+                    "call": {
+                        "type": "object",
+                        "properties": {"event": {"enum": ["started", "ivr", "ended"]}},
+                    }
                 },
             },
         ],
         "properties": {
             "channel_message_id": _text(200),
             "from": _FROM,
-            "text": _text(20000),
+            "text": {"type": "string", "maxLength": 20000},
             "subject": _text(998),
             "body": _text(100000),
             "sent_at": _text(64),
@@ -149,7 +152,7 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "languages": _texts(16),
-            "advisor_for": _texts(64, 10000),
+            "advisor_for": _texts(64, 2000),  # OMNIROUTER_MAX_ADVISOR_FOR
             "wrap_up_s": {"type": "integer", "minimum": 0, "maximum": 3600},
             "phone_excludes_chat": {"type": "boolean"},
         },
@@ -209,7 +212,9 @@ SCHEMAS: dict[str, Any] = {
                 **_text(128),
                 "description": "optional; an agent's must be its own, a supervisor's the holder",
             },
-            "to_queue": _text(64),
+            "to_queue": {
+                "enum": ["product", "transaction", "account", "complaint", "technical", "unclear"]
+            },
             "to_agent": _text(128),
             "note": _text(2000),
         },
@@ -227,7 +232,6 @@ SCHEMAS: dict[str, Any] = {
             "channels": {
                 "type": "array",
                 "maxItems": 4,
-                "uniqueItems": True,
                 "items": {"enum": _CHANNELS},
                 "description": "empty: every channel",
             },
