@@ -128,7 +128,8 @@ def schemathesis(
             "--report-json-path",
             str(report),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        # Run in the run's own directory: schemathesis keeps a cache where it runs.
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=workdir)
         (workdir / f"schemathesis-{scope}-{name}.txt").write_text(proc.stdout + proc.stderr)
         if not report.exists():
             failures["no report"] += 1
