@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/nlu.py
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/session.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/pii.py

@@ -11,7 +11,9 @@ ratios are the figures that travel between machines.
 
 With --json the last line is one JSON object: workers, floor_msgs_per_s, e2e_msgs_per_s (full
 speed, offers on agents' streams per second), ratio (e2e / floor), rate, rate_p50_ms,
-rate_p99_ms (POST to offer at the fixed rate), missing_offers (over both phases).
+rate_p99_ms (POST to offer at the fixed rate), missing_offers (over both phases), and
+worker_cpu_ms_per_msg / gateway_cpu_ms_per_msg (CPU the processes used per message at full
+speed: the figure that moves least when other work shares the cores).
 """
 
 from __future__ import annotations

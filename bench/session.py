@@ -28,26 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import roundtrips  # installs the counter
 from benchinfo import cpu_model  # bench/ is sys.path[0] when a benchmark runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis.asyncio import connection as rconn
 
 # Anonymous ids are keyed (session/settings.py); a benchmark's own store needs any key.
 os.environ.setdefault("OMNIROUTER_ID_KEY", "bench-" + os.urandom(16).hex())
-
-ROUND_TRIPS = 0
-_send = rconn.AbstractConnection.send_packed_command
-
-
-async def _counting_send(self: Any, command: Any, check_health: bool = True) -> None:
-    global ROUND_TRIPS
-    ROUND_TRIPS += 1
-    await _send(self, command, check_health)
-
-
-rconn.AbstractConnection.send_packed_command = _counting_send  # type: ignore[method-assign]
 
 
 def commands(info: dict[str, Any]) -> int:
@@ -145,13 +133,13 @@ async def main() -> int:
         for i in range(200):
             await session_stages(i)  # scripts loaded, pool warm
         info0 = await r.info("commandstats")
-        rt0, cmd0, us0 = ROUND_TRIPS, commands(info0), script_usec(info0)
+        rt0, cmd0, us0 = roundtrips.count(), commands(info0), script_usec(info0)
         lat = []
         for i in range(m):
             t = time.perf_counter()
             await session_stages(200 + i)
             lat.append(time.perf_counter() - t)
-        rt_session = (ROUND_TRIPS - rt0) / m
+        rt_session = (roundtrips.count() - rt0) / m
         info1 = await r.info("commandstats")
         cmd_session = (commands(info1) - cmd0 - 1) / m
         us_session = (script_usec(info1) - us0) / m
@@ -220,14 +208,14 @@ async def main() -> int:
             await stage_2.handle(classified, Outbox())
 
         w = 500
-        rt0 = ROUND_TRIPS
+        rt0 = roundtrips.count()
         for i in range(w):
             await worker_path(100_000 + i, 1)
-        rt_worker = (ROUND_TRIPS - rt0) / w
-        rt0 = ROUND_TRIPS
+        rt_worker = (roundtrips.count() - rt0) / w
+        rt0 = roundtrips.count()
         for i in range(0, w, 100):
             await worker_path(200_000 + i, 100)
-        rt_batched = (ROUND_TRIPS - rt0) / w
+        rt_batched = (roundtrips.count() - rt0) / w
 
         # 3. throughput
         await r.flushdb()

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import roundtrips  # installs the counter
 from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
-from redis.asyncio import connection as rconn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMNIROUTER_ID_KEY", "bench-" + os.urandom(16).hex())
@@ -59,18 +59,6 @@ from streams.feedback import stage as feedback_stage
 from streams.feedback.stage import Feedback
 from streams.stages import agent_events, identify_classify, session_route
 from streams.stages.placements import Placements
-
-ROUND_TRIPS = 0
-_send = rconn.AbstractConnection.send_packed_command
-
-
-async def _counting_send(self: Any, command: Any, check_health: bool = True) -> None:
-    global ROUND_TRIPS
-    ROUND_TRIPS += 1
-    await _send(self, command, check_health)
-
-
-rconn.AbstractConnection.send_packed_command = _counting_send  # type: ignore[method-assign]
 
 
 @dataclass
@@ -140,11 +128,11 @@ class Path_:
             await self.registry.set_status(f"a{i}", "available")
 
     async def measured(self, name: str, n: int, fn: Any, *args: Any) -> Any:
-        rt, cpu, rcpu = ROUND_TRIPS, time.process_time(), await redis_cpu(self.r)
+        rt, cpu, rcpu = roundtrips.count(), time.process_time(), await redis_cpu(self.r)
         result = await fn(*args)
         cost = self.costs[name]
         cost.cpu_s += time.process_time() - cpu
-        cost.round_trips += ROUND_TRIPS - rt
+        cost.round_trips += roundtrips.count() - rt
         cost.redis_cpu_s += await redis_cpu(self.r) - rcpu
         cost.messages += n
         # The first INFO call is a round trip of ours, not the stage's.

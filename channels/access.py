@@ -112,6 +112,14 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
         "HMAC signature of the app backend or the telephony platform"
     ),
     ("GET", "/v1/surveys/{survey_id}"): rule(ADM, SUP, OPS),
+    # The email survey's one-click link: the signature is the scope (one survey, until its
+    # deadline, one answer; channels/survey_link.py). The page only shows buttons.
+    ("GET", "/v1/surveys/{survey_id}/rate"): public(
+        "the survey link's signature: one survey, until its deadline"
+    ),
+    ("POST", "/v1/surveys/{survey_id}/rate"): public(
+        "the survey link's signature: one survey, until its deadline, one answer"
+    ),
     ("GET", "/v1/tasks"): rule(ADM, SUP, AGT, OPS, own="handler"),  # an agent: its own
     ("POST", "/v1/tasks"): rule(AGT, own="handler"),
     ("GET", "/v1/tasks/{task_id}"): rule(ADM, SUP, AGT, OPS, own="handler"),
@@ -134,6 +142,7 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     # the browser pages: static; what they show comes from the API with the user's login
     ("GET", "/desk"): public("a static page; its data needs the agent's login"),
     ("GET", "/ops"): public("a static page; its data needs an ops or supervisor login"),
+    ("GET", "/ops/ops.js"): public("the console's static script"),
 }
 
 TOKENS: Final = web.AppKey("omnirouter.tokens", TokenStore)

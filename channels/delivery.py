@@ -42,7 +42,7 @@ from session.store import SessionStore, connect
 
 log = structlog.get_logger(__name__)
 
-GROUP = "omnirouter-delivery"
+GROUP = topics.DELIVERY_GROUP
 OUTCOME_TTL_S = 7 * 86_400
 BACKOFF_MAX_S = 30.0
 

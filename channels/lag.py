@@ -21,18 +21,9 @@ from schemas import topics
 
 log = structlog.get_logger(__name__)
 
-# group -> the topics it consumes (streams/app.py wires the worker's; delivery reads outbound).
-GROUPS: dict[str, tuple[str, ...]] = {
-    "omnirouter": (
-        topics.INBOUND,
-        topics.MESSAGES,
-        topics.AGENT_EVENTS,
-        topics.CUSTOMERS,
-        topics.FUNDS,
-        topics.ORDERS,
-    ),
-    "omnirouter-delivery": (topics.OUTBOUND,),
-}
+# group -> the topics it consumes: schemas/topics.py, the table streams/app.py wires its
+# agents from (and delivery its consumer), so every group and topic read is here.
+GROUPS: dict[str, tuple[str, ...]] = dict(topics.CONSUMER_GROUPS)
 CACHE_S = 2.0
 
 

@@ -163,7 +163,11 @@ def heat_svg(heat: dict[str, Any]) -> str:
     for r, name in enumerate(names):
         y = top + r * cell_h
         label = CATEGORY_NAMES.get(name, name)
-        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{_E(label)}</text>')
+        total = sum(heat["series"][name])
+        out.append(
+            f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" data-testid="heatmap-row" '
+            f'data-name="{_E(name)}" data-total="{total}">{_E(label)}</text>'
+        )
         for c, n in enumerate(heat["series"][name]):
             alpha = 0.06 + 0.94 * (n / peak) if n else 0.03
             out.append(
@@ -183,19 +187,23 @@ def heat_svg(heat: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def bars_svg(pairs: list[tuple[str, int]], label: str, width: int = 420) -> str:
+def bars_svg(pairs: list[tuple[str, int]], label: str, width: int = 420, testid: str = "") -> str:
     if not pairs or not any(n for _, n in pairs):
-        return '<p class="empty">没有数据</p>'
+        return f'<p class="empty" data-testid="{testid}-empty">没有数据</p>'
     peak = max(n for _, n in pairs) or 1
     h, left = 22, 150
     out = [
-        f'<svg role="img" aria-label="{_E(label)}" width="{width}" height="{h * len(pairs) + 6}">'
+        f'<svg role="img" aria-label="{_E(label)}" data-testid="{testid}" width="{width}" '
+        f'height="{h * len(pairs) + 6}">'
     ]
     for i, (name, n) in enumerate(pairs):
         w = int((width - left - 50) * n / peak)
         y = i * h
         out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{_E(name)}</text>')
-        out.append(f'<rect x="{left}" y="{y + 3}" width="{w}" height="{h - 6}" fill="#b3261e"/>')
+        out.append(
+            f'<rect x="{left}" y="{y + 3}" width="{w}" height="{h - 6}" fill="#b3261e" '
+            f'data-testid="bar" data-name="{_E(name)}" data-value="{n}"/>'
+        )
         out.append(f'<text x="{left + w + 4}" y="{y + 15}">{n}</text>')
     out.append("</svg>")
     return "".join(out)
@@ -208,11 +216,15 @@ def trend_svg(trend: list[dict[str, Any]]) -> str:
     xs = [pad + i * (w - 2 * pad) / (len(trend) - 1) for i in range(len(trend))]
     ys = [h - pad - (t["avg"] - 1) / 4 * (h - 2 * pad) for t in trend]
     pts = " ".join(f"{x:.0f},{y:.0f}" for x, y in zip(xs, ys, strict=True))
-    out = [f'<svg role="img" aria-label="CSAT trend" width="{w}" height="{h}">']
+    out = [
+        f'<svg role="img" aria-label="CSAT trend" data-testid="csat-trend" width="{w}" height="{h}">'
+    ]
     out.append(f'<polyline points="{pts}" fill="none" stroke="#b3261e" stroke-width="2"/>')
     for x, y, t in zip(xs, ys, trend, strict=True):
         out.append(
-            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="3" fill="#b3261e"><title>{_day(t["day"])}: '
+            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="3" fill="#b3261e" data-testid="trend-point" '
+            f'data-day="{_day(t["day"])}" data-avg="{t["avg"]}" data-n="{t["n"]}">'
+            f"<title>{_day(t['day'])}: "
             f"{t['avg']} ({t['n']})</title></circle>"
         )
         out.append(
@@ -237,16 +249,24 @@ def render(d: dict[str, Any]) -> str:
     good = f"{c['good'] * 100:.0f}%" if c["good"] is not None else "—"
     scores = [(f"{s} 分", c["scores"][str(s)]) for s in range(5, 0, -1)]
     sections = [
-        ("热点图 Heat map: categories over time", heat_svg(d["heatmap"])),
+        ("review-heatmap", "热点图 Heat map: categories over time", heat_svg(d["heatmap"])),
         (
+            "review-csat",
             f"满意度 CSAT: {good} satisfied (4-5) of {c['n']} answers",
-            bars_svg(scores, "CSAT distribution") + trend_svg(c["trend"]),
+            bars_svg(scores, "CSAT distribution", testid="csat-distribution")
+            + trend_svg(c["trend"]),
         ),
         (
+            "review-top-intents",
             "高频意图 Top intents",
-            bars_svg([(i["intent"], i["count"]) for i in d["top_intents"]], "top intents"),
+            bars_svg(
+                [(i["intent"], i["count"]) for i in d["top_intents"]],
+                "top intents",
+                testid="top-intents",
+            ),
         ),
         (
+            "review-unplaced",
             "未能归类的问题 Questions nobody could place (candidates for new knowledge articles)",
             _table(
                 ["intent", "channel", "count"],
@@ -255,6 +275,7 @@ def render(d: dict[str, Any]) -> str:
             ),
         ),
         (
+            "review-slow",
             "解决缓慢 Slowest resolved conversations",
             _table(
                 ["conversation", "channel", "category", "agent", "opened", "resolved", "took"],
@@ -274,6 +295,7 @@ def render(d: dict[str, Any]) -> str:
             ),
         ),
         (
+            "review-unresolved",
             "未解决 Unresolved for more than a day",
             _table(
                 ["conversation", "channel", "category", "agent", "opened"],
@@ -291,6 +313,7 @@ def render(d: dict[str, Any]) -> str:
             ),
         ),
         (
+            "review-low-scores",
             "低分与回访 Low scores and their callbacks",
             _table(
                 [
@@ -320,6 +343,7 @@ def render(d: dict[str, Any]) -> str:
             ),
         ),
         (
+            "review-surges",
             "突增预警 Surge alerts",
             _table(
                 ["at", "category", "intent", "fund", "count", "baseline", "window"],
@@ -339,7 +363,11 @@ def render(d: dict[str, Any]) -> str:
             ),
         ),
     ]
-    body = "".join(f"<section><h2>{_E(t)}</h2>{content}</section>" for t, content in sections)
+    # Each section has a stable data-testid (review-…) for browsers and tests to find it by.
+    body = "".join(
+        f'<section data-testid="{tid}"><h2>{_E(t)}</h2>{content}</section>'
+        for tid, t, content in sections
+    )
     period = f"{_time(d['since'])} — {_time(d['until'])}"
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>客服复盘 Review {_E(period)}</title>

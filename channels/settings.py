@@ -67,6 +67,8 @@ class GatewaySettings:
 # | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | Twilio auth token that signs X-Twilio-Signature |
 # | OMNIROUTER_PUBLIC_URL | (request URL) | external base URL the telephony platform calls |
 # | OMNIROUTER_IVR_MENU | 1-5 = the five categories | JSON {digit: category} |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | HMAC secret of the survey links in mails (gateway and delivery share it) |
+# | OMNIROUTER_CHAT_ABANDON_GRACE_S | 60 | a chat visitor whose last socket closed and did not come back by then has left (abandoned if still waiting) |
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ class ChannelSettings:
     ivr_menu: dict[str, str] = field(
         default_factory=lambda: dict(_json("OMNIROUTER_IVR_MENU", _DEFAULT_IVR))
     )
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    chat_abandon_grace_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_CHAT_ABANDON_GRACE_S", 60)
+    )
 
 
 # -- outbound delivery (`omnirouter delivery`) --------------------------------------------------
@@ -168,6 +176,12 @@ class ChannelSettings:
 # | OMNIROUTER_DELIVERY_ATTEMPTS | 5 | tries per reply before failed + cs.dlq.v1 |
 # | OMNIROUTER_DELIVERY_BACKOFF_S | 1 | first retry delay; doubles each try, at most 30 s |
 # | OMNIROUTER_DELIVERY_TIMEOUT_S | 10 | per attempt (HTTP request, SMTP session) |
+# | OMNIROUTER_TWILIO_ACCOUNT_SID | (none: SMS notices fail) | Twilio account of the SMS progress notices (docs/bot.md) |
+# | OMNIROUTER_TWILIO_AUTH_TOKEN | (none) | its auth token (basic auth with the SID; the same token signs Twilio's webhooks) |
+# | OMNIROUTER_SMS_FROM | (none: SMS notices fail) | the sending number (E.164) or Messaging Service SID (MG…) |
+# | OMNIROUTER_TWILIO_API_URL | https://api.twilio.com | base URL of Twilio's REST API (tests point it at a local server) |
+# | OMNIROUTER_SURVEY_LINK_SECRET | (none: no links) | signs the one-click survey link of an email survey |
+# | OMNIROUTER_PUBLIC_URL | (none: no links) | the gateway's external base URL the survey link points at |
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,26 @@ class DeliverySettings:
     )
     backoff_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_BACKOFF_S", 1.0))
     timeout_s: float = field(default_factory=lambda: number("OMNIROUTER_DELIVERY_TIMEOUT_S", 10))
+    twilio_account_sid: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TWILIO_ACCOUNT_SID") or None
+    )
+    twilio_auth_token: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_TWILIO_AUTH_TOKEN") or None
+    )
+    sms_from: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SMS_FROM") or None
+    )
+    twilio_api_url: str = field(
+        default_factory=lambda: os.environ.get(
+            "OMNIROUTER_TWILIO_API_URL", "https://api.twilio.com"
+        ).rstrip("/")
+    )
+    survey_link_secret: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_SURVEY_LINK_SECRET") or None
+    )
+    public_url: str | None = field(
+        default_factory=lambda: os.environ.get("OMNIROUTER_PUBLIC_URL") or None
+    )
 
 
 # -- limits: rates, sockets, sizes (channels/limits.py; docs/security.md "Limits") ------------

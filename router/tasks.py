@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import redis.asyncio as aioredis
 
 from router.policy import AgentView
 from schemas.envelope import now_ms
 from schemas.payloads import TaskView
+from schemas.vocabulary import TASK_KINDS, TASK_OUTCOMES, TASK_STATES, TaskKind, TaskState
 from session import keys
 
-KINDS = ("callback", "follow_up", "order_failed")
-STATES = ("open", "offered", "accepted", "done")
-OUTCOMES = ("reached", "no_answer", "resolved", "escalated", "declined_by_customer")
+KINDS = TASK_KINDS
+STATES = TASK_STATES
+OUTCOMES = TASK_OUTCOMES
 KEEP_S = 90 * 86_400
 _INT_FIELDS = ("due_at", "created_at", "score")
 
@@ -67,11 +68,11 @@ def pick_agent(
 def view_of(d: dict[str, str]) -> TaskView:
     return TaskView(
         id=d["id"],
-        kind=d.get("kind", "callback"),
+        kind=cast(TaskKind, d.get("kind", "callback")),
         conversation_id=d.get("conversation_id", ""),
         customer_id=d.get("customer_id") or None,
         due_at=int(d.get("due_at", "0")),
-        state=d.get("status", "open"),
+        state=cast(TaskState, d.get("status", "open")),
         reason=d.get("reason", ""),
         agent_id=d.get("agent_id") or None,
         created_at=int(d.get("created_at", "0")),

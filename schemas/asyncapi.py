@@ -96,8 +96,8 @@ TOPICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     topics.TASKS: (
         "customer id",
-        (events.TASK_CREATED, events.TASK_UPDATED, events.TASK_OPENED),
-        "worker (callbacks, failed orders), gateway (outcomes)",
+        (events.TASK_CREATED, events.TASK_UPDATED, events.TASK_OPENED),  # opened: legacy, read only
+        "worker (callbacks, failed orders), gateway (follow-ups, accepts, outcomes)",
         "CRM, analytics, review report, task desks",
     ),
 }

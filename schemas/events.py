@@ -31,7 +31,7 @@ REPLY_CREATED: Final = "omnirouter.reply.created.v1"  # cs.outbound.v1
 
 # Transaction status from the transfer-agent system (PUT /v1/orders/{id} or the topic).
 ORDER_UPDATED: Final = "omnirouter.order.updated.v1"  # cs.orders.v1
-# A task for a person (a failed order the customer asked about, …).
+# Legacy, read only: a failed order's task before tasks had one vocabulary (TASK_CREATED).
 TASK_OPENED: Final = "omnirouter.task.opened.v1"  # cs.tasks.v1
 
 CUSTOMER_ERASED: Final = "omnirouter.customer.erased.v1"  # cs.audit.v1
@@ -43,8 +43,8 @@ SURGE_DETECTED: Final = "omnirouter.alert.surge.v1"  # cs.alerts.v1: a burst of 
 # Feedback (cs.feedback.v1, key: customer id) and the tasks it opens (cs.tasks.v1).
 SURVEY_SENT: Final = "omnirouter.survey.sent.v1"
 SURVEY_ANSWERED: Final = "omnirouter.survey.answered.v1"
-TASK_CREATED: Final = "omnirouter.task.created.v1"  # a callback or a follow-up
-TASK_UPDATED: Final = "omnirouter.task.updated.v1"  # accepted, done, overdue, re-offered
+TASK_CREATED: Final = "omnirouter.task.created.v1"  # any task: callback, follow-up, failed order
+TASK_UPDATED: Final = "omnirouter.task.updated.v1"  # offered, accepted, done, overdue
 TASK_OFFERED: Final = "omnirouter.task.offered.v1"  # cs.assignments.v1: an offer frame
 
 DEAD_LETTER: Final = "omnirouter.deadletter.v1"  # cs.dlq.v1

@@ -34,6 +34,9 @@ from schemas.vocabulary import (
     Channel,
     OrderKind,
     OrderStatus,
+    TaskChange,
+    TaskKind,
+    TaskState,
 )
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -317,7 +320,9 @@ class OrderUpdated(Payload, kw_only=True):
 
 
 class TaskOpened(Payload, kw_only=True):
-    """A piece of work for a person (a callback, a failed order to look into)."""
+    """Legacy, read only: a failed order's task as the orders stage wrote it before tasks had
+    one vocabulary (now omnirouter.task.created.v1). The feedback stage still reads records of
+    this type left on cs.tasks.v1 and registers them; nothing writes it any more."""
 
     EVENT: ClassVar[str] = events.TASK_OPENED
     task_id: Id
@@ -422,12 +427,14 @@ class SurveyAnswered(Payload, kw_only=True):
 
 
 class TaskView(msgspec.Struct, kw_only=True):
+    """A task as registered (router/tasks.py): the one shape on cs.tasks.v1."""
+
     id: Id
-    kind: str  # callback | follow_up
+    kind: TaskKind
     conversation_id: Id
     customer_id: str | None
     due_at: Millis
-    state: str  # open, offered, accepted, done, cancelled
+    state: TaskState
     reason: str
     agent_id: str | None = None
     created_at: Millis = 0
@@ -440,14 +447,18 @@ class TaskView(msgspec.Struct, kw_only=True):
 
 
 class TaskCreated(Payload, kw_only=True):
+    """A task registered: a callback, a follow-up, a failed order (every producer)."""
+
     EVENT: ClassVar[str] = events.TASK_CREATED
     task: TaskView
 
 
 class TaskUpdated(Payload, kw_only=True):
+    """The task after one change (offered, accepted, done, overdue)."""
+
     EVENT: ClassVar[str] = events.TASK_UPDATED
     task: TaskView
-    change: str  # offered, accepted, done, overdue, expired_offer
+    change: TaskChange
 
 
 class TaskOffered(Payload, kw_only=True):

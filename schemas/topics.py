@@ -34,3 +34,33 @@ ALL: Final = (
     AUDIT,
 )
 COMPACTED: Final = frozenset({CUSTOMERS, FUNDS})
+
+# Consumer groups and what they read, in one place: streams/app.py gives each stage of
+# WORKER_AGENTS a lane on its topic's faust agent (one agent per topic; it refuses to start
+# when a stage it wires is missing here, or the other way round), and channels/lag.py reports
+# lag for exactly these groups and topics, so a stage added to the worker cannot be forgotten
+# by the lag figures (channels cannot import streams, so the table lives here).
+WORKER_GROUP: Final = "omnirouter"  # the worker's faust app id: all its agents share it
+DELIVERY_GROUP: Final = "omnirouter-delivery"
+
+WORKER_AGENTS: Final[dict[str, str]] = {  # stage (a lane of its topic's agent) -> the topic
+    "fund-directory": FUNDS,
+    "orders": ORDERS,
+    "identify-classify": INBOUND,
+    "session-route": MESSAGES,
+    "agent-events": AGENT_EVENTS,
+    "customer-directory": CUSTOMERS,
+    "feedback-resolved": AGENT_EVENTS,
+    "feedback": FEEDBACK,
+    "feedback-tasks": TASKS,
+    "analytics": MESSAGES,
+    "analytics-feedback": FEEDBACK,
+    "analytics-tasks": TASKS,
+    "analytics-audit": AUDIT,
+    "analytics-agent-events": AGENT_EVENTS,
+}
+
+CONSUMER_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    WORKER_GROUP: tuple(dict.fromkeys(WORKER_AGENTS.values())),
+    DELIVERY_GROUP: (OUTBOUND,),
+}

@@ -37,3 +37,14 @@ AGENT_STATUSES: Final = ("available", "away", "offline")
 AgentStatus = Literal["available", "away", "offline"]
 CALL_EVENTS: Final = ("started", "ivr", "transcript", "ended")
 CallEvent = Literal["started", "ivr", "transcript", "ended"]
+
+# Tasks for a person on cs.tasks.v1 (router/tasks.py): one vocabulary for every producer.
+# omnirouter.task.created.v1 carries a task as registered, omnirouter.task.updated.v1 the
+# task after one change; nothing else is written there (task.opened.v1 is only read).
+TASK_KINDS: Final = ("callback", "follow_up", "order_failed")
+TaskKind = Literal["callback", "follow_up", "order_failed"]
+TASK_STATES: Final = ("open", "offered", "accepted", "done")
+TaskState = Literal["open", "offered", "accepted", "done"]
+TASK_CHANGES: Final = ("offered", "accepted", "done", "overdue")
+TaskChange = Literal["offered", "accepted", "done", "overdue"]
+TASK_OUTCOMES: Final = ("reached", "no_answer", "resolved", "escalated", "declined_by_customer")

@@ -56,7 +56,7 @@ def erasure_refs(d: dict[str, Any]) -> list[str]:
     )
     visitor = (d.get("from") or {}).get("visitor_id")
     if d.get("channel") == "chat" and visitor:
-        refs.append(keys.visitor_frames(visitor))
+        refs += [keys.visitor_frames(visitor), keys.visitor_sockets(visitor)]
     call_id = (d.get("call") or {}).get("call_id")
     if call_id:
         refs += [keys.call_state(call_id), keys.call_say(call_id)]

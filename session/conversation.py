@@ -17,6 +17,7 @@ agent's capacity") are written once, in session/lua/lib.lua, which the loaders p
                            +----------------- assigned                        |
     resolved --(message within the reopen window)--> open (last agent preferred)
     resolved --(message after the window)--> closed, and a new conversation opens
+    open|waiting|offered --(the chat visitor left while waiting)--> closed (abandoned)
     any --(merge of two identities)--> merged (merged_into the surviving conversation)
 """
 
@@ -77,6 +78,13 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(frozenset({State.ASSIGNED}), State.RESOLVED, "router/resolve.lua", "resolved"),
     # To a named agent too: it waits pinned to that agent, and offer.lua offers it.
     Transition(frozenset({State.ASSIGNED}), State.WAITING, "router/transfer.lua", "transferred"),
+    # A chat visitor gone past its grace (or who said it leaves) before an agent took it.
+    Transition(
+        frozenset({State.OPEN, State.WAITING, State.OFFERED}),
+        State.CLOSED,
+        "router/abandon.lua",
+        "the customer left while waiting (abandoned)",
+    ),
 )
 
 # Where a customer's next message goes, by the state of their open conversation.

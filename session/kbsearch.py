@@ -33,7 +33,60 @@ B = 0.75
 _STOP = frozenset(
     "的 了 吗 呢 啊 吧 呀 么 嘛 哦 我 你 您 他 她 它 我们 你们 请问 请 一下 是 在 有 和 与 及 或 就"
     " 都 也 还 要 想 能 会 可以 怎么 怎样 如何 什么 哪 哪里 哪些 多少 几 为什么 这个 那个 这 那 个"
-    " 吗 么 呢 一个 现在 今天 已经 没有 不 没 好 谢谢 麻烦 问 问下 问一下 下 帮 帮我 给 让 把 被 对".split()
+    " 吗 么 呢 一个 现在 今天 已经 没有 不 没 好 谢谢 麻烦 问 问下 问一下 下 帮 帮我 给 让 把 被 对"
+    " 啥 咋 咋整 咋办 怎么办 怎么弄 弄 整 亲 呗 啦 嘞 哈 要怎么 得".split()
+)
+# Customers' words for what the articles say in other words: both sides of the index are
+# mapped to the article's word, so "卖掉基金" finds 赎回 and "不一样" finds 区别. Chosen from
+# the misses on bench/data/bot_tune.jsonl and kb_queries.jsonl, never from a fresh set.
+SYNONYMS = {
+    "不一样": "区别",
+    "不同": "区别",
+    "差别": "区别",
+    "卖出": "赎回",
+    "卖掉": "赎回",
+    "卖": "赎回",
+    "注销": "销户",
+    "记不住": "忘记",
+    "记不得": "忘记",
+    "想不起来": "忘记",
+    "忘了": "忘记",
+    "到期": "过期",
+    "登不上": "登录",
+    "登陆": "登录",
+    "最少": "最低",
+    "回款": "到账",
+    "收费": "费用",
+    "手续费": "费用",
+    "解除绑定": "解绑",
+    "换绑": "更换",
+    "找回": "忘记",  # 找回密码 is what the articles call 忘记密码 (reset it)
+    "新建": "开通",
+    "新增": "开通",
+    "创建": "开通",
+}
+# Words of the trade that jieba's general dictionary splits ("定投" -> 定, 投): each one found
+# in a text is added as a token of its own, on both sides. Not added to jieba's dictionary,
+# which the classifier's features read (streams/nlu/features.py) and must not change under it.
+TERMS = (
+    "定投",
+    "交易密码",
+    "登录密码",
+    "赎回费",
+    "申购费",
+    "管理费",
+    "托管费",
+    "销售服务费",
+    "七日年化",
+    "万份收益",
+    "红利再投资",
+    "现金分红",
+    "单位净值",
+    "累计净值",
+    "风险测评",
+    "风险等级",
+    "预留手机号",
+    "实名认证",
 )
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
 _lock = threading.Lock()
@@ -53,11 +106,13 @@ def tokens(text: str) -> list[str]:
     """The search tokens of `text` (simplified characters are assumed; lower-cased here)."""
     if not _ready:
         _init()
+    low = text.lower()
     out = []
-    for t in jieba.lcut_for_search(text.lower()):
+    for t in jieba.lcut_for_search(low):
         t = t.strip()
         if t and t not in _STOP and not _PUNCT.match(t):
-            out.append(t)
+            out.append(SYNONYMS.get(t, t))
+    out += [t for t in TERMS if t in low and t not in out]
     return out
 
 

@@ -213,6 +213,24 @@ def visitor_frames(visitor_id: str) -> str:
     return f"{PREFIX}:visitor:{visitor_id}:frames"
 
 
+def visitor_sockets(visitor_id: str) -> str:
+    """STRING count of the visitor's open chat sockets on every gateway (with a TTL), so
+    closing one of two tabs is not leaving (channels/chat/presence.py)."""
+    return f"{PREFIX}:visitor:{visitor_id}:sockets"
+
+
+def visitors_gone() -> str:
+    """ZSET visitor id -> when its grace ends (ms): the last socket closed, or the visitor
+    said it leaves (then now). Back in time: removed. Due: the worker closes the visitor's
+    waiting conversation as abandoned (router/abandons.py)."""
+    return f"{PREFIX}:visitors:gone"
+
+
+def visitors_left_at() -> str:
+    """HASH visitor id -> when it left (ms): the end of its wait, for the abandon figure."""
+    return f"{PREFIX}:visitors:left_at"
+
+
 def call_state(call_id: str) -> str:
     """HASH what the gateway knows of a call between webhooks: caller (as the carrier gave it),
     verified, callee, hint (IVR category), status, say_pos (last say event answered)."""
@@ -430,6 +448,17 @@ def order_subscribers(order_id: str) -> str:
     """HASH conversation id -> the reply_to JSON of the channel the customer asked on: who
     hears each later status change of the order."""
     return f"{PREFIX}:order:{order_id}:subs"
+
+
+def notices_held() -> str:
+    """ZSET progress notice id -> when it may go out (ms): notices held by quiet hours (a
+    taken one is leased: its score moves forward until it is confirmed sent)."""
+    return f"{PREFIX}:notices:held"
+
+
+def notice_held(reply_id: str) -> str:
+    """STRING a held progress notice's reply JSON (streams/bot/stage.py's emit input)."""
+    return f"{PREFIX}:notice:{reply_id}"
 
 
 # -- limits (channels/limits.py) ----------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -95,9 +96,16 @@ class InboundLedger:
         if not ids:
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(keys.inbound_pending(), *ids)
-        pipe.delete(*(keys.inbound_copy(e) for e in ids))
+        self.settle_in(pipe, ids)
         await pipe.execute()
+
+    @staticmethod
+    def settle_in(pipe: Any, event_ids: list[str]) -> None:
+        """Queue the settling of `event_ids` on a pipeline of the caller's (the session stage
+        settles in the same round trip as the ingest that applied them)."""
+        if event_ids:
+            pipe.zrem(keys.inbound_pending(), *event_ids)
+            pipe.delete(*(keys.inbound_copy(e) for e in event_ids))
 
     async def pending_count(self) -> int:
         return int(await self.redis.zcard(keys.inbound_pending()))

@@ -9,7 +9,7 @@ after the script is loaded, in their order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,10 +18,17 @@ from redis.exceptions import NoScriptError
 
 
 async def run_many(
-    redis: aioredis.Redis, script: AsyncScript, arglists: Sequence[Sequence[Any]]
+    redis: aioredis.Redis,
+    script: AsyncScript,
+    arglists: Sequence[Sequence[Any]],
+    then: Callable[[Any], None] | None = None,
 ) -> list[Any]:
     """`script(args=a)` for each a in `arglists`, in order, in one round trip (two when
-    the server did not know the script). Raises the first error a call raised."""
+    the server did not know the script). Raises the first error a call raised.
+
+    `then(pipeline)` queues more commands to run after the scripts in the same round trip
+    (their results are not returned): work that must follow the scripts, such as settling
+    what they applied, without a round trip of its own."""
     if not arglists:
         return []
     results: list[Any] = [None] * len(arglists)
@@ -30,7 +37,9 @@ async def run_many(
         pipe = redis.pipeline(transaction=False)
         for i in todo:
             pipe.evalsha(script.sha, 0, *arglists[i])
-        raw = await pipe.execute(raise_on_error=False)
+        if then is not None and attempt == 0:
+            then(pipe)
+        raw = (await pipe.execute(raise_on_error=False))[: len(todo)]
         missing = []
         for i, r in zip(todo, raw, strict=True):
             if isinstance(r, NoScriptError) and attempt == 0:

@@ -6,6 +6,7 @@ workers racing on one customer, can never leave a conversation half-written or d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -27,7 +28,15 @@ from session.scripts import run_many
 from session.settings import SessionSettings
 
 # Routing bookkeeping on the conversation hash that is nobody else's business.
-_INTERNAL_FIELDS = {b"job", b"head_start", b"offer_agent"}
+# What the waiting visitor was last told (channels/chat/waiting.py) is bookkeeping, not state.
+_INTERNAL_FIELDS = {
+    b"job",
+    b"head_start",
+    b"offer_agent",
+    b"visitor_queue_pos",
+    b"visitor_queue_at",
+    b"visitor_joined",
+}
 
 _VERIFIED_KIND = {"phones": "phone", "emails": "email", "app_user_ids": "app_user_id"}
 
@@ -295,8 +304,11 @@ class SessionStore:
         `ingest_many` for the arguments."""
         return (await self.ingest_many([kwargs]))[0]
 
-    async def ingest_many(self, messages: list[dict[str, Any]]) -> list[IngestResult]:
-        """Ingest a batch in one pipeline, in order (one customer's messages stay in order).
+    async def ingest_many(
+        self, messages: list[dict[str, Any]], then: Callable[[Any], None] | None = None
+    ) -> list[IngestResult]:
+        """Ingest a batch in one pipeline, in order (one customer's messages stay in order);
+        `then(pipeline)` adds commands that run after the scripts in the same round trip.
 
         Each item: customer_id, event_id, new_conversation_id, entry, channel, category,
         priority, reply_to, and optionally message_id, call_id, thread_refs, merge_from,
@@ -304,7 +316,9 @@ class SessionStore:
         """
         if not messages:
             return []
-        raw = await run_many(self.redis, self._ingest, [self._ingest_args(**m) for m in messages])
+        raw = await run_many(
+            self.redis, self._ingest, [self._ingest_args(**m) for m in messages], then
+        )
         return [
             self._ingest_result(res, m["customer_id"]) for res, m in zip(raw, messages, strict=True)
         ]
@@ -531,6 +545,18 @@ class SessionStore:
             pipe.hmget(keys.conversation(conversation_id), list(fields))
         raw = await pipe.execute()
         return {c: [_s(x) for x in row] for c, row in zip(wanted, raw, strict=True)}
+
+    async def reply_tos(self, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Where each conversation's replies go (channel, from: the customer's address), in
+        one round trip; conversations without one are left out."""
+        pipe = self.redis.pipeline(transaction=False)
+        for c in conversation_ids:
+            pipe.hget(keys.conversation(c), "reply_to")
+        return {
+            c: orjson.loads(raw)
+            for c, raw in zip(conversation_ids, await pipe.execute(), strict=True)
+            if raw
+        }
 
     async def conversation_fields(self, conversation_id: str, *fields: str) -> list[str | None]:
         return [

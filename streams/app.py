@@ -17,6 +17,7 @@ import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from channels.agent_feed import append_frames
+from channels.chat.waiting import VisitorNews
 from router.dispatch import Router
 from router.registry import Registry
 from router.settings import RouterSettings
@@ -28,10 +29,12 @@ from session.funds import FundStore
 from session.history import History
 from session.knowledge import KnowledgeBase
 from session.ledger import InboundLedger, audit_after_ms
+from session.notices import HeldNotices
 from session.orders import OrderStore
 from session.store import SessionStore, connect
 from streams.analytics import stage as analytics_stage
 from streams.analytics.stage import Analytics
+from streams.bot.quiet import QuietHours
 from streams.bot.stage import Bot
 from streams.classify import load_classifier
 from streams.consume import ConsumePath, Outbox, TopicReader
@@ -47,6 +50,7 @@ from streams.stages import (
     session_route,
 )
 from streams.stages.placements import Placements
+from streams.stages.waiting import WaitingVisitors
 
 log = structlog.get_logger(__name__)
 
@@ -96,9 +100,18 @@ def faust_app(app_id: str, settings: Settings, partitions: int) -> faust.App:
     )
 
 
+def stage_topic(stage: str) -> str:
+    """The topic a worker stage reads (schemas/topics.py WORKER_AGENTS: one table for the
+    agents and the lag figures); a stage missing there is a wiring error."""
+    try:
+        return topics.WORKER_AGENTS[stage]
+    except KeyError:
+        raise RuntimeError(f"stage {stage!r} is not in schemas/topics.py WORKER_AGENTS") from None
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or Settings()
-    app = faust_app("omnirouter", settings, settings.partitions)
+    app = faust_app(topics.WORKER_GROUP, settings, settings.partitions)
     redis = connect(settings.require_redis())
     session = SessionStore(redis)
     router_settings = RouterSettings()
@@ -162,65 +175,50 @@ def create_app(settings: Settings | None = None) -> faust.App:
     # Several stages may read one topic: one faust agent per topic hands each batch to all
     # of them (streams/consume.TopicReader).
     stage_5 = funds.Funds(FundStore(redis))
-    stage_6 = orders.Orders(OrderStore(redis), FundStore(redis), session)
+    stage_6 = orders.Orders(
+        OrderStore(redis),
+        FundStore(redis),
+        session,
+        HeldNotices(redis),
+        QuietHours.parse(settings.quiet_hours),
+    )
+    # One consume path per stage; the topic each reads comes from schemas/topics.py
+    # (WORKER_AGENTS), the same table the lag figures read (channels/lag.py).
     paths = [
-        (topics.FUNDS, path(funds.STAGE, stage_5.handle, funds.decode)),
-        (topics.ORDERS, path(orders.STAGE, stage_6.handle, orders.decode)),
-        (topics.INBOUND, path(identify_classify.STAGE, stage_1.handle, identify_classify.decode)),
-        (topics.MESSAGES, path(session_route.STAGE, stage_2.handle, session_route.decode)),
-        (topics.AGENT_EVENTS, path(agent_events.STAGE, stage_3.handle, agent_events.decode)),
-        (topics.CUSTOMERS, path(directory.STAGE, stage_4.handle, directory.decode)),
-        (
-            topics.AGENT_EVENTS,
-            path(
-                feedback_stage.STAGE_RESOLVED,
-                feedback.handle_resolved,
-                feedback_stage.decode_resolved,
-            ),
+        path(funds.STAGE, stage_5.handle, funds.decode),
+        path(orders.STAGE, stage_6.handle, orders.decode),
+        path(identify_classify.STAGE, stage_1.handle, identify_classify.decode),
+        path(session_route.STAGE, stage_2.handle, session_route.decode),
+        path(agent_events.STAGE, stage_3.handle, agent_events.decode),
+        path(directory.STAGE, stage_4.handle, directory.decode),
+        path(
+            feedback_stage.STAGE_RESOLVED, feedback.handle_resolved, feedback_stage.decode_resolved
         ),
-        (
-            topics.FEEDBACK,
-            path(
-                feedback_stage.STAGE_ANSWERS, feedback.handle_answers, feedback_stage.decode_answers
-            ),
+        path(feedback_stage.STAGE_ANSWERS, feedback.handle_answers, feedback_stage.decode_answers),
+        path(feedback_stage.STAGE_OPENED, feedback.handle_opened, feedback_stage.decode_opened),
+        path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode, side),
+        path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode, side),
+        path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode, side),
+        path(
+            analytics_stage.STAGE_AUDIT, analytics.handle_audit, analytics_stage.decode_audit, side
         ),
-        (
-            topics.TASKS,
-            path(feedback_stage.STAGE_OPENED, feedback.handle_opened, feedback_stage.decode_opened),
-        ),
-        (
-            topics.MESSAGES,
-            path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode, side),
-        ),
-        (
-            topics.FEEDBACK,
-            path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode, side),
-        ),
-        (topics.TASKS, path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode, side)),
-        (
-            topics.AUDIT,
-            path(
-                analytics_stage.STAGE_AUDIT,
-                analytics.handle_audit,
-                analytics_stage.decode_audit,
-                side,
-            ),
-        ),
-        (
-            topics.AGENT_EVENTS,
-            path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode, side),
-        ),
+        path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode, side),
     ]
+    unwired = set(topics.WORKER_AGENTS) - {c.stage for c in paths}
+    if unwired:
+        raise RuntimeError(f"schemas/topics.py WORKER_AGENTS names unwired stages {unwired}")
     readers: dict[str, TopicReader] = {}
-    for topic, consume in paths:
+    for consume in paths:
+        topic = stage_topic(consume.stage)
         readers.setdefault(topic, TopicReader(topic, [])).paths.append(consume)
     for reader in readers.values():
         app.agent(app.topic(reader.topic), name=reader.name)(reader.run)
 
     @app.timer(interval=settings.stats_interval_s)
     async def stage_stats() -> None:
-        for topic, consume in paths:
+        for consume in paths:
             if consume.batches:
+                topic = stage_topic(consume.stage)
                 log.info("stage.stats", stage=consume.stage, topic=topic, **consume.stats())
 
     async def routing(step: Any) -> None:
@@ -231,9 +229,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
-        """Expire overdue offers and offer waiting conversations to freed capacity."""
+        """Expire overdue offers, close what visitors who left abandoned, and offer waiting
+        conversations to freed capacity."""
         with contextlib.suppress(*RETRIABLE):
             await routing(placements.expire_offers)
+            await routing(placements.abandons)
             await routing(placements.maintain)
             await routing(placements.drain)
 
@@ -242,6 +242,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Answers not yet applied, tasks without an agent, overdue callbacks."""
         with contextlib.suppress(*RETRIABLE):
             await routing(feedback.tick)
+
+    waiting = WaitingVisitors(registry, session, VisitorNews(redis), settings.visitor_queue_every_s)
+
+    @app.timer(interval=1.0)
+    async def waiting_cycle() -> None:
+        """Each waiting web visitor's place in the queue and estimated wait, when it moved."""
+        with contextlib.suppress(*RETRIABLE):
+            await waiting.tick()
+
+    @app.timer(interval=5.0)
+    async def notices_cycle() -> None:
+        """Progress notices held by quiet hours whose window has ended (every worker runs
+        it, whatever its own setting: what one worker held, any may send)."""
+        with contextlib.suppress(*RETRIABLE):
+            out = Outbox()
+            sent = await stage_6.release(out)
+            if out.records:
+                await flush(out)
+            await stage_6.notices.done(sent)
 
     @app.timer(interval=10.0)
     async def analytics_cycle() -> None:

@@ -12,6 +12,8 @@
 | OMNIROUTER_STATS_INTERVAL_S | 30 | how often each stage logs `stage.stats` (batches, mean batch, ms per batch) |
 | OMNIROUTER_SIDE_LINGER_MS | 250 | how long the analytics stages (history, figures, surges) gather records before a batch; nothing waits on them |
 | OMNIROUTER_BOT | on | `off`: no bot step; every message goes to routing (docs/bot.md) |
+| OMNIROUTER_VISITOR_QUEUE_EVERY_S | 3 | the least time between two queue-position frames to one waiting web visitor |
+| OMNIROUTER_QUIET_HOURS | (empty: off) | `HH:MM-HH:MM` Beijing time: progress notices inside it are held to its end, `failed` excepted (docs/bot.md) |
 | LOG_FORMAT | auto | json, console, or auto (console on a TTY, else JSON) |
 | LOG_LEVEL | INFO | |
 """
@@ -55,6 +57,10 @@ class Settings:
         default_factory=lambda: number("OMNIROUTER_SIDE_LINGER_MS", 250.0)
     )
     bot: bool = field(default_factory=lambda: os.environ.get("OMNIROUTER_BOT", "on") != "off")
+    visitor_queue_every_s: float = field(
+        default_factory=lambda: number("OMNIROUTER_VISITOR_QUEUE_EVERY_S", 3)
+    )
+    quiet_hours: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_QUIET_HOURS", ""))
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
 

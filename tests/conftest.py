@@ -40,6 +40,7 @@ TWILIO_TOKEN = "test-twilio-token"
 ID_KEY = "test-id-key-0123456789abcdef"
 MAIL_AUTHSERV = "mx.test.omnirouter"  # the authserv-id of "our" border MTA
 os.environ["OMNIROUTER_ID_KEY"] = ID_KEY
+SURVEY_LINK_SECRET = "test-survey-link-secret"
 
 
 @dataclass
@@ -139,6 +140,11 @@ def _containers(stack: contextlib.ExitStack) -> tuple[str, str]:
     return kafka.get_bootstrap_server(), f"redis://{host}:{port}/0"
 
 
+def analytics_db(inf: embedded.Infra) -> Path:
+    """The heat map's history, shared by the worker and the gateway of this run."""
+    return (inf.workdir or Path(tempfile.gettempdir())) / f"analytics-{os.getpid()}.sqlite"
+
+
 def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
     return {
         **inf.env(),
@@ -153,10 +159,7 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_DESK_GRACE_S": "2",
         "OMNIROUTER_DESK_LEASE_S": "3",
         "OMNIROUTER_INBOUND_TOKEN": INBOUND_TOKEN,
-        # The heat map's history, shared by the worker and the gateway of this run.
-        "OMNIROUTER_ANALYTICS_DB": str(
-            (inf.workdir or Path(tempfile.gettempdir())) / f"analytics-{os.getpid()}.sqlite"
-        ),
+        "OMNIROUTER_ANALYTICS_DB": str(analytics_db(inf)),
         "OMNIROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMNIROUTER_OPS_TOKEN": OPS_TOKEN,
         # The whole suite calls from 127.0.0.1, far faster than any one client would: the
@@ -166,6 +169,9 @@ def child_env(inf: embedded.Infra, **extra: str) -> dict[str, str]:
         "OMNIROUTER_RATE_CHAT_MESSAGES": "100000/s",
         "OMNIROUTER_MAX_SOCKETS_PER_AGENT": "50",
         "OMNIROUTER_MAX_SOCKETS_PER_VISITOR": "50",
+        "OMNIROUTER_SURVEY_LINK_SECRET": SURVEY_LINK_SECRET,
+        # A chat visitor whose socket closed has left after this (production: 60 s).
+        "OMNIROUTER_CHAT_ABANDON_GRACE_S": "2",
         **extra,
     }
 

@@ -6,6 +6,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from channels.chat.presence import VisitorPresence
 from channels.chat.socket import ChatSocket, VisitorFeed
 from channels.contract import InboundContext
 from session.store import connect
@@ -16,7 +17,8 @@ class ChatAdapter:
         # Its own connections: the feed's blocking XREAD must not hold up request handlers.
         self.feed_redis = connect(ctx.redis_url, max_connections=4)
         self.feed = VisitorFeed(self.feed_redis, ctx.session)
-        self.socket = ChatSocket(ctx.ingress, self.feed, ctx.limits)
+        presence = VisitorPresence(ctx.redis, int(ctx.settings.chat_abandon_grace_s * 1000))
+        self.socket = ChatSocket(ctx.ingress, self.feed, ctx.limits, presence)
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -3,6 +3,7 @@
 Frames from the widget (JSON text):
     {"type": "message", "client_id": "c-17", "text": "…", "name"?: "…"}   -> ack or error
     {"type": "survey_answer", "survey_id", "score": 1..5, "comment"?}     -> survey_ack or error
+    {"type": "leave"}                  the visitor ends its wait now      -> {"type": "left"}
     "ping"                                                                -> {"type": "pong"}
 Frames to the widget:
     {"type": "hello", "visitor_id", "frame_id"}           first, with the newest frame id
@@ -10,9 +11,15 @@ Frames to the widget:
     {"type": "error", "client_id", "error": {code, message, field}}
     {"type": "reply", "frame_id", "reply_id", "conversation_id", "text", "agent_id", "at"}
     {"type": "survey", "frame_id", "survey_id", "conversation_id", "scale": 5, "expires_at", "text"}
+    {"type": "queue", "frame_id", "conversation_id", "position", "estimated_wait_s", "at"}
+        while the conversation waits for a person, when its place changes (channels/chat/waiting.py)
+    {"type": "agent_joined", "frame_id", "conversation_id", "agent": {"display_name"}, "at"}
     {"type": "survey_ack", "survey_id", "score"}
     {"type": "error", "survey_id", "error": {code: survey_expired | survey_already_answered |
                                                    survey_not_found | invalid_value, …}}
+
+Leaving: the last socket closing starts a grace, a leave frame ends the wait at once; a
+visitor still waiting for an agent when it is over is an abandon (channels/chat/presence.py).
 
 A survey answer is never a chat message: it goes to channels/feedback.py, not the ingress,
 so it cannot reopen the conversation.
@@ -26,6 +33,7 @@ visitor may be on any instance, and `since` replays exactly what the widget miss
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,8 +41,10 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
 
 from channels.broker import BrokerUnavailable
+from channels.chat.presence import VisitorPresence
 from channels.edge import error
 from channels.ingress import Ingress, InProgress
 from channels.limits import CLOSE_POLICY, Limited, Limits, refuse_socket
@@ -117,9 +127,12 @@ class ChatSocket:
     of at most OMNIROUTER_WS_MAX_MSG_BYTES (1009, sent by aiohttp), and a visitor's frames
     per minute across gateways (an error frame, then 1008)."""
 
-    def __init__(self, ingress: Ingress, feed: VisitorFeed, limits: Limits):
+    def __init__(
+        self, ingress: Ingress, feed: VisitorFeed, limits: Limits, presence: VisitorPresence
+    ):
         self.ingress = ingress
         self.feed = feed
+        self.presence = presence
         self.answers = ingress.answers
         self.limits = limits
 
@@ -149,6 +162,7 @@ class ChatSocket:
         structlog.contextvars.bind_contextvars(visitor_id=visitor_id)
         await self.feed.register(visitor_id, ws, since)
         CHAT_SOCKETS.inc()
+        await self._presence(self.presence.opened, visitor_id)
         try:
             await ws.send_str(
                 orjson.dumps(
@@ -177,6 +191,7 @@ class ChatSocket:
         finally:
             CHAT_SOCKETS.dec()
             self.feed.unregister(visitor_id, ws)
+            await self._presence(self.presence.closed, visitor_id)
         return ws
 
     @staticmethod
@@ -198,6 +213,13 @@ class ChatSocket:
             code=CLOSE_POLICY, message=f"rate limited; retry in {exc.retry_after} s".encode()
         )
 
+    async def _presence(self, step: Callable[[str], Awaitable[object]], visitor_id: str) -> None:
+        """Best effort: without Redis the visitor is simply not counted as having left."""
+        try:
+            await step(visitor_id)
+        except RedisError:
+            log.warning("chat.presence_not_recorded", step=step.__name__)
+
     async def _message(self, visitor_id: str, data: str) -> dict[str, Any]:
         client_id: Any = None
         try:
@@ -207,6 +229,9 @@ class ChatSocket:
                 raise SchemaError("frame is not JSON", code="malformed_json") from None
             if isinstance(frame, dict) and frame.get("type") == "survey_answer":
                 return await self._survey_answer(visitor_id, frame)
+            if isinstance(frame, dict) and frame.get("type") == "leave":
+                await self._presence(self.presence.left, visitor_id)
+                return {"type": "left"}
             if not isinstance(frame, dict) or frame.get("type") != "message":
                 raise SchemaError(
                     'frame must be {"type": "message", ...}', field="type", code="invalid_value"
@@ -227,6 +252,7 @@ class ChatSocket:
                     "text": frame.get("text"),
                 },
             )
+            await self._presence(self.presence.here, visitor_id)  # writing: not leaving
             accepted = await self.ingress.accept(msg)
         except SchemaError as exc:
             CHAT_MESSAGES.labels("invalid").inc()

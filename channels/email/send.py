@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
 
+from channels import survey_link
 from channels.contract import DeliveryError, OutboundContext
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,7 +47,11 @@ def _msg_id(value: Any) -> str | None:
 
 
 def build_email(
-    d: dict[str, Any], sender: str, domain: str, charset: str = "utf-8"
+    d: dict[str, Any],
+    sender: str,
+    domain: str,
+    charset: str = "utf-8",
+    survey_url: str | None = None,
 ) -> EmailMessage:
     """A reply that mail clients thread under the customer's message.
 
@@ -79,7 +84,10 @@ def build_email(
         msg["References"] = " ".join(refs[-20:])
     msg["X-Omnirouter-Conversation"] = _CONTROL.sub("", str(d.get("conversation_id")))[:200]
     # base64 either way: no 8-bit byte on the wire, whatever the relays in between accept.
-    msg.set_content(d["text"], charset=charset, cte="base64")
+    text = d["text"]
+    if survey_url:  # a survey mail: a reply with a digit answers it, and so does this link
+        text += f"\n\n也可以打开下面的链接，一键评分（仅可评价一次）：\n{survey_url}\n"
+    msg.set_content(text, charset=charset, cte="base64")
     return msg
 
 
@@ -94,13 +102,28 @@ class EmailSender:
         self.settings = ctx.settings
         self.domain = parseaddr(ctx.settings.smtp_from)[1].rpartition("@")[2] or "omnirouter.local"
 
+    def _survey_url(self, d: dict[str, Any]) -> str | None:
+        """The signed one-click link of a survey mail, when links are configured."""
+        survey = d.get("survey") or {}
+        secret, base = self.settings.survey_link_secret, self.settings.public_url
+        if not survey.get("survey_id") or not secret or not base:
+            return None
+        exp = int(survey.get("expires_at") or 0)
+        return survey_link.url(base, secret, str(survey["survey_id"]), exp)
+
     async def send(self, d: dict[str, Any]) -> str:
         relay = self.settings.smtp_relay
         if not relay:
             raise DeliveryError(
                 "no SMTP relay is configured (OMNIROUTER_SMTP_RELAY)", permanent=True
             )
-        msg = build_email(d, self.settings.smtp_from, self.domain, self.settings.smtp_charset)
+        msg = build_email(
+            d,
+            self.settings.smtp_from,
+            self.domain,
+            self.settings.smtp_charset,
+            self._survey_url(d),
+        )
         try:
             await asyncio.to_thread(_send_mail, relay, msg, self.settings.timeout_s)
         except smtplib.SMTPRecipientsRefused as exc:

@@ -1,6 +1,8 @@
 """Phone in: the Twilio voice webhook and generic signed call events (channels/phone/telephony.py).
 
 POST /v1/telephony/twilio     X-Twilio-Signature; answers TwiML (<Say> pending replies)
+POST /v1/telephony/twilio?survey=<id>   the same, from the survey's <Gather numDigits="1">:
+                              Digits 1-5 answer the survey (channels/feedback.py), never a message
 POST /v1/telephony/events     HMAC-signed call lifecycle and transcript events
 """
 
@@ -17,6 +19,8 @@ from channels.contract import InboundContext
 from channels.ingress import Accepted
 from channels.phone import telephony
 from schemas import models
+from schemas.errors import SchemaError
+from session.surveys import SurveyRefused
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +66,10 @@ class PhoneAdapter:
             return edge.error(
                 401, "bad_signature", "X-Twilio-Signature does not match", "X-Twilio-Signature"
             )
+        if "survey" in request.query:
+            return await self._survey_digit(
+                request.query["survey"], str(form.get("Digits", "")), url
+            )
         ev = telephony.twilio_event(
             {k: str(v) for k, v in form.items()}, self.ctx.settings.ivr_menu
         )
@@ -75,9 +83,29 @@ class PhoneAdapter:
             edge.WEBHOOKS.labels("twilio", "duplicate" if accepted.duplicate else "accepted").inc()
         call_id = str(form.get("CallSid"))
         say = [] if ended else await self.calls.pending_say(call_id)
-        return web.Response(
-            text=telephony.twiml(say, url, ended), content_type="application/xml", charset="utf-8"
-        )
+        return _xml(telephony.twiml(say, url, ended))
+
+    async def _survey_digit(self, survey_id: str, digits: str, url: str) -> web.Response:
+        """The key pressed after the survey prompt: 1-5 answers it (late or repeated answers
+        are refused by the survey store and the caller hears so); any other key asks again."""
+        answers = self.ctx.ingress.answers
+        digit = digits.strip()[:1]
+        if answers is None or not survey_id or len(survey_id) > 128:
+            outcome = "survey_not_found"
+        elif digit not in ("1", "2", "3", "4", "5"):
+            edge.WEBHOOKS.labels("twilio", "survey_retry").inc()
+            return _xml(telephony.survey_retry(url, survey_id))
+        else:
+            try:
+                await answers.answer(survey_id, int(digit), "", via="phone")
+                outcome = "answered"
+            except SurveyRefused as exc:
+                outcome = exc.code
+            except SchemaError:
+                outcome = "survey_not_found"
+        edge.WEBHOOKS.labels("twilio", f"survey_{outcome}").inc()
+        log.info("twilio.survey_digit", survey_id=survey_id, outcome=outcome)
+        return _xml(telephony.survey_reply(outcome))
 
     async def call_events(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -110,3 +138,7 @@ class PhoneAdapter:
         accepted = await edge.accept(self.ctx.ingress, msg)
         log.info("call.event_accepted", call_event=ev["event"], event_id=accepted.event_id)
         return accepted
+
+
+def _xml(text: str) -> web.Response:
+    return web.Response(text=text, content_type="application/xml", charset="utf-8")

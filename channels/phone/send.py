@@ -1,5 +1,6 @@
 """Phone out: a say event on the call's Redis stream for the telephony platform (the Twilio
-webhook answers it as <Say>)."""
+webhook answers it as <Say>); a progress notice, which no call is waiting for, as an SMS to the
+number the customer called from (channels/phone/sms.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import orjson
 
 from channels.contract import DeliveryError, OutboundContext
+from channels.phone.sms import send_sms
 from channels.phone.telephony import CALL_TTL_S
 from schemas.envelope import now_ms
 from session import keys
@@ -18,8 +20,15 @@ SAY_KEPT = 200
 class PhoneSender:
     def __init__(self, ctx: OutboundContext):
         self.redis = ctx.redis
+        self.settings = ctx.settings
+        self._http = ctx.http
 
     async def send(self, d: dict[str, Any]) -> str:
+        if d.get("kind") == "progress":
+            phone = (d.get("to") or {}).get("phone")
+            if not phone:
+                raise DeliveryError("the customer has no phone number to text", permanent=True)
+            return await send_sms(self._http(), self.settings, phone, d["text"])
         call_id = d.get("call_id")
         if not call_id:
             raise DeliveryError("the reply has no call to speak on", permanent=True)

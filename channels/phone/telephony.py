@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -173,8 +174,9 @@ class CallState:
         *_, state = await pipe.execute()
         return {k.decode(): v.decode() for k, v in state.items()}
 
-    async def pending_say(self, call_id: str) -> list[str]:
-        """Agent text queued for this call since the last webhook, oldest first."""
+    async def pending_say(self, call_id: str) -> list[dict[str, Any]]:
+        """Say events queued for this call since the last webhook, oldest first: agent text,
+        or a survey prompt (`"gather": "survey"`, channels/phone/send.py)."""
         key, pos_field = keys.call_state(call_id), "say_pos"
         pos = await self.redis.hget(key, pos_field)
         start = f"({_s(pos)}" if pos else "-"
@@ -182,7 +184,7 @@ class CallState:
         if not entries:
             return []
         await self.redis.hset(key, pos_field, entries[-1][0])
-        return [orjson.loads(fields[b"f"]).get("text", "") for _, fields in entries]
+        return [dict(orjson.loads(fields[b"f"])) for _, fields in entries]
 
 
 def _s(v: Any) -> str:
@@ -213,12 +215,21 @@ def normalized(ev: dict[str, Any], state: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def twiml(say: list[str], action_url: str | None, ended: bool) -> str:
-    """Twilio's answer: speak pending agent text, then listen for speech or keys."""
+def twiml(say: list[dict[str, Any]], action_url: str | None, ended: bool) -> str:
+    """Twilio's answer: speak pending agent text, then listen for speech or keys.
+
+    A survey prompt among them (the agent resolved the call) is spoken last and followed by
+    a <Gather numDigits="1"> for keys only, posting to the same webhook with `?survey=<id>`
+    (answered there, never taken as an IVR choice); without a key the call ends."""
     parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<Response>"]
-    for text in say:
-        parts.append(f'<Say language="zh-CN">{escape(text)}</Say>')
-    if not ended:
+    survey = next((s for s in say if s.get("gather") == "survey" and s.get("survey_id")), None)
+    for item in say:
+        if item is not survey:
+            parts.append(f'<Say language="zh-CN">{escape(str(item.get("text", "")))}</Say>')
+    if survey is not None and not ended and action_url:
+        parts.append(survey_gather(action_url, str(survey["survey_id"]), str(survey["text"])))
+        parts.append(f'<Say language="zh-CN">{escape(SURVEY_NO_KEY)}</Say><Hangup/>')
+    elif not ended:
         action = f" action={quoteattr(action_url)}" if action_url else ""
         parts.append(
             f'<Gather input="speech dtmf" language="zh-CN" numDigits="1" '
@@ -226,3 +237,41 @@ def twiml(say: list[str], action_url: str | None, ended: bool) -> str:
         )
     parts.append("</Response>")
     return "".join(parts)
+
+
+SURVEY_NO_KEY = "感谢您的来电，再见。"
+SURVEY_SAID = {
+    "answered": "感谢您的评价，再见。",
+    "survey_already_answered": "您已经评价过了，感谢您的来电，再见。",
+    "survey_expired": "评价已结束，感谢您的来电，再见。",
+    "survey_not_found": "感谢您的来电，再见。",
+}
+SURVEY_AGAIN = "请按 1 到 5 键评分。"
+
+
+def survey_gather(action_url: str, survey_id: str, prompt: str) -> str:
+    """Keys only, one digit, the prompt spoken inside so a key press interrupts it."""
+    base = action_url.split("?", 1)[0]
+    action = quoteattr(f"{base}?{urlencode({'survey': survey_id})}")
+    return (
+        f'<Gather input="dtmf" numDigits="1" timeout="8" action={action} method="POST">'
+        f'<Say language="zh-CN">{escape(prompt)}</Say></Gather>'
+    )
+
+
+def survey_reply(outcome: str) -> str:
+    """What the caller hears after pressing a key for the survey; then the call ends."""
+    said = SURVEY_SAID.get(outcome, SURVEY_SAID["survey_not_found"])
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Say language="zh-CN">{escape(said)}</Say><Hangup/></Response>'
+    )
+
+
+def survey_retry(action_url: str, survey_id: str) -> str:
+    """A key that is not 1-5: ask once more on the same survey."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"{survey_gather(action_url, survey_id, SURVEY_AGAIN)}"
+        f'<Say language="zh-CN">{escape(SURVEY_NO_KEY)}</Say><Hangup/></Response>'
+    )

@@ -90,6 +90,16 @@ class Agents(RegistryBase):
             returned=[(convs[i], convs[i + 1]) for i in range(0, len(convs), 2)],
         )
 
+    async def agent_names(self, agent_ids: list[str]) -> dict[str, str]:
+        """The `name` of each agent that has one, in one round trip (what a customer may be
+        told; never the id)."""
+        if not agent_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for a in agent_ids:
+            pipe.hget(keys.agent(a), "name")
+        return {a: _s(n) for a, n in zip(agent_ids, await pipe.execute(), strict=True) if n}
+
     async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.agent(agent_id))

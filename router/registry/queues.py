@@ -19,6 +19,12 @@ from schemas.envelope import now_ms
 from session import keys
 
 
+def estimated_wait_s(position: int, rate_per_s: float) -> float | None:
+    """Seconds until a conversation at `position` is offered, at the queue's recent service
+    rate; None while nothing was served in the window (no honest estimate)."""
+    return round(position / rate_per_s, 1) if rate_per_s > 0 else None
+
+
 class Queues(RegistryBase):
     async def enqueue(self, job: Job, queue: str, head_start_ms: int) -> ScriptResult:
         return ScriptResult.of(
@@ -197,5 +203,23 @@ class Queues(RegistryBase):
         return {
             "queue": q,
             "position": int(rank) + 1,
-            "estimated_wait_s": round((int(rank) + 1) / rate, 1) if rate > 0 else None,
+            "estimated_wait_s": estimated_wait_s(int(rank) + 1, rate),
+        }
+
+    async def positions(self, limit: int = 200) -> dict[str, dict[str, Any]]:
+        """`position` for the first `limit` conversations of every queue, in two round trips
+        (what the waiting visitors are told, streams/stages/waiting.py)."""
+        names = await self.queue_names()
+        if not names:
+            return {}
+        pages = await self.queue_pages(names, 0, limit)
+        rates = await self.service_rates(names, now_ms())
+        return {
+            conv: {
+                "queue": q,
+                "position": i + 1,
+                "estimated_wait_s": estimated_wait_s(i + 1, rates[q]),
+            }
+            for q, page in zip(names, pages, strict=True)
+            for i, (conv, _) in enumerate(page)
         }

@@ -1,6 +1,6 @@
 -- Right to erasure: remove a customer's directory record, identity links, conversations,
 -- timelines, seen-sets, thread/call maps, call state, dedupe keys, the chat visitor frame
--- streams (replies and surveys the widget replays), the inbound ledger's copies of applied
+-- streams (replies and surveys the widget replays) and socket presence, the inbound ledger's copies of applied
 -- messages, surveys and tasks, bot replies, orders and their subscriptions, and every
 -- anonymous id folded into it, in one step; a conversation still held by routing is taken
 -- out of its queue, offer or agent first so capacity is not leaked. Agent frame streams and
@@ -30,7 +30,10 @@ local function visitor(v)
   if vseen[v] then return end
   vseen[v] = true
   visitors[#visitors + 1] = v
-  del(p .. ':visitor:' .. v .. ':frames')
+  del(p .. ':visitor:' .. v .. ':frames', p .. ':visitor:' .. v .. ':sockets')
+  -- A visitor who just left is waiting for its abandon grace: it leaves nothing behind.
+  redis.call('ZREM', p .. ':visitors:gone', v)
+  redis.call('HDEL', p .. ':visitors:left_at', v)
 end
 for _, c in ipairs(convs) do
   local ck = p .. ':conv:' .. c
@@ -81,11 +84,19 @@ for _, k in ipairs(redis.call('SMEMBERS', p .. ':cust:' .. cid .. ':idents')) do
   if redis.call('HGET', k, 'customer_id') == cid then del(k) end
   if string.sub(k, 1, #vprefix) == vprefix then visitor(string.sub(k, #vprefix + 1)) end
 end
--- Orders: the transfer agent's records of this customer and who was told of them.
+-- Orders: the transfer agent's records of this customer and who was told of them, and the
+-- progress notices of them that quiet hours still hold (ids start with the order id).
+local held = redis.call('ZRANGE', p .. ':notices:held', 0, -1)
 for _, id in ipairs(ids) do
   local ok = p .. ':cust:' .. id .. ':orders'
   for _, o in ipairs(redis.call('ZRANGE', ok, 0, -1)) do
     del(p .. ':order:' .. o, p .. ':order:' .. o .. ':subs')
+    for _, n in ipairs(held) do
+      if string.sub(n, 1, #o + 1) == o .. '.' then
+        redis.call('ZREM', p .. ':notices:held', n)
+        del(p .. ':notice:' .. n)
+      end
+    end
   end
   del(ok)
 end

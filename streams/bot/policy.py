@@ -23,14 +23,22 @@ from session import suitability
 from session.kbsearch import Index
 from session.tradingdays import nav_is_current
 from streams.bot import progress
+from streams.nlu.features import normalize, to_simplified, without_funds
 
 
 @dataclass(frozen=True)
 class Thresholds:
     category: float = 0.80  # the classifier's category probability
-    intent: float = 0.70  # the intent's probability among the category's intents
+    intent: float = 0.50  # the intent's probability among the category's intents
     margin: float = 0.60  # top category probability minus the second
     coverage: float = 0.50  # share of the query's IDF weight the article holds (kbsearch)
+    # The runner-up article's BM25 score over the best one's: above it the two are too close
+    # to tell apart (定投 set-up vs change), and a person decides. 1.0 turns it off.
+    runner_up: float = 0.9
+    # The best article for the intent must not be beaten over the whole base: when another
+    # article holds more of the question's words than the one the classifier's intent picks,
+    # intent and words disagree and one of them is wrong.
+    agree: bool = True
 
 
 THRESHOLDS = Thresholds()
@@ -58,6 +66,12 @@ KB_INTENTS = frozenset(
     }
 )
 ANSWERABLE = FUND_INTENTS | KB_INTENTS
+# How-tos whose article holds for any fund (with the fund's own fee or T+n added when named);
+# a named fund with any other intent asks about that fund (its holdings, manager, risk), and
+# a generic article would answer a question that was not asked.
+FUND_GENERIC_INTENTS = frozenset(
+    {"fees", "redemption_arrival", "redemption_howto", "purchase", "sip", "dividend"}
+)
 UNHELPFUL_LIMIT = 2  # bot turns that did not help before a person takes over
 
 # A customer telling the bot its answer did not help.
@@ -68,7 +82,15 @@ _NOT_HELPED = re.compile(
 _PERSONAL = re.compile(
     r"我的(?:账户|订单|持仓|份额|余额|资金|钱|赎回|申购|交易|基金|定投|计划)"
     r"|我.{0,4}(?:买|赎回|申购|转换|卖)的|适合我|推荐|该不该|要不要|能不能买|值得买|会涨|会跌"
+    r"|哪个好|哪只好|哪个更|哪只更|选哪|买哪"
+    # "what is my …": a fact about this customer's own account, whatever it is about
+    # "what is / where is my …": a fact about this customer's own account or order, whatever
+    # it is about ("我的风险测评是几级", "我的分红到账了吗"); "我的手机号换了怎么改" is a how-to
+    r"|我的.{0,10}(?:是什么|是多少|多少|是几|几级|哪一?级|结果|记录|明细|是否|有没有|了吗|了没"
+    r"|没到|到了吗|成功没|怎么样|情况|状态)"
 )
+# Someone else in the customer's account: a person, at once (fraud, a stolen phone).
+_SECURITY = re.compile(r"被(?:别人|人|盗)|盗用|冒用|盗刷|冒充|不是我本人|不是本人操作|陌生人")
 
 
 # "What suits me", "recommend me a fund": a recommendation, under the suitability rules.
@@ -93,7 +115,29 @@ ASSESS_LINK = {"label": "去测评", "url": "rtfund://account/risk-assessment"}
 _FIGURE = re.compile(r"多少|几何|排名|排第几|涨了|跌了|收益率")
 # What a NAV record answers; anything else about a named fund (its yield, rank, size,
 # manager, holdings) is not in the record.
-_NAV_WORDS = re.compile(r"净值")
+_NAV_WORDS = re.compile(r"净值|nav", re.IGNORECASE)
+# A NAV of another day than the latest, or a figure over time: the record holds only the
+# latest one.
+_NAV_DAY = re.compile(
+    r"上周|上个?月|上一?个?交易日|前天|昨天|周[一二三四五六日天]|星期|礼拜|\d+月\d+[日号]"
+    r"|\d{4}[-/.]\d{1,2}|历史|去年|年初|那天|当天"
+    # a NAV other than the latest one: its highest, lowest, average, or over a period
+    r"|最高|最低|以来|平均|高点|低点|涨幅|跌幅|走势|区间|年|月"
+)
+# Asking what a figure means, not for a figure: an article, not a record.
+_CONCEPT = re.compile(r"什么意思|是什么|怎么算|怎么看|怎么计算|区别|含义")
+
+
+# Products and platforms that are not ours: our articles describe our app and our funds, so a
+# question about them gets a person (a fund of another company that is in our catalogue is
+# replaced by normalize() before this runs, so its NAV is still answered).
+_ELSEWHERE = re.compile(
+    r"华夏|易方达|广发|南方基金|嘉实|博时|汇添富|富国|天弘|招商|工银|建信|中欧|兴全|兴证全球|景顺"
+    r"|鹏华|交银|银华|大成|国泰|华安|诺安|万家|前海开源|余额宝|支付宝|蚂蚁|天天基金|理财通|京东金融"
+    r"|银行理财|理财产品|股票账户|股票怎么|可转债|国债|逆回购|期货|保险|信用卡|lof|fof|养老"
+)
+# Where one message asks several things: an answer to one would leave the others unanswered.
+_CLAUSES = re.compile(r"[?？;；。!！\n]+|另外|还有|顺便|而且|以及|同时|再问|并且")
 
 
 @dataclass
@@ -195,12 +239,22 @@ def decide(
         return order_status(analysis, text, orders, funds, now_ms, intent, memory, unhelpful)
     if _RECOMMEND.search(text) and catalogue is not None:
         return recommend(customer or {}, catalogue, now_ms, intent, memory, unhelpful)
+    if _SECURITY.search(text):
+        return Handoff("security", intent)
     if intent not in ANSWERABLE or _PERSONAL.search(text):
         return Handoff("out_of_scope", intent)
     conf = float(analysis.get("confidence") or 0.0)
     iconf = float(analysis.get("intent_confidence") or 0.0)
     if conf < th.category or iconf < th.intent or margin(analysis) < th.margin:
         return Handoff("not_confident", intent)
+    if any(c not in funds for c in _funds(analysis)):
+        return Handoff("unknown_fund", intent)  # a code or name we hold no record of
+    if _ELSEWHERE.search(normalize(text)):
+        return Handoff("out_of_scope", intent)
+    simple = to_simplified(text)
+    query = without_funds(text)
+    if several_questions(query, index, channel, th):
+        return Handoff("several_questions", intent)
 
     def remember(given: str) -> Memory:
         return Memory(
@@ -211,11 +265,14 @@ def decide(
         )
 
     codes = _funds(analysis)
-    if intent in FUND_INTENTS and (codes or _FIGURE.search(text)):
+    concept = not codes and _CONCEPT.search(simple)
+    if intent in FUND_INTENTS and (codes or _FIGURE.search(simple)) and not concept:
         if not codes:
             return Handoff("ambiguous_fund", intent)  # "今天净值多少": of which fund?
-        if not _NAV_WORDS.search(text):
+        if not _NAV_WORDS.search(simple):
             return Handoff("out_of_scope", intent)  # its yield, rank, size: not in the record
+        if _NAV_DAY.search(simple):
+            return Handoff("nav_date", intent)  # "上周五的净值": not the one we hold
         if len(codes) != 1:
             return Handoff("ambiguous_fund", intent)
         rec = funds.get(codes[0])
@@ -231,14 +288,26 @@ def decide(
             [{"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]}],
             memory=remember(f"fund:{rec['code']}"),
         )
+    if codes and intent not in FUND_GENERIC_INTENTS:
+        return Handoff("fund_specific", intent)
     hits = [
         h
-        for h in index.search(text, 5, channel=channel, intents=[intent])
+        for h in index.search(query, 5, channel=channel, intents=[intent])
         if f"kb:{h.id}" not in memory.given
     ]
     if not hits or hits[0].coverage < th.coverage:
         # Asked again and nothing new to say: that turn did not help either.
         return Handoff("unhelpful" if unhelpful else "no_article", intent)
+    if len(hits) > 1 and (
+        hits[1].score > th.runner_up * hits[0].score or hits[1].coverage >= hits[0].coverage
+    ):
+        # The runner-up is as good a match, or holds every word the best one does: the
+        # question's words do not tell the two apart ("定投怎么弄": set-up or change?).
+        return Handoff("ambiguous_article", intent)
+    if th.agree:
+        best = index.search(query, 1, channel=channel)
+        if best and best[0].id != hits[0].id and best[0].coverage > hits[0].coverage:
+            return Handoff("ambiguous_article", intent)
     art = index.articles[hits[0].id]
     body = str(art["body"])
     extra = ""
@@ -268,6 +337,20 @@ def decide(
         action=action,
         memory=remember(f"kb:{art['id']}"),
     )
+
+
+def several_questions(text: str, index: Index, channel: str, th: Thresholds) -> bool:
+    """Two or more clauses, each with an article of its own above the floor, and not the same
+    one ("定投怎么设置？最低多少？" is one question; "赎回多久到账？另外定投怎么改" is two)."""
+    clauses = [c for c in _CLAUSES.split(text) if c.strip()]
+    if len(clauses) < 2:
+        return False
+    tops = set()
+    for c in clauses:
+        hit = index.search(c, 1, channel=channel)
+        if hit and hit[0].coverage >= th.coverage:
+            tops.add(hit[0].id)
+    return len(tops) > 1
 
 
 def looks_like_order_question(text: str) -> bool:
@@ -399,6 +482,11 @@ REASONS = {
     "unknown_fund": "无该基金数据",
     "stale_nav": "净值数据不是最新",
     "no_article": "知识库无对应答案",
+    "nav_date": "客户问的是其他日期的净值",
+    "fund_specific": "问的是某只基金的具体情况",
+    "security": "疑似账户安全问题",
+    "ambiguous_article": "知识库有多篇相近答案，无法确定",
+    "several_questions": "一条消息里有多个问题",
     "no_text": "无文字内容",
     "no_order": "未找到客户的相关订单",
     "order_failed": "订单未成功，需人工跟进",

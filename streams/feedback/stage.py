@@ -69,17 +69,23 @@ def decode_resolved(event: Any) -> Envelope | None:
 
 
 def decode_opened(event: Any) -> Envelope | None:
-    """Tasks other stages open (omnirouter.task.opened.v1: a failed order); the rest of
-    cs.tasks.v1 is this stage's own."""
+    """Tasks to offer: a task.created.v1 still open (a failed order the orders stage
+    registered; this stage's own callbacks are offered already and skipped by offer_task),
+    and the legacy omnirouter.task.opened.v1 of records written before one vocabulary (read,
+    never written). Updates are skipped."""
     env = envelope.decode(event.value)
-    if env.type in (events.TASK_CREATED, events.TASK_UPDATED):
+    if env.type == events.TASK_OPENED:
+        read(env, TaskOpened)
+        return env
+    if env.type == events.TASK_CREATED:
+        if read(env, TaskCreated).task.state != "open":
+            return None  # a follow-up its agent holds from the start
+        return env
+    if env.type == events.TASK_UPDATED:
         return None
-    if env.type != events.TASK_OPENED:
-        # This is the first reader of cs.tasks.v1: what the topic does not carry is poison
-        # (dead-lettered here, not skipped by every reader in silence).
-        raise UnknownEventType(f"cs.tasks.v1 does not carry {env.type!r}")
-    read(env, TaskOpened)
-    return env
+    # This is the first reader of cs.tasks.v1: what the topic does not carry is poison
+    # (dead-lettered here, not skipped by every reader in silence).
+    raise UnknownEventType(f"cs.tasks.v1 does not carry {env.type!r}")
 
 
 def decode_answers(event: Any) -> Envelope | None:
@@ -294,15 +300,19 @@ class Feedback:
     # -- tasks other stages open -----------------------------------------------------------------
 
     async def handle_opened(self, items: list[Envelope | None], out: Outbox) -> None:
-        """A failed order (streams/stages/orders.py) becomes a task like a callback: listed on
-        GET /v1/tasks?kind=order_failed and offered to an agent with the transaction skill."""
+        """Offer open tasks other stages registered (a failed order: listed on
+        GET /v1/tasks?kind=order_failed, offered to an agent with the transaction skill). A
+        legacy task.opened.v1 is registered first, as its producer did not."""
         for env in items:
             if env is None:
+                continue
+            if env.type == events.TASK_CREATED:
+                await self.offer_task(read(env, TaskCreated).task.id, out)
                 continue
             t = read(env, TaskOpened)
             task = TaskView(
                 id=t.task_id,
-                kind=t.kind,
+                kind="order_failed" if t.kind == "order_failed" else "follow_up",
                 conversation_id=t.conversation_id or f"order-{t.order_id or t.task_id}",
                 customer_id=t.customer_id,
                 due_at=t.due_at,

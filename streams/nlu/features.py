@@ -89,6 +89,14 @@ def _fund_pattern() -> re.Pattern[str]:
     return re.compile("|".join(re.escape(a) for a in alts))
 
 
+def without_funds(text: str) -> str:
+    """`text` in simplified characters with every catalogue fund name and six-digit code
+    blanked out: what a search for the generic article should read (a fund's name is an
+    entity, not words an article would contain)."""
+    t = _fund_pattern().sub(" ", to_simplified(text).lower())
+    return _CODE.sub(" ", t)
+
+
 def normalize(text: str) -> str:
     """The canonical form the features are computed on."""
     return _normalize_low(to_simplified(text).lower())

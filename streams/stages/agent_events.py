@@ -13,6 +13,7 @@ from typing import Any, cast
 import orjson
 import structlog
 
+from channels.chat.waiting import Joined, VisitorNews
 from router.registry import Registry
 from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, now_ms
@@ -100,6 +101,7 @@ class AgentEvents:
         self.session = session
         self.registry = registry
         self.placements = placements
+        self.visitors = VisitorNews(session.redis)
 
     async def handle(self, items: list[Envelope], out: Outbox) -> None:
         """Runs of simple acts go through together (a few round trips for the run, not four
@@ -160,6 +162,7 @@ class AgentEvents:
         earlier = await self.session.list_conversations_many(
             [c["customer_id"] for c in convs.values() if c and c.get("customer_id")]
         )
+        await self._tell_visitors(run, convs)
         for env in run:
             d = env.data
             conv_id = d["conversation_id"]
@@ -186,6 +189,30 @@ class AgentEvents:
                     out, env.id, conv_id, d.get("customer_id") or "", d["agent_id"], "transferred"
                 )
         return drain
+
+    async def _tell_visitors(
+        self, run: list[Envelope], convs: dict[str, dict[str, Any] | None]
+    ) -> None:
+        """A web visitor whose conversation an agent accepted learns who joined: the agent's
+        name, never its id (channels/chat/waiting.py; once per offer)."""
+        joined = []
+        for env in run:
+            if env.type != events.AGENT_ACCEPTED:
+                continue
+            to = (convs.get(env.data["conversation_id"]) or {}).get("reply_to") or {}
+            visitor = (to.get("from") or {}).get("visitor_id")
+            if to.get("channel") == "chat" and visitor:
+                joined.append((env.data, visitor))
+        if not joined:
+            return
+        names = await self.registry.agent_names(sorted({d["agent_id"] for d, _ in joined}))
+        await self.visitors.agents_joined(
+            [
+                Joined(d["conversation_id"], visitor, d["offer_id"], names.get(d["agent_id"]))
+                for d, visitor in joined
+            ],
+            now_ms(),
+        )
 
     async def _offline_or_away(self, env: Envelope, out: Outbox) -> bool:
         d = env.data

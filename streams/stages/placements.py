@@ -12,7 +12,9 @@ from typing import Any, cast
 import msgspec
 import structlog
 
+from router.abandons import Abandons
 from router.dispatch import NotRoutable, Offered, Placement, Queued, Router
+from router.figures import Figures, short_abandon_ms
 from router.registry import Registry
 from schemas import topics
 from schemas.envelope import now_ms
@@ -53,6 +55,8 @@ class Placements:
         self.session = session
         self.registry = registry
         self.router = router
+        self.gone = Abandons(registry.redis)
+        self.figures = Figures(registry.redis)
 
     async def publish(
         self,
@@ -183,6 +187,46 @@ class Placements:
                     conversation_id=res.values[0],
                 )
                 self.offer_revoked(out, offer_id, res.values, "expired")
+        return n
+
+    async def abandons(self, out: Outbox) -> int:
+        """Chat visitors gone past their grace (or who said they leave) while waiting: the
+        conversation closes as abandoned, a pending offer is withdrawn from its agent's desk,
+        and the abandon counts in the live figures unless it was a short one."""
+        n = 0
+        for visitor, left_at in await self.gone.due_visitors():
+            conv_id = await self.gone.conversation_of_visitor(visitor)
+            if conv_id is None:
+                continue
+            a = await self.gone.abandon(conv_id, "chat", left_at)
+            if a is None:
+                continue  # answered, bot, resolved, or moved to another channel: not left
+            n += 1
+            counted = a.waited_ms >= short_abandon_ms()
+            if counted:
+                scopes = self.figures.scopes(a.queue or None, a.category or None, "chat")
+                await self.figures.add([(scopes, "abandoned", 1.0)], left_at)
+            if a.offer_id:
+                values = (conv_id, a.agent_id, "chat", a.customer_id)
+                self.offer_revoked(out, a.offer_id, values, "customer_left")
+            await self.session.append(
+                conv_id,
+                f"{conv_id}.abandoned",
+                {
+                    "kind": "abandoned",
+                    "channel": "chat",
+                    "waited_ms": a.waited_ms,
+                    "counted": counted,
+                    "at": left_at,
+                },
+            )
+            log.info(
+                "conversation.abandoned",
+                conversation_id=conv_id,
+                waited_ms=a.waited_ms,
+                counted=counted,
+                offer_withdrawn=bool(a.offer_id),
+            )
         return n
 
     async def maintain(self, out: Outbox) -> int:

@@ -132,9 +132,12 @@ class SessionRoute:
 
     async def handle(self, items: list[Classified], out: Outbox) -> None:
         prepared = [prepare(it.data) for it in items]
-        results = await self.session.ingest_many([p.ingest for p in prepared])
-        # Applied: the ledger stops waiting for these (session/ledger.py).
-        await self.ledger.settle([p.data["event_id"] for p in prepared])
+        # Applied: the ledger stops waiting for these (session/ledger.py), in the same round
+        # trip, after the scripts that applied them (a failed batch is read again anyway).
+        settled = [p.data["event_id"] for p in prepared]
+        results = await self.session.ingest_many(
+            [p.ingest for p in prepared], then=lambda pipe: self.ledger.settle_in(pipe, settled)
+        )
         customers = [
             await owner_profile(self.session, p.data["customer"], res.customer_id)
             for p, res in zip(prepared, results, strict=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import re
 import shutil
@@ -15,6 +17,7 @@ import aiohttp
 import orjson
 import pytest
 import redis
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from playwright.async_api import Browser, async_playwright
 
@@ -93,10 +96,84 @@ class _AppHandler(BaseHTTPRequestHandler):
         return None
 
 
+class TwilioFake:
+    """Twilio's Messages API on a local aiohttp server (own thread and loop). It checks what a
+    real one would refuse (path, basic auth, form fields) and keeps every request. A `To`
+    ending in 0503 is answered 503 on its first request; one ending in 0400 always 400."""
+
+    SID, TOKEN, FROM = "AC00000000000000000000000000000001", "twilio-test-token", "+15005550006"
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.port = embedded.free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._messages)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        auth = request.headers.get("Authorization", "")
+        good = "Basic " + base64.b64encode(f"{self.SID}:{self.TOKEN}".encode()).decode()
+        with self.lock:
+            to = str(form.get("To", ""))
+            seen = sum(1 for r in self.requests if r["form"].get("To") == to)
+            if request.match_info["sid"] != self.SID or auth != good:
+                status = 401
+            elif not to or not form.get("Body") or form.get("From") != self.FROM:
+                status = 400
+            elif to.endswith("0400"):
+                status = 400
+            elif to.endswith("0503") and seen == 0:
+                status = 503
+            else:
+                status = 201
+            self.requests.append(
+                {
+                    "path": request.path,
+                    "content_type": request.content_type,
+                    "form": {k: str(v) for k, v in form.items()},
+                    "status": status,
+                }
+            )
+        body = (
+            {"sid": f"SM{len(self.requests):032d}", "status": "queued"}
+            if status == 201
+            else {
+                "code": 21211 if status == 400 else 20003,
+                "message": "refused",
+            }
+        )
+        return web.json_response(body, status=status)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
 @dataclass
 class DeliveryRig:
     mail: MailSink
     app: AppBackend
+    twilio: TwilioFake
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +183,7 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
     controller.start()
     app = AppBackend()
     threading.Thread(target=app.serve_forever, daemon=True).start()
+    twilio = TwilioFake()
     log = services.logdir / "delivery.log"
     proc = _spawn(
         ["delivery"],
@@ -117,6 +195,11 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
             OMNIROUTER_APP_WEBHOOK_SECRET=APP_SECRET,
             OMNIROUTER_DELIVERY_ATTEMPTS="4",
             OMNIROUTER_DELIVERY_BACKOFF_S="0.2",
+            OMNIROUTER_TWILIO_API_URL=twilio.url,
+            OMNIROUTER_TWILIO_ACCOUNT_SID=TwilioFake.SID,
+            OMNIROUTER_TWILIO_AUTH_TOKEN=TwilioFake.TOKEN,
+            OMNIROUTER_SMS_FROM=TwilioFake.FROM,
+            OMNIROUTER_PUBLIC_URL=services.gateway_url,  # what survey links point at
         ),
         log,
     )
@@ -127,12 +210,13 @@ def delivery(services: Services, infra: embedded.Infra) -> Iterator[DeliveryRig]
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"delivery did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield DeliveryRig(sink, app)
+        yield DeliveryRig(sink, app, twilio)
     finally:
         _stop(proc)
         controller.stop()
         app.shutdown()
         app.server_close()
+        twilio.close()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,17 @@ from tests.conftest import ADMIN_TOKEN, APP_ID, APP_SECRET, INBOUND_TOKEN
 WAIT_S = 20.0  # generous: a slow CI machine must not turn into a flaky test
 
 
+async def next_frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """The next frame of this type on a chat or agent socket (others are passed over)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        frame = orjson.loads(msg.data)
+        if frame.get("type") == kind:
+            return dict(frame)
+
+
 def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

@@ -41,7 +41,15 @@ from tests.conftest import (
     Services,
 )
 from tests.integration.conftest import DeliveryRig
-from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
+from tests.integration.helpers import (
+    WAIT_S,
+    AgentStream,
+    Api,
+    TopicReader,
+    eventually,
+    next_frame,
+    uid,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -297,16 +305,6 @@ async def test_email_from_is_a_claim_until_a_trusted_mail_system_says_dkim_passe
 # -- web chat ----------------------------------------------------------------------------------
 
 
-async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frame = orjson.loads(msg.data)
-        if frame.get("type") == kind:
-            return dict(frame)
-
-
 async def test_chat_socket_dedupes_resends_and_resumes_missed_replies(
     api: Api, http: aiohttp.ClientSession, services: Services, delivery: DeliveryRig
 ) -> None:
@@ -318,17 +316,17 @@ async def test_chat_socket_dedupes_resends_and_resumes_missed_replies(
     stream = await AgentStream.open(http, services.ws_url, agent)
     url = f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}"
     ws = await http.ws_connect(url)
-    await _frame(ws, "hello")
+    await next_frame(ws, "hello")
     await ws.send_str(
         orjson.dumps(
             {"type": "message", "client_id": "c-1", "text": f"定投怎么设置？{visitor}"}
         ).decode()
     )
-    ack = await _frame(ws, "ack")
+    ack = await next_frame(ws, "ack")
     assert ack["client_id"] == "c-1" and ack["duplicate"] is False
     conv_id = await accept_offer(api, stream, agent, lambda f: visitor in f["preview"])
     first = await reply(api, conv_id, agent, "在App里选择基金后点“定投”即可。")
-    got = await _frame(ws, "reply")
+    got = await next_frame(ws, "reply")
     assert got["reply_id"] == first and got["text"] == "在App里选择基金后点“定投”即可。"
     await delivery_status(api, conv_id, first, "delivered")
     await ws.close()
@@ -336,15 +334,15 @@ async def test_chat_socket_dedupes_resends_and_resumes_missed_replies(
     missed = await reply(api, conv_id, agent, "还有其他问题吗？")
     await delivery_status(api, conv_id, missed, "sent")
     ws = await http.ws_connect(f"{url}&since={got['frame_id']}")
-    resumed = await _frame(ws, "reply")
+    resumed = await next_frame(ws, "reply")
     assert resumed["reply_id"] == missed
     await ws.send_str(
         orjson.dumps({"type": "message", "client_id": "c-1", "text": "定投怎么设置？"}).decode()
     )
-    again = await _frame(ws, "ack")
+    again = await next_frame(ws, "ack")
     assert again["event_id"] == ack["event_id"] and again["duplicate"] is True
     await ws.send_str('{"type": "message", "text": "no id"}')
-    err = await _frame(ws, "error")
+    err = await next_frame(ws, "error")
     assert err["error"]["field"] == "client_id"
     await ws.close()
     _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
@@ -576,16 +574,16 @@ async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
     ws_b = await http.ws_connect(
         f"{second_gateway.replace('http', 'ws', 1)}/v1/chat/ws?visitor_id={visitor}"
     )
-    await _frame(ws_b, "hello")
+    await next_frame(ws_b, "hello")
     await ws_b.send_str(
         orjson.dumps(
             {"type": "message", "client_id": "c-1", "text": f"净值多少 {visitor}"}
         ).decode()
     )
-    await _frame(ws_b, "ack")
+    await next_frame(ws_b, "ack")
     conv_id = await accept_offer(api, stream, agent, lambda f: visitor in f["preview"])
     first = await reply(api, conv_id, agent, "今日净值请以官网公布为准。")
-    got = await _frame(ws_b, "reply")
+    got = await next_frame(ws_b, "reply")
     assert got["reply_id"] == first
     await ws_b.close()
     missed = await reply(api, conv_id, agent, "还需要别的帮助吗？")
@@ -593,7 +591,7 @@ async def test_chat_reply_reaches_the_visitor_on_another_gateway_instance(
     ws_a = await http.ws_connect(
         f"{services.ws_url}/v1/chat/ws?visitor_id={visitor}&since={got['frame_id']}"
     )
-    assert (await _frame(ws_a, "reply"))["reply_id"] == missed
+    assert (await next_frame(ws_a, "reply"))["reply_id"] == missed
     await ws_a.close()
     await stream.close()
 

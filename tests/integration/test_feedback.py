@@ -3,18 +3,36 @@ customer's channel, answers taken once within the window, callbacks for unhappy 
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.message
+import email.policy
+import re
 import time
+import urllib.parse
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaProducer
 
+from channels import survey_link
 from channels.app import webhook as app_webhook
-from schemas import events, topics
+from channels.phone import telephony
+from schemas import envelope, events, topics
+from schemas.payloads import TaskOpened, envelope_of
 from session import keys
-from tests.conftest import APP_ID, APP_SECRET, TELEPHONY_SECRET, Services
+from session.identity import anonymous_id, anonymous_key
+from tests.conftest import (
+    APP_ID,
+    APP_SECRET,
+    SURVEY_LINK_SECRET,
+    TELEPHONY_SECRET,
+    TWILIO_TOKEN,
+    Services,
+)
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
 
@@ -278,6 +296,38 @@ def _smtp(port: int, raw: bytes) -> int:
         return int(s.data(raw)[0])
 
 
+async def _resolve_email(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    agent: str,
+    sender: str,
+) -> tuple[AgentStream, str, str, email.message.EmailMessage]:
+    """A mail from `sender`, accepted and resolved by `agent`; returns the survey mail."""
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    first_id = f"<{uid('m')}@mail.example.com>"
+    raw = _mail(sender, "赎回咨询", "请问161606赎回几天到账？", first_id, None)
+    assert await asyncio.to_thread(_smtp, services.smtp_port, raw) == 250
+    offer = await stream.next(
+        "offer", lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    )
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = str(offer["conversation_id"])
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    async def survey_mail() -> Any:
+        for m in delivery.mail.messages:
+            msg = email.message_from_bytes(m, policy=email.policy.default)
+            if msg["To"] == sender and (msg["Message-ID"] or "").startswith("<sv-"):
+                return msg
+        return None
+
+    return stream, conv_id, first_id, await eventually(survey_mail)
+
+
 async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reopening(
     api: Api,
     http: aiohttp.ClientSession,
@@ -289,32 +339,10 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     Message-ID; the customer's reply "2 回复太慢" answers it (a callback opens), the
     conversation stays resolved and gets no new customer message; a second digit reply is
     not taken as a message either."""
-    import asyncio
-    import email
-    import email.policy
-
     agent, sender = uid("agent"), f"{uid('c')}@example.com"
-    await api.add_agent(agent)
-    stream = await AgentStream.open(http, services.ws_url, agent)
-    first_id = f"<{uid('m')}@mail.example.com>"
-    raw = _mail(sender, "赎回咨询", "请问161606赎回几天到账？", first_id, None)
-    assert await asyncio.to_thread(_smtp, services.smtp_port, raw) == 250
-    offer = await stream.next(
-        "offer", lambda f: f["channel"] == "email" and "161606" in f["preview"]
+    stream, conv_id, first_id, msg = await _resolve_email(
+        api, http, services, delivery, agent, sender
     )
-    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
-    conv_id = offer["conversation_id"]
-    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
-    assert code == 200
-
-    async def survey_mail() -> Any:
-        for m in delivery.mail.messages:
-            msg = email.message_from_bytes(m, policy=email.policy.default)
-            if msg["To"] == sender and (msg["Message-ID"] or "").startswith("<sv-"):
-                return msg
-        return None
-
-    msg = await eventually(survey_mail)
     assert msg["In-Reply-To"] == first_id
     assert "回复本邮件" in msg.get_body(("plain",)).get_content()
     survey_id = msg["Message-ID"].strip("<>").split("@")[0]
@@ -340,7 +368,7 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
     assert conv["state"] == "resolved"
     assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
-    code, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
     assert s["score"] == 2  # the second digit changed nothing
     await stream.close()
 
@@ -391,4 +419,192 @@ async def test_an_agent_schedules_a_follow_up_and_an_overdue_one_raises_an_alert
     overdue = [a for a in alerts["alerts"] if a.get("task_id") == soon["id"]]
     assert len(overdue) == 1 and overdue[0]["kind"] == "callback_overdue"
     assert not [a for a in alerts["alerts"] if a.get("task_id") == task["id"]]
+    await stream.close()
+
+
+async def test_a_legacy_task_opened_record_on_the_topic_still_becomes_a_task(
+    api: Api, http: aiohttp.ClientSession, services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Records written before tasks had one vocabulary (omnirouter.task.opened.v1, a failed
+    order) are still read: the task is registered, announced as omnirouter.task.created.v1,
+    listed on GET /v1/tasks?kind=order_failed and offered to an agent with the transaction
+    skill."""
+    agent, order_id = uid("agent"), uid("o")
+    await api.add_agent(agent, skills={"transaction": 5})
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    now = int(time.time() * 1000)
+    old = TaskOpened(
+        task_id=f"{order_id}.failed",
+        kind="order_failed",
+        customer_id=uid("C"),
+        order_id=order_id,
+        note="赎回失败",
+        due_at=now + 24 * 3_600_000,
+        at=now,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
+    await producer.start()
+    try:
+        async with TopicReader(services.bootstrap, topics.TASKS) as reader:
+            await producer.send_and_wait(
+                topics.TASKS,
+                envelope.encode(envelope_of(old, source="tests/legacy", id=f"{order_id}.t")),
+                key=str(old.customer_id).encode(),
+            )
+            created = await reader.find(
+                lambda e: (
+                    e["type"] == events.TASK_CREATED and e["data"]["task"]["id"] == old.task_id
+                )
+            )
+    finally:
+        await producer.stop()
+    assert created["data"]["task"]["kind"] == "order_failed"
+    assert created["data"]["task"]["conversation_id"] == f"order-{order_id}"
+    offer = await stream.next("offer", lambda f: f.get("task_id") == old.task_id)
+    assert offer["kind"] == "order_failed" and offer["agent_id"] == agent
+    _, listed = await api.call("GET", "/v1/tasks?kind=order_failed")
+    mine = [t for t in listed["tasks"] if t["id"] == old.task_id]
+    assert len(mine) == 1 and mine[0]["skill"] == "transaction" and mine[0]["reason"] == "赎回失败"
+    await stream.close()
+
+
+async def test_an_email_survey_is_answered_once_by_its_signed_link(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """The survey mail carries a signed link: opening it shows five buttons and records
+    nothing; a tampered link is refused (401), a bad score names the field (422); posting 1
+    answers (a callback opens, the conversation stays resolved); the link then refuses a
+    second answer (409), and a link past its deadline is gone (410)."""
+    agent, sender = uid("agent"), f"{uid('c')}@example.com"
+    stream, conv_id, _, msg = await _resolve_email(api, http, services, delivery, agent, sender)
+    body = msg.get_body(("plain",)).get_content()
+    m = re.search(r"(http://\S+/v1/surveys/(sv-[^/\s]+)/rate\?exp=(\d+)&sig=([0-9a-f]{64}))", body)
+    assert m, body
+    link, survey_id, exp = m.group(1), m.group(2), int(m.group(3))
+    assert link.startswith(services.gateway_url)
+
+    async with http.get(link) as r:
+        page = await r.text()
+        assert r.status == 200, page
+        assert "form-action 'self'" in r.headers["Content-Security-Policy"]
+        assert "<script" not in page
+    assert [f'data-testid="rate-{n}"' in page for n in range(1, 6)] == [True] * 5
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["state"] != "answered" and "score" not in s  # a GET (a link scanner) records nothing
+
+    async with http.get(link.replace("sig=", "sig=0")) as r:
+        assert r.status == 401 and 'data-code="bad_signature"' in await r.text()
+    tampered = link.replace(f"exp={exp}", f"exp={exp + 1}")
+    async with http.post(tampered, data={"score": "1"}) as r:
+        assert r.status == 401 and 'data-code="bad_signature"' in await r.text()
+    async with http.post(link, data={"score": "9"}) as r:
+        assert r.status == 422 and 'data-field="score"' in await r.text()
+
+    async with http.post(link, data={"score": "1", "comment": "没解决"}) as r:
+        done = await r.text()
+        assert r.status == 200, done
+    assert 'data-testid="rate-done" data-score="1"' in done
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["score"] == 1 and s["via"] == "email" and s["comment"] == "没解决"
+    async with http.post(link, data={"score": "5"}) as r:
+        assert r.status == 409 and 'data-code="survey_already_answered"' in await r.text()
+    async with http.get(link) as r:
+        assert r.status == 409
+
+    past = int(time.time() * 1000) - 1000
+    old = survey_link.url(services.gateway_url, SURVEY_LINK_SECRET, survey_id, past)
+    async with http.get(old) as r:
+        assert r.status == 410 and 'data-code="survey_expired"' in await r.text()
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
+    await stream.close()
+
+
+async def _twilio(
+    http: aiohttp.ClientSession, url: str, params: dict[str, str], token: str = TWILIO_TOKEN
+) -> tuple[int, str]:
+    sig = telephony.twilio_signature(token, url, list(params.items()))
+    async with http.post(
+        url,
+        data=urllib.parse.urlencode(params),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+    ) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_a_twilio_call_is_surveyed_by_one_key_after_the_agent_resolves_it(
+    api: Api,
+    http: aiohttp.ClientSession,
+    services: Services,
+    delivery: DeliveryRig,
+    fresh_redis: redis.Redis,
+) -> None:
+    """After the agent resolves a Twilio call, the next webhook's TwiML speaks the survey
+    inside a keys-only <Gather numDigits="1"> posting to the webhook with ?survey=<id>; a key
+    outside 1-5 is asked again, 1 answers (a callback opens, the call is hung up, no IVR
+    message is made), a second key is refused as already answered; a forged signature on the
+    survey URL gets 401."""
+    agent = uid("agent")
+    await api.add_agent(agent)
+    stream = await AgentStream.open(http, services.ws_url, agent)
+    hook = f"{services.gateway_url}/v1/telephony/twilio"
+    sid = "CA" + uid("x").replace("-", "")
+    caller = f"+86137{time.time_ns() % 10**8:08d}"
+    base = {"CallSid": sid, "From": caller, "To": "+864008000000", "CallStatus": "in-progress"}
+    assert (await _twilio(http, hook, {**base, "CallStatus": "ringing"}))[0] == 200
+    speech = {**base, "SpeechResult": f"我的赎回还没到账 {sid[-6:]}"}
+    assert (await _twilio(http, hook, speech))[0] == 200
+    who = anonymous_id(*anonymous_key("phone", {"phone": caller, "verified": ["phone"]}))
+    offer = await stream.next("offer", lambda f: f["customer"]["id"] == who)
+    await api.call("POST", f"/v1/offers/{offer['offer_id']}/accept", {"agent_id": agent})
+    conv_id = offer["conversation_id"]
+    code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
+    assert code == 200
+
+    async def prompted() -> str | None:
+        _, twiml = await _twilio(http, hook, base)
+        return twiml if "?survey=" in twiml else None
+
+    twiml = await eventually(prompted)
+    m = re.search(r'<Gather input="dtmf" numDigits="1"[^>]* action="([^"]+)"', twiml)
+    assert m, twiml
+    action = m.group(1).replace("&amp;", "&")
+    survey_id = urllib.parse.parse_qs(urllib.parse.urlsplit(action).query)["survey"][0]
+    assert action.startswith(hook) and survey_id.startswith("sv-")
+    assert "请按 1 到 5 键" in twiml and twiml.endswith("<Hangup/></Response>")
+
+    status, forged = await _twilio(http, action, {**base, "Digits": "1"}, token="wrong-token")
+    assert status == 401 and "bad_signature" in forged
+    status, again = await _twilio(http, action, {**base, "Digits": "9"})
+    assert status == 200 and 'numDigits="1"' in again and "请按 1 到 5 键评分" in again
+    status, done = await _twilio(http, action, {**base, "Digits": "1"})
+    assert status == 200 and "感谢您的评价" in done and "<Hangup/>" in done
+    status, second = await _twilio(http, action, {**base, "Digits": "5"})
+    assert status == 200 and "您已经评价过了" in second
+
+    _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
+    assert s["score"] == 1 and s["via"] == "phone" and s["conversation_id"] == conv_id
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    assert [m["call"]["event"] for m in conv["messages"] if m.get("call")] == [
+        "started",
+        "transcript",
+    ]
     await stream.close()

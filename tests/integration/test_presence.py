@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from schemas import topics
 from tests.conftest import OPS_TOKEN, Services
 from tests.integration.helpers import AgentStream, Api, eventually, uid
 
@@ -97,7 +98,12 @@ async def test_ops_sees_agents_by_state_and_consumer_lag(
     code, lag = await api.call("GET", "/v1/ops/lag", token=OPS_TOKEN)
     assert code == 200 and lag["available"], lag
     worker = next(g for g in lag["groups"] if g["group"] == "omnirouter")
-    assert {p["topic"] for p in worker["partitions"]} >= {"cs.inbound.v1", "cs.messages.v1"}
+    # Every topic a worker stage reads, the feedback, task and audit ones included.
+    assert (
+        {p["topic"] for p in worker["partitions"]}
+        == set(topics.CONSUMER_GROUPS[topics.WORKER_GROUP])
+        >= {"cs.inbound.v1", "cs.feedback.v1", "cs.tasks.v1", "cs.audit.v1", "cs.orders.v1"}
+    )
     # Ends and commits are two reads; the lag is clamped at zero, never negative.
     assert all(p["lag"] >= 0 for p in worker["partitions"])
     await desk.close()

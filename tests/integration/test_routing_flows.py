@@ -124,7 +124,8 @@ async def test_agent_going_offline_returns_offers_and_assignments_to_the_queue(
     sa = await AgentStream.open(http, services.ws_url, a)
     await api.post_message("chat", "赎回申请怎么撤销", {"visitor_id": uid("v")})
     assigned = await _assigned(api, sa, a)
-    await api.post_message("chat", "申购失败了怎么办", {"visitor_id": uid("v")})
+    # A transaction question (a failed purchase is 技术故障类 by the design document).
+    await api.post_message("chat", "定投怎么改扣款日期", {"visitor_id": uid("v")})
     pending = await sa.next("offer")
     await api.add_agent(b, skills={"transaction": 3}, capacity={"chat": 2})
     sb = await AgentStream.open(http, services.ws_url, b)

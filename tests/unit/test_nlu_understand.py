@@ -24,6 +24,7 @@ def u() -> Understanding:
         ("手机号换了怎么改", "account"),
         ("app一打开就闪退", "technical"),
         ("登不上 一直提示系统繁忙", "technical"),
+        ("申购失败了怎么办", "technical"),  # 交易失败 is 技术故障类 in the design document
         ("你们客服态度太差了 我要投诉", "complaint"),
         ("垃圾基金 亏了30% 坑死人了", "complaint"),
     ],
