@@ -4,13 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser test-containers lint bench model eval clean
+.PHONY: run test browser test-containers lint audit lock chaos fuzz bench model eval clean
 
-$(STAMP): pyproject.toml
+# Installed from the lock, every file checked against its hash; then our package alone.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Refresh both locks after a change to pyproject.toml (dev + runtime here, runtime only for
+# the image); machine-local index options are not written into them.
+LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip-compile -q $(LOCK_FLAGS) --upgrade --extra dev -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile -q $(LOCK_FLAGS) --upgrade -o deploy/requirements.lock pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/omnirouter dev
@@ -38,6 +47,19 @@ lint: $(STAMP)
 	$(BIN)/mypy streams channels router session schemas
 	$(BIN)/mypy --explicit-package-bases bench
 	$(BIN)/mypy training
+	$(BIN)/mypy deploy/supply_chain.py
+	$(MAKE) --no-print-directory audit
+
+# Floors and lock above known advisories, base image pinned, pip-audit over the lock.
+audit: $(STAMP)
+	$(BIN)/python deploy/supply_chain.py
+
+# Opt-in suites (docs/reliability.md); `make test` runs their short forms.
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --n 10000 --rate 50
+
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py
 
 # Each benchmark prints its figures and the machine; docs/performance.md keeps the results.
 bench: $(STAMP)

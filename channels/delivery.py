@@ -36,7 +36,7 @@ from channels.contract import DeliveryError, OutboundContext
 from channels.settings import DeliverySettings
 from schemas import deadletter, envelope, events, topics
 from schemas.envelope import Envelope, now_ms
-from schemas.errors import SchemaError
+from schemas.errors import SchemaError, UnknownEventType
 from session import keys
 from session.store import SessionStore, connect
 
@@ -212,6 +212,8 @@ class Delivery:
             structlog.contextvars.clear_contextvars()
             try:
                 env = envelope.decode(rec.value)
+                if env.type != events.REPLY_CREATED:
+                    raise UnknownEventType(f"cs.outbound.v1 does not carry {env.type!r}")
             except SchemaError as exc:
                 # Never deliverable: dead-lettered with its bytes, so nothing vanishes silently.
                 log.warning("delivery.undecodable", reason=str(exc), **origin)
@@ -256,7 +258,10 @@ class Delivery:
                         consumer.seek(tp, positions[tp])
                 batches = await consumer.getmany(timeout_ms=200, max_records=200)
                 if ready_key and consumer.assignment():
-                    await self.redis.set(ready_key, b"1", ex=10)
+                    # Best effort: Redis being away must not kill the service (it used to
+                    # crash here, outside the batch's retry, on every Redis restart).
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.redis.set(ready_key, b"1", ex=10)
                 by_key: dict[bytes, list[Any]] = defaultdict(list)
                 for tp, records in batches.items():
                     for rec in records:

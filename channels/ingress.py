@@ -100,4 +100,22 @@ class Ingress:
             existing = await self.session.lookup_message(channel, cmid) or ""
             if not existing:
                 break
+        if existing.startswith("pending:"):
+            return await self._orphan(channel, cmid, existing.removeprefix("pending:"))
         raise InProgress("an earlier copy of this message is still being accepted")
+
+    async def _orphan(self, channel: str, cmid: str, event_id: str) -> str:
+        """A reservation its gateway never confirmed: that gateway died (SIGKILL, OOM)
+        between reserving and confirming, and every retry got 409 until the dedupe key
+        expired (found by bench/chaos.py). Once the reservation is older than any broker
+        wait, the retry finishes the job: it publishes the ledger's copy (the pipeline is
+        idempotent per event id) and confirms, so the sender gets its 202."""
+        wait_ms = int(self.broker.send_timeout_s * 1000) + 1000
+        state, copy = await self.ledger.reservation(event_id, wait_ms)
+        if state == "fresh":
+            raise InProgress("an earlier copy of this message is still being accepted")
+        if copy is not None:
+            await self.broker.send(topics.INBOUND, copy[0].encode(), copy[1])
+            log.warning("inbound.orphan_published", channel=channel, event_id=event_id)
+        await self.ledger.confirm(channel, cmid, event_id)
+        return event_id

@@ -27,13 +27,43 @@ _ERROR = {
     },
 }
 
+
+def _text(max_len: int = 256) -> dict[str, Any]:
+    """A string the validators (schemas/validate.py) take: not empty, not only whitespace,
+    at most `max_len` characters. Declared so a schema-valid request is never refused."""
+    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": r"\S"}
+
+
+def _texts(max_len: int = 256, max_items: int = 100) -> dict[str, Any]:
+    return {"type": "array", "maxItems": max_items, "items": _text(max_len)}
+
+
+_CATEGORIES = ["product", "transaction", "account", "complaint", "technical"]
+_CHANNELS = ["chat", "app", "email", "phone"]
+# A date Python's fromisoformat takes (years 0001-9999; days past the 28th left out, so
+# every generated date exists).
+_DATE = {
+    "type": "string",
+    "pattern": r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+}
+
 _FROM = {
     "type": "object",
     "minProperties": 1,
     "additionalProperties": False,
     "properties": {
-        k: {"type": "string"} for k in ("phone", "email", "app_user_id", "visitor_id", "name")
+        **{k: _text(320) for k in ("phone", "email", "app_user_id", "visitor_id", "name")},
+        "verified": {
+            "type": "array",
+            "maxItems": 3,
+            "items": {"enum": ["phone", "email", "app_user_id"]},
+            "description": "contact kinds the trusted channel system vouches for (system "
+            "only); each channel vouches only for its own kind (phone: phone, email: email, "
+            "app: app_user_id), which this document cannot express per path value",
+        },
     },
+    "anyOf": [{"required": [k]} for k in ("phone", "email", "app_user_id", "visitor_id")],
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -42,27 +72,59 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["channel_message_id", "from"],
-        "properties": {
-            "channel_message_id": {"type": "string", "maxLength": 200},
-            "from": _FROM,
-            "text": {"type": "string", "maxLength": 20000},
-            "subject": {"type": "string"},
-            "sent_at": {"type": "string"},
-            "thread": {
-                "type": "object",
+        # Text is what a message says; only a call event other than a transcript has none.
+        "anyOf": [
+            {"required": ["text"], "properties": {"text": _text(20000)}},
+            {
+                "required": ["call"],
                 "properties": {
-                    "message_id": {"type": "string"},
-                    "in_reply_to": {"type": "string"},
-                    "references": {"type": "array", "items": {"type": "string"}},
+                    "call": {
+                        "type": "object",
+                        "properties": {"event": {"enum": ["started", "ivr", "ended"]}},
+                    }
                 },
             },
-            "attachments": {"type": "array", "maxItems": 20, "items": {"type": "object"}},
+        ],
+        "properties": {
+            "channel_message_id": _text(200),
+            "from": _FROM,
+            "text": {"type": "string", "maxLength": 20000},
+            "subject": _text(998),
+            "body": _text(100000),
+            "sent_at": _text(64),
+            "thread": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "message_id": _text(998),
+                    "in_reply_to": _text(998),
+                    "references": _texts(998),
+                },
+            },
             "call": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["call_id", "event"],
                 "properties": {
-                    "call_id": {"type": "string"},
+                    "call_id": _text(200),
                     "event": {"enum": ["started", "ivr", "transcript", "ended"]},
+                    "hint": {"enum": _CATEGORIES},
+                },
+            },
+            "attachments": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {
+                        "name": _text(),
+                        "content_type": _text(),
+                        "size": {"type": "integer", "minimum": 0, "maximum": 1 << 40},
+                        "sha256": _text(64),
+                        "url": _text(2048),
+                    },
                 },
             },
         },
@@ -72,33 +134,57 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["skills", "capacity"],
         "properties": {
-            "name": {"type": "string"},
+            "name": _text(100),
             "skills": {
                 "type": "object",
-                "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5},
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    c: {"type": "integer", "minimum": 1, "maximum": 5} for c in _CATEGORIES
+                },
             },
             "capacity": {
                 "type": "object",
-                "additionalProperties": {"type": "integer", "minimum": 0},
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    c: {"type": "integer", "minimum": 0, "maximum": 100} for c in _CHANNELS
+                },
             },
-            "languages": {"type": "array", "items": {"type": "string"}},
-            "advisor_for": {"type": "array", "items": {"type": "string"}},
-            "wrap_up_s": {"type": "integer", "minimum": 0},
+            "languages": _texts(16),
+            "advisor_for": _texts(64, 2000),  # OMNIROUTER_MAX_ADVISOR_FOR
+            "wrap_up_s": {"type": "integer", "minimum": 0, "maximum": 3600},
+            "phone_excludes_chat": {"type": "boolean"},
         },
     },
     "AgentAction": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "agent_id": {
-                "type": "string",
+                **_text(64),
                 "description": "optional; the agent is the credential's, and this must match it",
             },
-            "text": {"type": "string"},
-            "reason": {"type": "string"},
+            "text": {"type": "string", "description": "ignored here (a reply's text)"},
+            "reason": _text(500),
+        },
+    },
+    "Reply": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["text"],
+        "properties": {
+            "agent_id": {
+                **_text(64),
+                "description": "optional; the agent is the credential's, and this must match it",
+            },
+            "text": _text(20000),
+            "reason": _text(500),
         },
     },
     "Status": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["status"],
         "properties": {"status": {"enum": ["available", "away", "offline"]}},
     },
@@ -106,48 +192,65 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": _text(100),
             "segment": {"enum": ["new", "regular", "hnw"]},
             "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
-            "risk_assessed_at": {"type": "string", "format": "date"},
-            "advisor": {"type": "string"},
-            "verified": {"type": "object"},
+            "risk_assessed_at": _DATE,
+            "advisor": _text(64),
+            "verified": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {k: _texts(320) for k in ("phones", "emails", "app_user_ids")},
+            },
         },
     },
     "Transfer": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "agent_id": {
-                "type": "string",
+                **_text(128),
                 "description": "optional; an agent's must be its own, a supervisor's the holder",
             },
-            "to_queue": {"type": "string"},
-            "to_agent": {"type": "string"},
-            "note": {"type": "string"},
+            "to_queue": {
+                "enum": ["product", "transaction", "account", "complaint", "technical", "unclear"]
+            },
+            "to_agent": _text(128),
+            "note": _text(2000),
         },
+        "oneOf": [{"required": ["to_queue"]}, {"required": ["to_agent"]}],
     },
     "Article": {
         "type": "object",
         "additionalProperties": False,
         "required": ["title", "body", "category", "owner"],
         "properties": {
-            "title": {"type": "string", "maxLength": 200},
-            "body": {"type": "string"},
-            "category": {"enum": ["product", "transaction", "account", "complaint", "technical"]},
-            "intents": {"type": "array", "items": {"type": "string"}},
+            "title": _text(200),
+            "body": _text(20000),
+            "category": {"enum": _CATEGORIES},
+            "intents": _texts(64, 20),
             "channels": {
                 "type": "array",
-                "items": {"enum": ["chat", "app", "email", "phone"]},
+                "maxItems": 4,
+                "items": {"enum": _CHANNELS},
                 "description": "empty: every channel",
             },
-            "owner": {"type": "string"},
+            "owner": _text(64),
             "action": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["label", "url"],
-                "properties": {"label": {"type": "string"}, "url": {"type": "string"}},
+                "properties": {
+                    "label": _text(40),
+                    "url": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "pattern": r"^(https|rtfund)://\S+$",
+                    },
+                },
                 "description": "a link that opens the page doing it (https:// or rtfund://)",
             },
-            "questions": {"type": "array", "items": {"type": "string"}},
+            "questions": _texts(200, 50),
         },
     },
     "Fund": {
@@ -155,20 +258,24 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["name", "type", "risk", "nav"],
         "properties": {
-            "name": {"type": "string"},
-            "share_class": {"type": "string"},
+            "name": _text(100),
+            "share_class": _text(4),
             "type": {"enum": ["货币型", "债券型", "混合型", "股票型", "指数型", "QDII", "FOF"]},
             "risk": {"enum": ["R1", "R2", "R3", "R4", "R5"]},
             "nav": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["value", "date", "source"],
                 "properties": {
-                    "value": {"type": "number", "exclusiveMinimum": 0},
-                    "date": {"type": "string", "format": "date"},
-                    "source": {"type": "string"},
+                    "value": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e6},
+                    "date": _DATE,
+                    "source": _text(100),
                 },
             },
-            "fees": {"type": "object", "additionalProperties": {"type": "string"}},
+            "fees": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "maxLength": 200},
+            },
             "redemption_arrival": {"enum": ["T+1", "T+2", "T+3", "T+4", "T+5"]},
             "sample": {"type": "boolean"},
         },
@@ -178,13 +285,36 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["customer_id", "fund_code", "kind", "status", "amount", "submitted_at"],
         "properties": {
-            "customer_id": {"type": "string"},
+            "customer_id": _text(128),
             "fund_code": {"type": "string", "pattern": "^[0-9]{6}$"},
             "kind": {"enum": ["subscription", "redemption", "plan"]},
             "status": {"enum": ["submitted", "confirmed", "paid", "failed"]},
             "amount": {"type": "number", "exclusiveMinimum": 0},
-            "submitted_at": {"type": "string", "description": "ISO date or date-time"},
-            "expected_by": {"type": "string", "format": "date"},
+            "submitted_at": {**_DATE, "description": "ISO date or date-time"},
+            "expected_by": _DATE,
+        },
+    },
+    "FollowUp": {
+        "type": "object",
+        "required": ["conversation_id"],
+        "properties": {
+            "agent_id": _text(128),
+            "conversation_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "reason": {"type": "string", "maxLength": 500},
+            "due_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
+            "due_at": {"type": "integer", "description": "ms since the epoch, within 14 days"},
+        },
+    },
+    "Outcome": {
+        "type": "object",
+        "required": ["outcome"],
+        "properties": {
+            "agent_id": _text(128),
+            "outcome": {
+                "enum": ["reached", "no_answer", "resolved", "escalated", "declined_by_customer"]
+            },
+            "note": {"type": "string", "maxLength": 2000},
+            "follow_up_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
         },
     },
     "Object": {"type": "object"},
@@ -192,14 +322,21 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["scope", "name"],
-        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": {"type": "string"}},
+        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": _text(64)},
     },
     "Login": {
         "type": "object",
         "additionalProperties": False,
         "required": ["token"],
-        "properties": {"token": {"type": "string"}},
+        "properties": {"token": _text(512)},
     },
+}
+
+# Path parameters as channels/gateway/errors.py:path_id takes them; a few are narrower.
+_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^ :/\\\x00]+$"}
+_PARAMS: dict[str, dict[str, Any]] = {
+    "channel": {"enum": _CHANNELS},
+    "code": {"type": "string", "pattern": "^[0-9]{6}$"},
 }
 
 # (method, path, summary, request schema or None, success status)
@@ -252,7 +389,7 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "post",
         "/v1/conversations/{conversation_id}/reply",
         "The assigned agent replies",
-        "AgentAction",
+        "Reply",
         202,
     ),
     (
@@ -310,14 +447,14 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         200,
     ),
     ("get", "/v1/tasks", "Callback and follow-up tasks (?kind, ?state, ?agent_id)", None, 200),
-    ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "Object", 201),
+    ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "FollowUp", 201),
     ("get", "/v1/tasks/{task_id}", "One task", None, 200),
     ("post", "/v1/tasks/{task_id}/accept", "The agent offered a callback takes it", "Object", 200),
     (
         "post",
         "/v1/tasks/{task_id}/outcome",
         "The agent records the outcome (and may schedule the next follow-up)",
-        "Object",
+        "Outcome",
         200,
     ),
     (
@@ -397,17 +534,55 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
 ]
 
 
+# Query parameters a route refuses without (the rest are optional and documented in the
+# summary).
+_QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("get", "/v1/knowledge"): [
+        {"name": "q", "in": "query", "required": True, "schema": _text(200)},
+    ],
+}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The validators take null for an optional field as "not given" (schemas/validate.py):
+    say so, or a client sending null is refused by the document and accepted by the server.
+    Booleans are the exception (a flag must be true or false)."""
+    out = dict(schema)
+    if out.get("type") == "object" and "properties" in out:
+        required = set(out.get("required", ()))
+        props = {}
+        for name, sub in out["properties"].items():
+            sub = _nullable(sub)
+            if name not in required and sub.get("type") != "boolean":
+                if "enum" in sub:
+                    sub = {**sub, "enum": [*sub["enum"], None]}
+                elif isinstance(sub.get("type"), str):
+                    sub = {**sub, "type": [sub["type"], "null"]}
+            props[name] = sub
+        out["properties"] = props
+    if out.get("type") == "array" and isinstance(out.get("items"), dict):
+        out["items"] = (
+            _nullable(out["items"]) if out["items"].get("type") == "object" else out["items"]
+        )
+    return out
+
+
 def spec() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, body, status in ROUTES:
         params = [
-            {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": p.strip("{}"),
+                "in": "path",
+                "required": True,
+                "schema": _PARAMS.get(p.strip("{}"), _ID),
+            }
             for p in path.split("/")
             if p.startswith("{")
         ]
         op: dict[str, Any] = {
             "summary": summary,
-            "parameters": params,
+            "parameters": params + _QUERY.get((method, path), []),
             "responses": {
                 str(status): {"description": "success"},
                 "4XX": {
@@ -454,7 +629,7 @@ def spec() -> dict[str, Any]:
         "info": {"title": "omnirouter gateway", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {name: _nullable(schema) for name, schema in SCHEMAS.items()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -17,6 +17,11 @@ class PermanentError(OmnirouterError):
     """The event or request can never be processed as it is; retrying will not help."""
 
 
+class UndeliverableReply(PermanentError):
+    """An agent's reply, acknowledged with 202, that has no conversation to go to any more
+    (erased, or never there): dead-lettered with this reason instead of dropped."""
+
+
 class RetriableError(OmnirouterError):
     """A dependency failed; the same event may succeed later."""
 

@@ -71,6 +71,8 @@ def integer(
         if required:
             raise SchemaError(f"{field} is required", field=field, code="missing_field")
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 4.0 is the integer 4 (JSON Schema too)
     if isinstance(value, bool) or not isinstance(value, int):
         raise SchemaError(f"{field} must be an integer", field=field, code="invalid_type")
     if not lo <= value <= hi:

@@ -71,6 +71,26 @@ class InboundLedger:
     async def unreserve(self, channel: str, cmid: str, event_id: str) -> None:
         await self._unreserve(args=[keys.PREFIX, keys.dedupe(channel, cmid), event_id])
 
+    async def reservation(
+        self, event_id: str, older_than_ms: int
+    ) -> tuple[str, tuple[str, bytes] | None]:
+        """What became of a reservation still marked pending in its dedupe key.
+
+        ("settled", None): the event was applied (the gateway that reserved it died before
+        it could confirm); ("orphaned", (key, value)): still unsettled and older than
+        `older_than_ms`, so the gateway that reserved it is gone and the copy is ours to
+        publish; ("fresh", None): its gateway may still be waiting for the broker.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(keys.inbound_pending(), event_id)
+        pipe.hgetall(keys.inbound_copy(event_id))
+        score, copy = await pipe.execute()
+        if score is None and not copy:
+            return "settled", None
+        if (score is not None and now_ms() - float(score) < older_than_ms) or not copy:
+            return "fresh", None
+        return "orphaned", (_s(copy[b"key"]) or "", copy[b"value"])
+
     async def settle(self, event_ids: Iterable[str]) -> None:
         ids = list(event_ids)
         if not ids:

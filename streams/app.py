@@ -203,7 +203,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         path(analytics_stage.STAGE_MESSAGES, analytics.handle_messages, decode, side),
         path(analytics_stage.STAGE_FEEDBACK, analytics.handle_feedback, decode, side),
         path(analytics_stage.STAGE_TASKS, analytics.handle_tasks, decode, side),
-        path(analytics_stage.STAGE_AUDIT, analytics.handle_audit, decode, side),
+        path(
+            analytics_stage.STAGE_AUDIT, analytics.handle_audit, analytics_stage.decode_audit, side
+        ),
         path(analytics_stage.STAGE_AGENT_EVENTS, analytics.handle_agent_events, decode, side),
     ]
     unwired = set(topics.WORKER_AGENTS) - {c.stage for c in paths}

@@ -86,7 +86,10 @@ async def errors_middleware(
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason or code)
+        # A 405 must say what is allowed (RFC 9110 15.5.6); aiohttp's own exception carries
+        # it, our JSON body must not drop it.
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, code, exc.reason or code, headers=allow)
     except Exception:
         log.exception("gateway.unhandled", path=request.path)
         return error_response(500, "internal", "internal error; it has been logged")

@@ -30,6 +30,7 @@ from router.figures import Figures, short_abandon_ms
 from router.registry import Registry
 from schemas import envelope, events, topics
 from schemas.envelope import Envelope, now_ms
+from schemas.errors import UnknownEventType
 from schemas.payloads import SurgeDetected, envelope_of
 from session import keys
 from session.history import History
@@ -51,6 +52,14 @@ HOUR_KEEP_S = 9 * 86_400
 
 def decode_any(event: Any) -> Envelope:
     return envelope.decode(event.value)
+
+
+def decode_audit(event: Any) -> Envelope:
+    """cs.audit.v1 has no other reader: a type it does not carry is dead-lettered here."""
+    env = envelope.decode(event.value)
+    if env.type not in (events.CUSTOMER_ERASED, events.RECOMMENDATION_MADE):
+        raise UnknownEventType(f"cs.audit.v1 does not carry {env.type!r}")
+    return env
 
 
 def _ms(iso: str | None) -> int:

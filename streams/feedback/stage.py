@@ -81,7 +81,11 @@ def decode_opened(event: Any) -> Envelope | None:
         if read(env, TaskCreated).task.state != "open":
             return None  # a follow-up its agent holds from the start
         return env
-    return None
+    if env.type == events.TASK_UPDATED:
+        return None
+    # This is the first reader of cs.tasks.v1: what the topic does not carry is poison
+    # (dead-lettered here, not skipped by every reader in silence).
+    raise UnknownEventType(f"cs.tasks.v1 does not carry {env.type!r}")
 
 
 def decode_answers(event: Any) -> Envelope | None:

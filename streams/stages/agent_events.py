@@ -17,7 +17,7 @@ from channels.chat.waiting import Joined, VisitorNews
 from router.registry import Registry
 from schemas import envelope, events, payloads, topics
 from schemas.envelope import Envelope, now_ms
-from schemas.errors import UnknownEventType
+from schemas.errors import UndeliverableReply, UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
 from session.store import Append, SessionStore
@@ -178,10 +178,10 @@ class AgentEvents:
                 self._assignment(env, conv, out)
             elif env.type == events.AGENT_REPLIED:
                 if applied[env.id] < 0:
-                    log.warning(
-                        "reply.unknown_conversation", conversation_id=conv_id, event_id=env.id
-                    )
-                    continue
+                    # The gateway said 202: the reply must end delivered or dead-lettered, never
+                    # dropped. Permanent: the consume path splits the batch (the others are
+                    # applied again, idempotently) and dead-letters this one at once.
+                    raise UndeliverableReply(f"reply to unknown conversation {conv_id[:80]}")
                 reply_to_raw, customer_id, channel = fields[conv_id]
                 self._reply_out(env, reply_to_raw, customer_id, channel, out)
             elif env.type == events.AGENT_TRANSFERRED:
