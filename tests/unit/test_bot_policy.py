@@ -300,3 +300,31 @@ def test_a_nav_of_another_day_or_a_fund_specific_question_is_not_answered_from_t
     assert isinstance(d, Handoff) and d.reason == "fund_specific"
     d = decide(nav, "领先成长A今天净值多少")
     assert isinstance(d, Answer) and d.sources[0]["id"] == "161606"
+
+
+def test_share_classes_named_in_the_message_decide_which_record_answers() -> None:
+    """The extractor's share classes (streams/nlu/entities.py): the C class is answered from
+    the C record; "A和C" or a class the fund lacks is never answered from one class's record."""
+    from streams.nlu.entities import extract
+
+    def nav(text: str) -> policy.Decision:
+        a = analysis(category="product", intent="nav_return", entities=extract(text))
+        return decide(a, text)
+
+    c = nav("融通新能源汽车C单位净值多少")
+    assert isinstance(c, Answer) and c.sources[0]["id"] == "015880"
+    both = nav("领先成长A和C的净值各多少")
+    assert isinstance(both, Handoff) and both.reason == "ambiguous_fund"
+    lacking = nav("新蓝筹C类净值多少")
+    assert isinstance(lacking, Handoff) and lacking.reason == "unknown_fund"
+    text = "领先成长A和C的赎回费"
+    fees = decide(analysis(category="product", intent="fees", entities=extract(text)), text)
+    # the article answers, but neither class's own fees are given as if for both
+    assert isinstance(fees, Answer) and [s["kind"] for s in fees.sources] == ["article"]
+    one = "领先成长C的赎回费"
+    fee = decide(analysis(category="product", intent="fees", entities=extract(one)), one)
+    assert isinstance(fee, Answer) and fee.sources[-1] == {
+        "kind": "fund",
+        "id": "016264",
+        "date": FUNDS["016264"]["nav"]["date"],
+    }
