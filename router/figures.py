@@ -94,19 +94,24 @@ class Figures:
     async def add(
         self, entries: Iterable[tuple[list[str], str, float]], at: int | None = None
     ) -> None:
-        """Add `value` to `metric` of each scope, in the minute of `at` (one pipeline)."""
+        """Add `value` to `metric` of each scope, in the minute of `at` (one pipeline).
+
+        Summed here first: a batch of a hundred answers in one queue is one increment per
+        (scope, metric) and one expiry per scope, not two commands per answer and scope."""
         at = at or now_ms()
         minute, hour = at // 60_000, at // 3_600_000
-        pipe = self.redis.pipeline(transaction=False)
-        n = 0
+        sums: dict[tuple[str, str], float] = defaultdict(float)
         for scopes, metric, value in entries:
             for scope in scopes:
-                k = _key(scope, hour)
-                pipe.hincrbyfloat(k, f"{minute}|{metric}", value)
-                pipe.expire(k, KEEP_S)
-                n += 1
-        if n:
-            await pipe.execute()
+                sums[(_key(scope, hour), f"{minute}|{metric}")] += value
+        if not sums:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for (k, field), value in sums.items():
+            pipe.hincrbyfloat(k, field, value)
+        for k in dict.fromkeys(k for k, _ in sums):
+            pipe.expire(k, KEEP_S)
+        await pipe.execute()
 
     # -- reads (the gateway) ----------------------------------------------------------------------
 
