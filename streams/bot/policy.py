@@ -249,6 +249,9 @@ def decide(
         return Handoff("not_confident", intent)
     if any(c not in funds for c in _funds(analysis)):
         return Handoff("unknown_fund", intent)  # a code or name we hold no record of
+    if (analysis.get("entities") or {}).get("unknown_share_classes"):
+        # "新蓝筹C": a class the fund does not have; its other class is not what was asked.
+        return Handoff("unknown_fund", intent)
     if _ELSEWHERE.search(normalize(text)):
         return Handoff("out_of_scope", intent)
     simple = to_simplified(text)
@@ -311,14 +314,17 @@ def decide(
     art = index.articles[hits[0].id]
     body = str(art["body"])
     extra = ""
-    if intent == "fees" and codes and codes[0] in funds and funds[codes[0]].get("fees"):
+    # One fund's own fee or T+n is added only when one fund (one share class) is named: with
+    # "A和C" the first class's figures would answer for both.
+    one = codes[0] if len(codes) == 1 else None
+    if intent == "fees" and one in funds and funds[codes[0]].get("fees"):
         rec = funds[codes[0]]
         extra = (
             f"\n{rec['name']}："
             + "；".join(f"{k} {v}" for k, v in rec["fees"].items())
             + f"（{rec['nav'].get('source', '')}）"
         )
-    elif intent == "redemption_arrival" and codes and codes[0] in funds:
+    elif intent == "redemption_arrival" and one in funds:
         rec = funds[codes[0]]
         if rec.get("redemption_arrival"):
             extra = f"\n{rec['name']}为{rec.get('type', '')}基金，赎回一般{rec['redemption_arrival']}个工作日到账。"

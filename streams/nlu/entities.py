@@ -11,10 +11,21 @@ from streams.nlu.catalogue import Catalogue, Fund, load_catalogue
 from streams.nlu.features import to_simplified
 
 _CODE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(?![0-9])")
+# A share-class letter after a fund name: any letter with 类/份额/级 ("E类"), else only the
+# letters fund companies use (A, B, C, D, E, F, H, I, Y) standing alone, so "a股", "app",
+# "r3" or "t+1" are not read as classes.
+_LETTER = r"(?:([a-z])\s*(?:类|份额|级)|([a-fhiy])(?![a-z0-9+股]))"
 _CLASS_AFTER = re.compile(
-    r"\s*(?:混合|债券|指数|股票|货币|型|基金|\(lof\)|lof)*\s*([abc])(?:类|份额|级|$|[^a-z])", re.I
+    r"\s*(?:混合|债券|指数|股票|货币|型|基金|\(lof\)|lof)*\s*" + _LETTER, re.I
 )
-_CLASS_ALONE = re.compile(r"(?<![a-z])([abc])\s*(?:类|份额)", re.I)
+# More classes of the same fund named after the first: "A和C", "A/C", "a、c两类", "A跟C".
+_CLASS_MORE = re.compile(
+    r"\s*(?:和|与|跟|及|或者|或|还是|以及|、|/|,|，|&|and)\s*(?:的)?\s*" + _LETTER, re.I
+)
+_CLASS_ALONE = re.compile(r"(?<![a-z])([a-z])\s*(?:类|份额)", re.I)
+# A name matched short of the fund's full name ("融通新能源" in "融通新能源汽车C"): the rest of
+# the name's characters may stand between it and the class letter.
+_NAME_REST_MAX = 10
 _CN_NUM = "零一二两三四五六七八九十百千万亿"
 _AMOUNT = re.compile(
     rf"(?:\d+(?:,\d{{3}})*(?:\.\d+)?|[{_CN_NUM}]+)\s*(?:[万千百亿]?(?:元|块钱|块|份)|[万千亿]|rmb|yuan)"
@@ -37,23 +48,43 @@ _ANY_DIGIT = re.compile(r"\d")
 _ORDER_BARE = re.compile(r"(?<![0-9])(20\d{2}[01]\d[0-3]\d\d{6,10})(?![0-9])")
 
 
-def _pick_class(text_low: str, end: int, start: int) -> str | None:
-    m = _CLASS_AFTER.match(text_low, end)
-    if m and m.start(1) - end <= 6:
-        return m.group(1).upper()
-    # A class letter written inside the matched name ("领先成长a") was part of the match.
+def _letter(m: re.Match[str]) -> str:
+    return (m.group(1) or m.group(2)).upper()
+
+
+def _classes(text_low: str, start: int, end: int, family: list[Fund]) -> list[str]:
+    """Every share class written with this name match, in order ("领先成长A和C" -> A, C)."""
+    out: list[str] = []
+    # A class letter inside the matched alias ("领先成长a", "融通债c") was part of the match.
     last = text_low[end - 1 : end]
-    if last in ("a", "b", "c") and end - 1 > start:
-        return last.upper()
-    return None
+    if last in ("a", "b", "c") and end - 1 > start and not text_low[end - 2 : end - 1].isascii():
+        out.append(last.upper())
+    else:
+        rest = set("".join(f.name.lower() + f.full_name.lower() for f in family))
+        pos = end
+        while pos < len(text_low) and pos - end < _NAME_REST_MAX and text_low[pos] in rest:
+            if text_low[pos].isascii():
+                break
+            pos += 1
+        m = _CLASS_AFTER.match(text_low, pos)
+        if not m:
+            return out
+        out.append(_letter(m))
+        end = m.end(1) if m.group(1) else m.end(2)
+    m = _CLASS_MORE.match(text_low, end)
+    while m:
+        out.append(_letter(m))
+        m = _CLASS_MORE.match(text_low, m.end())
+    return list(dict.fromkeys(out))
 
 
-def _resolve(cands: list[Fund], cls: str | None) -> Fund:
-    if cls:
-        for f in cands:
-            if f.share_class == cls:
-                return f
-        # An alias of one class with a different letter written after it: find the sibling.
+def _family(cands: list[Fund], cat: Catalogue) -> list[Fund]:
+    """The matched funds and their other share classes (same name without the letter)."""
+    bases = {f.base_name for f in cands}
+    return [*cands, *(g for g in cat.funds if g.base_name in bases and g not in cands)]
+
+
+def _default(cands: list[Fund]) -> Fund:
     pref = [f for f in cands if f.share_class == "A"]
     return pref[0] if pref else cands[0]
 
@@ -78,13 +109,22 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
             seen.add(f.code)
             funds.append({"code": f.code, "name": f.name, "share_class": f.share_class})
 
+    # A share class the fund does not have ("新蓝筹C"): no record answers it, so the caller
+    # must not fall back to the class that exists.
+    unknown: list[dict[str, str]] = []
+    no_class: list[list[Fund]] = []  # families named without a letter after the name
     for start, end, cands in cat.match_names(low):
-        cls = _pick_class(low, end, start)
-        f = _resolve(cands, cls)
-        if cls and f.share_class != cls:
-            sib = [g for g in cat.funds if g.base_name == f.base_name and g.share_class == cls]
-            f = sib[0] if sib else f
-        add(f)
+        family = _family(cands, cat)
+        classes = _classes(low, start, end, family)
+        if not classes:
+            no_class.append(family)
+            add(_default(cands))
+        for cls in classes:
+            sib = [g for g in family if g.share_class == cls]
+            if sib:
+                add(sib[0])
+            else:
+                unknown.append({"name": family[0].base_name, "share_class": cls})
 
     codes: list[str] = []
     for m in _CODE.finditer(text) if has_digit else ():
@@ -97,18 +137,20 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
         if known is not None:
             add(known)
 
-    if len(funds) == 1 and funds[0]["share_class"] == "A":
-        alone = _CLASS_ALONE.search(low)
+    # "领先成长的C类", "C类领先成长": one fund named without a letter after it, and class
+    # words elsewhere in the message name its classes.
+    if len(no_class) == 1 and len(funds) == 1:
+        alone = list(dict.fromkeys(m.group(1).upper() for m in _CLASS_ALONE.finditer(low)))
         if alone:
-            cls = alone.group(1).upper()
-            base = cat.by_code(funds[0]["code"])
-            sib = [
-                g
-                for g in cat.funds
-                if base and g.base_name == base.base_name and g.share_class == cls
-            ]
-            if sib:
-                funds[0] = {"code": sib[0].code, "name": sib[0].name, "share_class": cls}
+            family = no_class[0]
+            funds.clear()
+            seen.clear()
+            for cls in alone:
+                sib = [g for g in family if g.share_class == cls]
+                if sib:
+                    add(sib[0])
+                else:
+                    unknown.append({"name": family[0].base_name, "share_class": cls})
 
     orders: list[str] = []
     order_spans: list[tuple[int, int]] = []
@@ -135,6 +177,7 @@ def extract(text: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
     ]
     return {
         "funds": funds,
+        "unknown_share_classes": unknown,
         "fund_codes": codes,
         "amounts": amounts,
         "dates": dates,

@@ -123,10 +123,12 @@ def test_the_labelled_sets_are_kept_apart() -> None:
             "bot_fresh3.jsonl",
             "bot_fresh4.jsonl",
             "bot_fresh5.jsonl",
+            "bot_fresh6.jsonl",
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    for fresh in ("bot_fresh2.jsonl", "bot_fresh3.jsonl", "bot_fresh4.jsonl", "bot_fresh5.jsonl"):
+    fresh_sets = tuple(f"bot_fresh{n}.jsonl" for n in range(2, 7))
+    for fresh in fresh_sets:
         assert len(sets[fresh]) >= 150, fresh
     texts = [r["text"] for rows in sets.values() for r in rows]
     assert len(texts) == len(set(texts))
@@ -143,7 +145,7 @@ def test_the_labelled_sets_are_kept_apart() -> None:
     queries = {
         json.loads(x)["q"] for x in (root / "bench/data/kb_queries.jsonl").read_text().splitlines()
     }
-    for fresh in ("bot_fresh3.jsonl", "bot_fresh4.jsonl", "bot_fresh5.jsonl"):
+    for fresh in fresh_sets[1:]:
         assert {r["text"] for r in sets[fresh]} & queries == set(), fresh
     kinds = {r["expect"].split(":")[0] for rows in sets.values() for r in rows}
     assert kinds == {"handoff", "fund", "kb", "rec"}
@@ -161,6 +163,7 @@ def test_the_fresh_sets_are_frozen() -> None:
         "bot_fresh3.jsonl": "a15e832e66f7315122240f2a9dfb5cf8559ca1df0833a8f726ec3e302e6e1794",
         "bot_fresh4.jsonl": "6197e32de85a3e2ef63576429a8fb6fe638cceac3ac5cc2ceef1d500bb0de65e",
         "bot_fresh5.jsonl": "acfc1c5c1761c738ec81be54fffc8775d64052f877d6ae4e1cd60ca3713c85bc",
+        "bot_fresh6.jsonl": "9a2699a8242156b7190b89e535a8f0203f606f0ae43116d9bdfffdeec34c6ac9",
     }
     for name, digest in frozen.items():
         assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
@@ -297,3 +300,31 @@ def test_a_nav_of_another_day_or_a_fund_specific_question_is_not_answered_from_t
     assert isinstance(d, Handoff) and d.reason == "fund_specific"
     d = decide(nav, "领先成长A今天净值多少")
     assert isinstance(d, Answer) and d.sources[0]["id"] == "161606"
+
+
+def test_share_classes_named_in_the_message_decide_which_record_answers() -> None:
+    """The extractor's share classes (streams/nlu/entities.py): the C class is answered from
+    the C record; "A和C" or a class the fund lacks is never answered from one class's record."""
+    from streams.nlu.entities import extract
+
+    def nav(text: str) -> policy.Decision:
+        a = analysis(category="product", intent="nav_return", entities=extract(text))
+        return decide(a, text)
+
+    c = nav("融通新能源汽车C单位净值多少")
+    assert isinstance(c, Answer) and c.sources[0]["id"] == "015880"
+    both = nav("领先成长A和C的净值各多少")
+    assert isinstance(both, Handoff) and both.reason == "ambiguous_fund"
+    lacking = nav("新蓝筹C类净值多少")
+    assert isinstance(lacking, Handoff) and lacking.reason == "unknown_fund"
+    text = "领先成长A和C的赎回费"
+    fees = decide(analysis(category="product", intent="fees", entities=extract(text)), text)
+    # the article answers, but neither class's own fees are given as if for both
+    assert isinstance(fees, Answer) and [s["kind"] for s in fees.sources] == ["article"]
+    one = "领先成长C的赎回费"
+    fee = decide(analysis(category="product", intent="fees", entities=extract(one)), one)
+    assert isinstance(fee, Answer) and fee.sources[-1] == {
+        "kind": "fund",
+        "id": "016264",
+        "date": FUNDS["016264"]["nav"]["date"],
+    }

@@ -41,3 +41,44 @@ def test_pii_spans_for_masking():
     # digits inside PII are not read as fund codes or amounts
     assert e["fund_codes"] == []
     assert e["amounts"] == []
+
+
+def _classes(text: str) -> list[tuple[str, str]]:
+    return [(f["code"], f["share_class"]) for f in extract(text)["funds"]]
+
+
+def test_a_class_letter_after_the_rest_of_a_full_name():
+    # "融通新能源" is an alias of the A class; "汽车C" after it is the rest of the name and C.
+    assert _classes("融通新能源汽车C单位净值多少") == [("015880", "C")]
+    assert _classes("融通新能源车C净值多少") == [("015880", "C")]
+    assert _classes("新能源汽车A最新净值是多少") == [("001152", "A")]
+    assert _classes("产业趋势臻选股票A最新净值") == [("009350", "A")]
+
+
+def test_full_width_letters_and_class_words():
+    assert _classes("领先成长Ｃ现在净值多少") == [("016264", "C")]
+    assert _classes("领先成长c类份额的单位净值") == [("016264", "C")]
+    assert _classes("融通债券Ａ的单位净值") == [("161603", "A")]
+    assert _classes("领先成长的C类净值") == [("016264", "C")]
+
+
+def test_several_classes_of_one_fund_are_each_returned():
+    assert _classes("领先成长A和C的净值各多少") == [("161606", "A"), ("016264", "C")]
+    assert _classes("领先成长C和A哪个净值高") == [("016264", "C"), ("161606", "A")]
+    assert _classes("新能源汽车A、C两个份额的净值") == [("001152", "A"), ("015880", "C")]
+    assert _classes("融通债券A/C净值各是多少") == [("161603", "A"), ("161613", "C")]
+    assert _classes("通瑞债券A跟C哪个净值高") == [("002208", "A"), ("002209", "C")]
+
+
+def test_a_class_the_fund_does_not_have_is_not_its_other_class():
+    e = extract("新蓝筹C类净值多少")
+    assert e["funds"] == []
+    assert e["unknown_share_classes"] == [{"name": "融通新蓝筹混合", "share_class": "C"}]
+    assert extract("领先成长E类净值")["unknown_share_classes"][0]["share_class"] == "E"
+
+
+def test_letters_that_are_not_share_classes():
+    assert _classes("领先成长app怎么买") == [("161606", "A")]
+    assert _classes("新蓝筹a股占比多少") == [("161601", "A")]
+    assert _classes("融通AI指数净值") == [("161631", "A")]
+    assert extract("领先成长净值多少")["unknown_share_classes"] == []

@@ -83,7 +83,15 @@ def test_probabilities_and_serialisation(u):
     assert set(a.scores) >= set(CATEGORIES)
     d = json.loads(json.dumps(a.to_dict(), ensure_ascii=False))
     assert d["entities"]["funds"][0]["code"] == "016264"
-    assert set(d["entities"]) == {"funds", "fund_codes", "amounts", "dates", "order_ids", "pii"}
+    assert set(d["entities"]) == {
+        "funds",
+        "unknown_share_classes",
+        "fund_codes",
+        "amounts",
+        "dates",
+        "order_ids",
+        "pii",
+    }
 
 
 def test_batch_matches_single(u):
