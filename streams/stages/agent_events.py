@@ -165,7 +165,7 @@ class AgentEvents:
         await self._tell_visitors(run, convs)
         for env in run:
             d = env.data
-            conv_id = d["conversation_id"]
+            conv_id = d.get("conversation_id", "")  # a status change names none
             if env.type == events.AGENT_ACCEPTED:
                 conv = convs[conv_id]
                 if conv:  # the desktop lists the customer's earlier conversations beside it

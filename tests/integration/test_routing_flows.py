@@ -229,3 +229,23 @@ async def test_queue_overflow_moves_conversations_and_raises_one_alert(
     assert code == 200 and body["alerts"][0]["kind"] == "queue_overflow"
     code, body = await api.call("GET", "/v1/alerts?limit=0")
     assert code == 400 and body["error"]["field"] == "limit"
+
+
+async def test_an_agents_status_changes_are_applied_not_dead_lettered(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """Going away and back between offers: each status change is an act the agent-events
+    stage applies beside accepts and replies (the batched run once read a conversation id
+    that a status change does not carry, and dead-lettered every one)."""
+    a = uid("a")
+    await api.add_agent(a, skills={"product": 5})
+    sa = await AgentStream.open(http, services.ws_url, a)
+    for status in ("away", "available", "away", "available"):
+        code, body = await api.call("POST", f"/v1/agents/{a}/status", {"status": status})
+        assert code == 200, body
+    text = "这只基金的风险等级怎么看"
+    await api.post_message("chat", text, {"visitor_id": uid("v")})
+    await _assigned(api, sa, a, text)
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        dead = await dlq.all_for(lambda e: a in str((e.get("data") or {}).get("original")), 6.0)
+    assert dead == [], [e["data"].get("reason") for e in dead]
