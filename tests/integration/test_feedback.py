@@ -61,6 +61,20 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse, seconds: float, seen: list
             seen.append(orjson.loads(msg.data))
 
 
+async def _one_callback_and_still_resolved(api: Api, conv_id: str) -> dict[str, Any]:
+    """A low score opened exactly one callback, and the answer left the conversation resolved
+    (it never reopened it); returns the conversation."""
+
+    async def callback() -> Any:
+        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
+        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
+
+    assert len(await eventually(callback)) == 1
+    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
+    assert conv["state"] == "resolved"
+    return dict(conv)
+
+
 async def _resolve_chat(
     api: Api, http: aiohttp.ClientSession, services: Services, agent: str, visitor: str
 ) -> tuple[aiohttp.ClientWebSocketResponse, AgentStream, str, list[Any]]:
@@ -360,13 +374,7 @@ async def test_an_email_survey_is_answered_by_a_reply_with_a_digit_without_reope
     again = _mail(sender, "Re: 赎回咨询", "5", f"<{uid('m')}@mail.example.com>", msg["Message-ID"])
     assert await asyncio.to_thread(_smtp, services.smtp_port, again) == 250
 
-    async def callback() -> Any:
-        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
-        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
-
-    assert len(await eventually(callback)) == 1
-    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
-    assert conv["state"] == "resolved"
+    conv = await _one_callback_and_still_resolved(api, conv_id)
     assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
     _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
     assert s["score"] == 2  # the second digit changed nothing
@@ -520,13 +528,7 @@ async def test_an_email_survey_is_answered_once_by_its_signed_link(
     async with http.get(old) as r:
         assert r.status == 410 and 'data-code="survey_expired"' in await r.text()
 
-    async def callback() -> Any:
-        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
-        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
-
-    assert len(await eventually(callback)) == 1
-    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
-    assert conv["state"] == "resolved"
+    conv = await _one_callback_and_still_resolved(api, conv_id)
     assert len([m for m in conv["messages"] if m.get("direction") == "in"]) == 1
     await stream.close()
 
@@ -596,13 +598,7 @@ async def test_a_twilio_call_is_surveyed_by_one_key_after_the_agent_resolves_it(
     _, s = await api.call("GET", f"/v1/surveys/{survey_id}")
     assert s["score"] == 1 and s["via"] == "phone" and s["conversation_id"] == conv_id
 
-    async def callback() -> Any:
-        _, listed = await api.call("GET", "/v1/tasks?kind=callback")
-        return [t for t in listed["tasks"] if t["conversation_id"] == conv_id]
-
-    assert len(await eventually(callback)) == 1
-    _, conv = await api.call("GET", f"/v1/conversations/{conv_id}")
-    assert conv["state"] == "resolved"
+    conv = await _one_callback_and_still_resolved(api, conv_id)
     assert [m["call"]["event"] for m in conv["messages"] if m.get("call")] == [
         "started",
         "transcript",
