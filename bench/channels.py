@@ -185,6 +185,13 @@ def main() -> int:
         "OMNIROUTER_SMTP_PORT": "0",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
+        # Anonymous ids are keyed (session/settings.py); the gateway refuses to start without.
+        "OMNIROUTER_ID_KEY": os.environ.get("OMNIROUTER_ID_KEY") or "bench-" + os.urandom(16).hex(),
+        # One load generator on 127.0.0.1 is far past any one client's rate: this measures
+        # the socket path, not the limits (bench/limits.py measures those).
+        "OMNIROUTER_RATE_SOCKETS": "off",
+        "OMNIROUTER_RATE_CHAT_MESSAGES": "off",
+        "OMNIROUTER_MAX_SOCKETS_PER_VISITOR": "1000",
     }
     gw = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "gateway"],
