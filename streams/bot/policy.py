@@ -91,6 +91,9 @@ _PERSONAL = re.compile(
 )
 # Someone else in the customer's account: a person, at once (fraud, a stolen phone).
 _SECURITY = re.compile(r"被(?:别人|人|盗)|盗用|冒用|盗刷|冒充|不是我本人|不是本人操作|陌生人")
+# A figure the customer disputes ("领先成长C的净值算错了吧"): answering with the same figure
+# again is the wrong answer; it is a complaint about our data, for a person.
+_DISPUTE = re.compile(r"算错|搞错|弄错|有误|对不上|不准确|不对吧|不对啊|不对劲|是不是错")
 
 
 # "What suits me", "recommend me a fund": a recommendation, under the suitability rules.
@@ -241,6 +244,8 @@ def decide(
         return recommend(customer or {}, catalogue, now_ms, intent, memory, unhelpful)
     if _SECURITY.search(text):
         return Handoff("security", intent)
+    if _DISPUTE.search(to_simplified(text)):
+        return Handoff("disputed", intent)
     if intent not in ANSWERABLE or _PERSONAL.search(text):
         return Handoff("out_of_scope", intent)
     conf = float(analysis.get("confidence") or 0.0)
@@ -491,6 +496,7 @@ REASONS = {
     "nav_date": "客户问的是其他日期的净值",
     "fund_specific": "问的是某只基金的具体情况",
     "security": "疑似账户安全问题",
+    "disputed": "客户质疑数据有误",
     "ambiguous_article": "知识库有多篇相近答案，无法确定",
     "several_questions": "一条消息里有多个问题",
     "no_text": "无文字内容",

@@ -52,7 +52,7 @@ for _i in range(0, len(_PAIRS), 2):
         _T2S[_t] = _s
 _S2T: dict[str, str] = {s: t for t, s in _T2S.items()}
 # Variants that are not traditional/simplified pairs but mean the same thing here.
-_T2S.update({"臺": "台", "賬": "账", "裏": "里", "妳": "你", "囉": "啰"})
+_T2S.update({"臺": "台", "賬": "账", "裏": "里", "妳": "你", "囉": "啰", "鋒": "锋"})
 
 _FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20

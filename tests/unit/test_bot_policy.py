@@ -39,6 +39,21 @@ def decide(a: dict[str, Any], text: str, memory: Memory | None = None) -> policy
     return policy.decide(a, text, memory or Memory(), INDEX, FUNDS, NOW, "chat")
 
 
+def test_a_disputed_figure_goes_to_a_person_not_the_same_figure_again() -> None:
+    """"领先成长的净值算错了吧" read as a NAV question was answered with the NAV it disputes
+    (bot_fresh6's one real wrong answer): a customer who says our data is wrong is heard
+    by a person, in simplified or traditional characters."""
+    a = analysis(
+        category="product",
+        intent="nav_return",
+        entities={"funds": [{"code": "161606"}], "fund_codes": []},
+    )
+    assert isinstance(decide(a, "融通领先成长混合A净值多少"), Answer)
+    for text in ("融通领先成长混合A的净值算错了吧", "融通领先成长混合A淨值是不是錯了，對不上"):
+        d = decide(a, text)
+        assert isinstance(d, Handoff) and d.reason == "disputed", text
+
+
 def test_a_how_to_is_answered_from_its_article_with_the_link() -> None:
     d = decide(analysis(), "怎么设置定投")
     assert isinstance(d, Answer)
