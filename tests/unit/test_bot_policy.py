@@ -40,7 +40,7 @@ def decide(a: dict[str, Any], text: str, memory: Memory | None = None) -> policy
 
 
 def test_a_disputed_figure_goes_to_a_person_not_the_same_figure_again() -> None:
-    """"领先成长的净值算错了吧" read as a NAV question was answered with the NAV it disputes
+    """ "领先成长的净值算错了吧" read as a NAV question was answered with the NAV it disputes
     (bot_fresh6's one real wrong answer): a customer who says our data is wrong is heard
     by a person, in simplified or traditional characters."""
     a = analysis(
