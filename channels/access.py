@@ -189,21 +189,28 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin.split("://", 1)[-1] == request.host
 
 
+def route_template(request: web.Request) -> str | None:
+    """The path template the router matched ("/v1/agents/{agent_id}"), None on a 404/405:
+    what the access table and the rate limits are keyed by."""
+    info = request.match_info
+    route = info.route if info is not None else None
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else None
+
+
 @web.middleware
 async def access_middleware(
     request: web.Request,
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
-    info = request.match_info
-    route = info.route if info is not None else None
-    resource = route.resource if route is not None else None
-    if resource is None:  # 404/405 from the router: nothing to guard
+    template = route_template(request)
+    if template is None:  # 404/405 from the router: nothing to guard
         return await handler(request)
     method = "GET" if request.method == "HEAD" else request.method
-    key = (method, resource.canonical)
+    key = (method, template)
     r = ACCESS.get(key)
     if r is None:
-        raise forbidden(f"{method} {resource.canonical} has no access rule")
+        raise forbidden(f"{method} {template} has no access rule")
     if r.public:
         return await handler(request)
     principal = await authenticate(request, request.app[TOKENS])
@@ -211,11 +218,11 @@ async def access_middleware(
         raise unauthenticated()
     if principal.scope not in r.scopes:
         raise forbidden(
-            f"{method} {resource.canonical} needs {' or '.join(s.value for s in sorted(r.scopes))};"
+            f"{method} {template} needs {' or '.join(s.value for s in sorted(r.scopes))};"
             f" this credential is {principal.scope.value}"
         )
     if r.own == "agent" and principal.scope is Scope.AGENT:
-        if info.get("agent_id") != principal.subject:
+        if request.match_info.get("agent_id") != principal.subject:
             raise forbidden("an agent may act only on itself", field="agent_id")
     request["principal"] = principal
     structlog.contextvars.bind_contextvars(caller=f"{principal.scope.value}:{principal.subject}")

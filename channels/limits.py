@@ -35,6 +35,7 @@ from aiohttp import web
 from prometheus_client import Counter as Metric
 from redis.exceptions import RedisError
 
+from channels.access import route_template
 from channels.auth import Principal
 from channels.settings import LimitSettings, Rate
 from session import keys
@@ -246,12 +247,10 @@ async def limits_middleware(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Rate limits of LIMITED, after the access middleware named the caller."""
-    info = request.match_info
-    route = info.route if info is not None else None
-    resource = route.resource if route is not None else None
-    if resource is None:
+    template = route_template(request)
+    if template is None:
         return await handler(request)
-    rule = LIMITED.get((request.method, resource.canonical))
+    rule = LIMITED.get((request.method, template))
     if rule is None:
         return await handler(request)
     limits = request.app[LIMITS]
