@@ -419,7 +419,16 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def wait_ready(system: System, r: redis.Redis, base: str, workers: int) -> None:
+async def wait_ready(
+    system: System,
+    r: redis.Redis,
+    base: str,
+    workers: int,
+    worker_prefix: str = "chaos-w",
+    delivery: str | None = "chaos-delivery",
+) -> None:
+    """Until the gateway answers /readyz, `workers` workers named `worker_prefix`* wrote
+    their ready keys and (when named) the delivery service wrote its own."""
     deadline = time.monotonic() + 120
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
@@ -428,10 +437,10 @@ async def wait_ready(system: System, r: redis.Redis, base: str, workers: int) ->
             try:
                 async with http.get(f"{base}/readyz") as resp:
                     gw = resp.status == 200
-            except TRANSIENT:
+            except (*TRANSIENT, OSError):
                 gw = False
-            ready = len(list(r.scan_iter(f"{keys.PREFIX}:worker:chaos-w*:ready")))
-            out = r.exists(keys.delivery_ready("chaos-delivery"))
+            ready = len(list(r.scan_iter(f"{keys.PREFIX}:worker:{worker_prefix}*:ready")))
+            out = delivery is None or r.exists(keys.delivery_ready(delivery))
             if gw and ready >= workers and out:
                 return
             await asyncio.sleep(0.3)

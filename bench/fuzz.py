@@ -42,12 +42,11 @@ import orjson
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from benchinfo import machine  # bench/ is sys.path[0] when a benchmark runs
-from chaos import ADMIN, ADMIN_TOKEN, SYSTEM_TOKEN, System, add_agents
+from chaos import ADMIN, ADMIN_TOKEN, SYSTEM_TOKEN, System, add_agents, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schemas import topics
-from session import keys
 from streams.devkit import embedded
 from tests import mail_samples
 
@@ -470,7 +469,7 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
     r = redis.Redis.from_url(infra.redis_url)
     figures: dict[str, Any] = {"machine": machine(), "seed": args.seed, "logs": str(logdir)}
     try:
-        await wait_up(system, r, base)
+        await wait_ready(system, r, base, 1, worker_prefix="fuzz-w1", delivery=None)
         suites = [s for s in args.suites.split(",") if s]
         async with aiohttp.ClientSession() as http:
             if "api" in suites:
@@ -521,23 +520,6 @@ def goals(figures: dict[str, Any]) -> tuple[bool, list[str]]:
             f"mail: {m['probes_over_100ms']} probes over 100 ms, {m['probes_failed']} failed"
         )
     return not why, why
-
-
-async def wait_up(system: System, r: redis.Redis, base: str) -> None:
-    deadline = time.monotonic() + 120
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if system.died():
-                raise SystemExit(f"{system.died()} exited at start; logs in {system.logdir}")
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    up = resp.status == 200
-            except (aiohttp.ClientError, OSError):
-                up = False
-            if up and r.exists(keys.worker_ready("fuzz-w1")):
-                return
-            await asyncio.sleep(0.3)
-    raise SystemExit(f"the system did not become ready; logs in {system.logdir}")
 
 
 def main() -> None:
