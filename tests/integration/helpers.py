@@ -129,6 +129,24 @@ class Api:
         assert code == 200, body
 
 
+async def put_order(
+    api: Api, order_id: str, customer_id: str, amount: int = 5000
+) -> dict[str, Any]:
+    """A confirmed redemption of 161606 from the transfer-agent system; returns the order."""
+    order = {
+        "customer_id": customer_id,
+        "fund_code": "161606",
+        "kind": "redemption",
+        "status": "confirmed",
+        "amount": amount,
+        "submitted_at": "2026-12-01T10:00:00+08:00",
+        "expected_by": "2026-12-04",
+    }
+    code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
+    assert code == 202, body
+    return order
+
+
 class AgentStream:
     """An agent desktop's socket; keeps every frame so tests can also assert what did not come."""
 

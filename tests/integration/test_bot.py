@@ -20,7 +20,7 @@ from session import keys
 from streams.devkit import samples
 from tests.conftest import INBOUND_TOKEN, Services
 from tests.integration.conftest import DeliveryRig
-from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
+from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, put_order, uid
 
 pytestmark = pytest.mark.integration
 
@@ -301,17 +301,7 @@ async def test_redemption_question_answered_from_the_order_and_paid_pushed_once(
         "PUT", f"/v1/customers/{cid}", {"name": "测试", "verified": {"app_user_ids": [user]}}
     )
     assert code == 200, body
-    order = {
-        "customer_id": cid,
-        "fund_code": "161606",
-        "kind": "redemption",
-        "status": "confirmed",
-        "amount": 5000,
-        "submitted_at": "2026-12-01T10:00:00+08:00",
-        "expected_by": "2026-12-04",
-    }
-    code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
-    assert code == 202, body
+    order = await put_order(api, order_id, cid)
 
     async def stored() -> bool:
         status, rec = await api.call("GET", f"/v1/orders/{order_id}")
@@ -606,17 +596,7 @@ async def test_a_progress_notice_for_a_phone_customer_goes_as_an_sms_retried_or_
             "PUT", f"/v1/customers/{cid}", {"name": "测试", "verified": {"phones": [phone]}}
         )
         assert code == 200, body
-        order = {
-            "customer_id": cid,
-            "fund_code": "161606",
-            "kind": "redemption",
-            "status": "confirmed",
-            "amount": 800,
-            "submitted_at": "2026-12-01T10:00:00+08:00",
-            "expected_by": "2026-12-04",
-        }
-        code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
-        assert code == 202, body
+        order = await put_order(api, order_id, cid, amount=800)
 
         async def stored(oid: str = order_id) -> bool:
             status, rec = await api.call("GET", f"/v1/orders/{oid}")

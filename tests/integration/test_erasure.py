@@ -17,9 +17,17 @@ import redis.asyncio as aioredis
 
 from session.ledger import InboundLedger
 from streams.devkit import embedded
-from tests.conftest import INBOUND_TOKEN, Services
+from tests.conftest import Services
 from tests.integration.conftest import DeliveryRig
-from tests.integration.helpers import WAIT_S, AgentStream, Api, TopicReader, eventually, uid
+from tests.integration.helpers import (
+    WAIT_S,
+    AgentStream,
+    Api,
+    TopicReader,
+    eventually,
+    put_order,
+    uid,
+)
 from tests.integration.test_session_continuity import _dump, unique_phone
 
 pytestmark = pytest.mark.integration
@@ -76,17 +84,7 @@ async def test_erasure_reaches_visitor_frames_ledger_surveys_bot_orders_and_hist
         },
     )
     assert code == 200, body
-    order = {
-        "customer_id": cid,
-        "fund_code": "161606",
-        "kind": "redemption",
-        "status": "confirmed",
-        "amount": 5000,
-        "submitted_at": "2026-12-01T10:00:00+08:00",
-        "expected_by": "2026-12-04",
-    }
-    code, body = await api.call("PUT", f"/v1/orders/{order_id}", order, token=INBOUND_TOKEN)
-    assert code == 202, body
+    await put_order(api, order_id, cid)
     await eventually(lambda: _order_stored(api, order_id))
     agent = uid("agent")
     await api.add_agent(agent)
