@@ -58,7 +58,9 @@ class BrokerLink:
             log.info("broker.connected", bootstrap=self.bootstrap)
             return
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, timestamp_ms: int | None = None
+    ) -> None:
         producer = self._producer
         if producer is None:
             raise BrokerUnavailable("not connected to the broker yet")
@@ -67,7 +69,8 @@ class BrokerLink:
         async with self._slots:
             try:
                 fut = await asyncio.wait_for(
-                    producer.send(topic, value, key=key), self.send_timeout_s
+                    producer.send(topic, value, key=key, timestamp_ms=timestamp_ms),
+                    self.send_timeout_s,
                 )
                 await asyncio.wait_for(fut, self.send_timeout_s)
             except (KafkaError, TimeoutError) as exc:

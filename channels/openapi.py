@@ -600,9 +600,17 @@ def spec() -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
                 },
             }
-        if path.startswith("/v1/inbound") or body:
-            op["responses"]["503"] = {
-                "description": "broker unavailable; retry after Retry-After seconds"
+        # Any route that reads the store (every one but the static pages) may meet it away,
+        # full or busy: 503 store_unavailable with Retry-After, never a 500 (issue 13).
+        op["responses"]["503"] = {
+            "description": "the broker or the session store is unavailable (broker_unavailable,"
+            " store_unavailable); nothing was accepted; retry after Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if (method, path) in (("put", "/v1/funds/{code}"), ("delete", "/v1/funds/{code}")):
+            op["responses"]["409"] = {
+                "description": "a later request on the same fund won (fund_deleted, fund_changed)"
             }
         limit = LIMITED.get((method.upper(), path))
         if limit:

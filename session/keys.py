@@ -417,8 +417,13 @@ def kb_revision() -> str:
 
 def fund(code: str) -> str:
     """STRING fund record JSON (name, share_class, type, risk, nav {value, date, source},
-    fees, redemption_arrival, sample, updated_at)."""
+    fees, redemption_arrival, sample, updated_at, written_at)."""
     return f"{PREFIX}:fund:{code}"
+
+
+def fund_deleted(code: str) -> str:
+    """STRING ms of the fund's latest deletion (expires): records written before it are old."""
+    return f"{PREFIX}:fund:{code}:deleted"
 
 
 def funds() -> str:

@@ -236,9 +236,11 @@ class Gateway:
         except ApiError:
             log.warning("agent_event.not_published", type=payload.EVENT, subject=subject)
 
-    async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
+    async def publish_raw(
+        self, topic: str, key: str, value: bytes, timestamp_ms: int | None = None
+    ) -> None:
         try:
-            await self.broker.send(topic, key.encode(), value)
+            await self.broker.send(topic, key.encode(), value, timestamp_ms)
         except BrokerUnavailable as exc:
             raise ApiError(
                 503, "broker_unavailable", str(exc), headers={"Retry-After": "2"}

@@ -8,7 +8,14 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -55,6 +62,47 @@ def ok(data: Any, status: int = 200) -> web.Response:
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
+# Every way the store says "not now" rather than "your request is wrong" (issue 13: a 500 seen
+# under load). The connection ones (refused, reset, pool exhausted, max clients, loading) and
+# timeouts; a replica promoted or demoted mid-request (READONLY), a cluster slot moving
+# (TRYAGAIN, CLUSTERDOWN, MASTERDOWN), out of memory (OOM), a script still running (BUSY),
+# and NOREPLICAS under min-replicas-to-write. Each is retried by the client after
+# Retry-After; the request changed nothing it could not change again.
+_STORE_AWAY = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    TryAgainError,
+    ClusterDownError,
+    OutOfMemoryError,
+)
+_STORE_AWAY_REPLIES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "LOADING", "OOM", "READONLY")
+
+
+def store_away(exc: BaseException) -> bool:
+    """True when `exc` says the store cannot answer now (retry), not that a call was wrong."""
+    if isinstance(exc, _STORE_AWAY):
+        return True
+    if isinstance(exc, ResponseError):
+        # A script's error carries the reply of the command that failed inside it, after
+        # the script's name (Redis 7) or a '-' (older servers).
+        text = str(exc)
+        return text.startswith(_STORE_AWAY_REPLIES) or any(
+            f"-{r} " in text or f": {r} " in text for r in _STORE_AWAY_REPLIES
+        )
+    return False
+
+
+def _unavailable(request: web.Request, exc: BaseException) -> web.Response:
+    log.warning("gateway.store_unavailable", path=request.path, error=type(exc).__name__)
+    return error_response(
+        503,
+        "store_unavailable",
+        "the session store is unavailable; nothing was accepted, retry",
+        headers={"Retry-After": "2"},
+    )
+
 
 @web.middleware
 async def errors_middleware(
@@ -72,16 +120,10 @@ async def errors_middleware(
         return error_response(
             429, "rate_limited", str(exc), headers={"Retry-After": exc.retry_after}
         )
-    except (RedisConnectionError, RedisTimeoutError, BusyLoadingError):
-        # The store is away (restarting, failing over): nothing was accepted, say when to
-        # come back instead of a 500 that load balancers and clients treat as a bug.
-        log.warning("gateway.store_unavailable", path=request.path)
-        return error_response(
-            503,
-            "store_unavailable",
-            "the session store is unavailable; nothing was accepted, retry",
-            headers={"Retry-After": "2"},
-        )
+    except TimeoutError as exc:
+        # A dependency did not answer in time (asyncio.wait_for, a thread's wait): not the
+        # client's fault, and retrying later is the right move.
+        return _unavailable(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -90,7 +132,11 @@ async def errors_middleware(
         # it, our JSON body must not drop it.
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, exc.reason or code, headers=allow)
-    except Exception:
+    except Exception as exc:
+        if store_away(exc):
+            # The store is away (restarting, failing over, full): nothing was accepted, say
+            # when to come back instead of a 500 that load balancers and clients treat as a bug.
+            return _unavailable(request, exc)
         log.exception("gateway.unhandled", path=request.path)
         return error_response(500, "internal", "internal error; it has been logged")
 

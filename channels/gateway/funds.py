@@ -41,11 +41,21 @@ class Funds:
         body = await self.gw.body(request)
         record = models.parse_fund(code, body)
         # The topic first: the fund company's other systems read the same record, and a
-        # replay of it rebuilds Redis (the worker's fund stage applies it there too).
-        await self.gw.publish_raw(topics.FUNDS, code, orjson.dumps(record))
-        stored = await self.gw.funds.put(record)
-        current = await self.gw.funds.get(code)
-        assert current is not None
+        # replay of it rebuilds Redis (the worker's fund stage applies it there too). The
+        # record's timestamp is the ms the store is given: the worker applying it later writes
+        # the same, and a late tombstone of an earlier DELETE cannot remove it
+        # (session/funds.py).
+        at = now_ms()
+        await self.gw.publish_raw(topics.FUNDS, code, orjson.dumps(record), timestamp_ms=at)
+        stored, current = await self.gw.funds.put(record, written_at=at)
+        if current is None:
+            # A DELETE of this fund stamped after ours won between the publish and the write.
+            raise ApiError(
+                409,
+                "fund_deleted",
+                "the fund was deleted by a later request; send the record again to restore it",
+                field="code",
+            )
         return ok({**with_status(current, now_ms()), "applied": stored})
 
     async def get(self, request: web.Request) -> web.Response:
@@ -60,7 +70,16 @@ class Funds:
 
     async def delete(self, request: web.Request) -> web.Response:
         code = path_id(request, "code")
-        if not await self.gw.funds.delete(code):
+        at = now_ms()
+        removed = await self.gw.funds.delete(code, deleted_at=at)
+        if removed == 0:
             raise ApiError(404, "fund_not_found", "no such fund", field="code")
-        await self.gw.publish_raw(topics.FUNDS, code, b"null")
+        if removed < 0:
+            raise ApiError(
+                409,
+                "fund_changed",
+                "the fund was written after this request; not deleted",
+                field="code",
+            )
+        await self.gw.publish_raw(topics.FUNDS, code, b"null", timestamp_ms=at)
         return ok({"code": code, "deleted": True})

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
+
 import aiohttp
 import orjson
 import pytest
@@ -9,9 +13,10 @@ import redis
 from aiokafka import AIOKafkaProducer
 
 from schemas import topics
+from schemas.envelope import now_ms
 from streams.devkit import samples
 from tests.conftest import Services
-from tests.integration.helpers import Api, eventually
+from tests.integration.helpers import Api, TopicReader, eventually, uid
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +99,80 @@ async def test_cs_funds_v1_records_reach_redis(api: Api, services: Services) -> 
         await eventually(gone)
     finally:
         await producer.stop()
+
+
+_BOND = {
+    "name": "融通债券A",
+    "type": "债券型",
+    "risk": "R2",
+    "nav": {"value": 1.1402, "date": "2026-01-05", "source": "融通基金TA"},
+}
+
+
+async def test_concurrent_fund_puts_and_deletes_never_answer_500(api: Api) -> None:
+    """Issue 13: a 500 on PUT /v1/funds under load. The handler wrote the record, read it
+    back and asserted it was there; a DELETE (or the worker applying an earlier DELETE's
+    tombstone) between the two made it a 500. Racing PUTs and DELETEs of one fund: every
+    answer is 200, 404 or 409, and the fund ends as the last answered request left it."""
+    code = "161699"
+    seen: Counter[tuple[str, int]] = Counter()
+    for _ in range(25):
+        calls = [api.call("PUT", f"/v1/funds/{code}", _BOND) for _ in range(3)]
+        calls += [api.call("DELETE", f"/v1/funds/{code}") for _ in range(3)]
+        for i, (status, body) in enumerate(await asyncio.gather(*calls)):
+            seen[("PUT" if i < 3 else "DELETE", status)] += 1
+            assert status in (200, 404, 409), body
+    assert seen[("PUT", 500)] == 0 and seen[("PUT", 200)] > 0, seen
+    status, _ = await api.call("PUT", f"/v1/funds/{code}", _BOND)
+    assert status == 200
+
+
+async def test_a_late_tombstone_never_removes_a_fund_written_after_it(
+    api: Api, services: Services
+) -> None:
+    """The worker reads cs.funds.v1 behind the gateway: DELETE then PUT answered, and the
+    DELETE's tombstone applied after the PUT removed the fund again (404 until the PUT's own
+    record came through, for ever if it never did). A deletion and a write are now ordered by
+    the times their writers stamped on them; a record written before a deletion does not come
+    back either."""
+    code = "161698"
+    status, body = await api.call("PUT", f"/v1/funds/{code}", _BOND)
+    assert status == 200, body
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
+    await producer.start()
+    marker = uid("late").encode()
+    try:
+        # A DELETE of a minute ago, read only now; then a poison record on the same key (so
+        # the same partition), whose dead letter says the worker is past the tombstone.
+        await producer.send_and_wait(
+            topics.FUNDS, None, key=code.encode(), timestamp_ms=now_ms() - 60_000
+        )
+        await producer.send_and_wait(topics.FUNDS, b"{" + marker, key=code.encode())
+    finally:
+        await producer.stop()
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        await dlq.find(lambda e: marker.decode() in orjson.dumps(e).decode())
+    status, rec = await api.call("GET", f"/v1/funds/{code}")
+    assert status == 200, rec
+
+    # The other way round: deleted now, then a record written before the deletion arrives.
+    status, _ = await api.call("DELETE", f"/v1/funds/{code}")
+    assert status == 200
+    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
+    await producer.start()
+    marker = uid("late").encode()
+    try:
+        newer_nav = {**_BOND, "nav": {**_BOND["nav"], "date": "2026-02-02"}}  # type: ignore[dict-item]
+        await producer.send_and_wait(
+            topics.FUNDS,
+            orjson.dumps(newer_nav),
+            key=code.encode(),
+            timestamp_ms=int(time.time() * 1000) - 60_000,
+        )
+        await producer.send_and_wait(topics.FUNDS, b"{" + marker, key=code.encode())
+    finally:
+        await producer.stop()
+    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
+        await dlq.find(lambda e: marker.decode() in orjson.dumps(e).decode())
+    status, rec = await api.call("GET", f"/v1/funds/{code}")
+    assert status == 404, rec
