@@ -209,8 +209,16 @@ def _envelope(eid: str, etype: str, data: Any) -> dict[str, Any]:
 
 
 async def poison_suite(
-    bootstrap: str, http: aiohttp.ClientSession, base: str, per_topic: int, seed: int
+    bootstrap: str,
+    http: aiohttp.ClientSession,
+    base: str,
+    per_topic: int,
+    seed: int,
+    deadline_s: float | None = None,
 ) -> dict[str, Any]:
+    """`deadline_s`: how long the dead-letter reader may wait for the last record (default
+    one second per 10 records on a topic, at least 10 minutes: a loaded 2-core machine works
+    through 100,000 records, some of them 600 KB, in several minutes)."""
     rng = random.Random(seed)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=False, max_request_size=2 * 1024 * 1024
@@ -259,7 +267,8 @@ async def poison_suite(
         if msg.type == aiohttp.WSMsgType.TEXT and orjson.loads(msg.data).get("type") == "offer":
             offered_s = round(time.monotonic() - good_at, 1)
     await ws.close()
-    letters = await read_dlq(bootstrap, set(sent), deadline_s=max(60.0, per_topic / 20))
+    wait_s = deadline_s if deadline_s is not None else max(600.0, per_topic / 10)
+    letters = await read_dlq(bootstrap, set(sent), deadline_s=wait_s)
     missing = [k for k in sent if k not in letters]
     by_topic = Counter(k[0] for k in missing)
     no_reason = [k for k, reasons in letters.items() if not all(reasons)]
@@ -275,12 +284,13 @@ async def poison_suite(
         },
         "letters_without_reason": len(no_reason),
         "good_message_offered_after_s": offered_s,
+        "deadline_s": wait_s,
         "seconds": round(time.monotonic() - t0, 1),
     }
 
 
 async def read_dlq(
-    bootstrap: str, wanted: set[tuple[str, int, int]], deadline_s: float
+    bootstrap: str, wanted: set[tuple[str, int, int]], deadline_s: float, quiet_s: float = 120.0
 ) -> dict[tuple[str, int, int], list[str]]:
     """Dead letters by the (topic, partition, offset) they name, with their reasons."""
     consumer = AIOKafkaConsumer(
@@ -310,7 +320,9 @@ async def read_dlq(
                     k = (d.get("topic"), d.get("partition"), d.get("offset"))
                     if k in wanted:
                         found.setdefault(k, []).append(str(d.get("reason") or ""))
-            if len(found) >= len(wanted) or time.monotonic() - quiet_since > 20:
+            # Quiet for a while is not the end: a 600 KB record or a deep nesting can hold the
+            # worker that long on a loaded machine. Only the deadline or every letter ends it.
+            if len(found) >= len(wanted) or time.monotonic() - quiet_since > quiet_s:
                 break
     finally:
         await consumer.stop()
@@ -490,7 +502,7 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
                 figures["api"] = api
             if "poison" in suites:
                 figures["poison"] = await poison_suite(
-                    infra.bootstrap, http, base, args.poison, args.seed
+                    infra.bootstrap, http, base, args.poison, args.seed, args.poison_deadline_s
                 )
             if "mail" in suites:
                 figures["mail"] = await mail_suite(base, smtp_port, args.mails // 2, args.seed)
@@ -527,6 +539,12 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=100)
     p.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     p.add_argument("--poison", type=int, default=10_000)
+    p.add_argument(
+        "--poison-deadline-s",
+        type=float,
+        default=None,
+        help="how long to wait for the dead letters (default max(600, poison/10) s)",
+    )
     p.add_argument("--mails", type=int, default=200)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--suites", default="api,poison,mail")
