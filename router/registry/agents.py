@@ -24,43 +24,72 @@ class TooManyAgents(Exception):
     """Registering one more agent would pass OMNIROUTER_MAX_AGENTS."""
 
 
+# Register or update an agent in one step, the cap checked where the count is.
+# KEYS: agent, agent capacity, agents, agents version.
+# ARGV: agent id, max agents (-1: none), n profile fields, n field/value pairs, then the
+#       capacity's channel/number pairs.
+# Returns {'ok', status kept} or {'agent_limit', agents registered}.
+_PUT_AGENT = """
+local aid, max, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if max >= 0 and redis.call('SISMEMBER', KEYS[3], aid) == 0 then
+  local count = redis.call('SCARD', KEYS[3])
+  if count >= max then return {'agent_limit', count} end
+end
+local status = redis.call('HGET', KEYS[1], 'status') or 'offline'
+local fields = {}
+for i = 4, 3 + 2 * n do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'status'
+fields[#fields + 1] = status
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('DEL', KEYS[2])
+if #ARGV > 3 + 2 * n then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 4 + 2 * n))
+end
+redis.call('SADD', KEYS[3], aid)
+redis.call('INCR', KEYS[4])
+return {'ok', status}
+"""
+
+
 class Agents(RegistryBase):
+    _put_agent: Any = None  # the script, registered on first use
+
     async def put_agent(
         self, profile: dict[str, Any], max_agents: int | None = None
     ) -> dict[str, Any]:
         """Create or update an agent; a new agent starts offline until it says otherwise.
 
-        A new agent past `max_agents` raises TooManyAgents (checked just before the write:
-        two gateways registering at the same instant may pass it by one each)."""
+        A new agent past `max_agents` raises TooManyAgents. The check and the write are one
+        script, so gateways registering at the same instant cannot pass the cap between them
+        (they could by one each while it was a read, then a write)."""
         aid = profile["id"]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.agent(aid), "status")
-        pipe.sismember(keys.agents(), aid)
-        pipe.scard(keys.agents())
-        status, known, count = await pipe.execute()
-        if max_agents is not None and not known and int(count) >= max_agents:
-            raise TooManyAgents(f"{count} agents are registered; the limit is {max_agents}")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(
-            keys.agent(aid),
-            mapping={
-                "id": aid,
-                "name": profile["name"],
-                "skills": orjson.dumps(profile["skills"]),
-                "languages": orjson.dumps(profile["languages"]),
-                "advisor_for": orjson.dumps(profile["advisor_for"]),
-                "wrap_up_s": profile.get("wrap_up_s", 0),
-                "phone_excludes_chat": "1" if profile.get("phone_excludes_chat") else "0",
-                "status": _s(status) if status else "offline",
-            },
+        fields = {
+            "id": aid,
+            "name": profile["name"],
+            "skills": orjson.dumps(profile["skills"]).decode(),
+            "languages": orjson.dumps(profile["languages"]).decode(),
+            "advisor_for": orjson.dumps(profile["advisor_for"]).decode(),
+            "wrap_up_s": profile.get("wrap_up_s", 0),
+            "phone_excludes_chat": "1" if profile.get("phone_excludes_chat") else "0",
+        }
+        flat = [x for kv in fields.items() for x in kv]
+        cap = [x for kv in profile["capacity"].items() for x in kv]
+        if self._put_agent is None:
+            self._put_agent = self.redis.register_script(_PUT_AGENT)
+        raw = await self._put_agent(
+            keys=[
+                keys.agent(aid),
+                keys.agent_capacity(aid),
+                keys.agents(),
+                keys.agents_version(),
+            ],
+            args=[aid, -1 if max_agents is None else max_agents, len(fields), *flat, *cap],
         )
-        pipe.delete(keys.agent_capacity(aid))
-        pipe.hset(keys.agent_capacity(aid), mapping=profile["capacity"])
-        pipe.sadd(keys.agents(), aid)
-        pipe.incr(keys.agents_version())
-        await pipe.execute()
+        if _s(raw[0]) == "agent_limit":
+            raise TooManyAgents(f"{int(raw[1])} agents are registered; the limit is {max_agents}")
         agent = await self.get_agent(aid)
-        assert agent is not None
+        if agent is None:  # removed between the write and the read: say what was written
+            return {**profile, "status": _s(raw[1])}
         return agent
 
     async def set_status(self, agent_id: str, status: str) -> str | None:
