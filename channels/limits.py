@@ -13,15 +13,22 @@ the store), everyone else is held to the same rate by this process alone (fail c
 anonymous flood is never let through unmetered). Past a limit an HTTP route answers 429 with
 Retry-After and the usual error body; a chat socket closes with 1008.
 
-Socket caps are per gateway (the sockets are its file descriptors and memory): all sockets,
-and per visitor or agent, refused with close code 1013 (this gateway is full, try again) or
-1008 (policy: too many of yours).
+Socket caps: all sockets of one gateway (its file descriptors and memory), refused with close
+code 1013 (this gateway is full, try again); and per visitor or agent on every gateway
+together, refused with 1008 (policy: too many of yours). The per-owner count is a set of
+leases in Redis (channels/lua/socket_admit.lua), each renewed by the gateway holding the
+socket, so the sockets of a gateway that died stop counting when their leases run out
+(OMNIROUTER_SOCKET_LEASE_S). When Redis cannot answer, each gateway counts its own (the cap
+then holds per gateway, as the rate limits' fallback does).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import math
+import os
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
@@ -136,42 +143,133 @@ class RateLimiter:
         return (1 - b.tokens) / rate.per_s
 
 
-class SocketCaps:
-    """Open sockets on this gateway: in all, and per owner ("visitor:<id>", "agent:<id>",
-    "staff:<subject>" for the live figures; staff are held to the per-agent cap)."""
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted socket (`refused` None) or why not: (close code, reason)."""
 
-    def __init__(self, settings: LimitSettings):
+    kind: str
+    owner: str
+    conn_id: str
+    key: str | None  # its lease set in Redis; None: counted on this gateway only
+    refused: tuple[int, str] | None = None
+
+
+class SocketCaps:
+    """Open sockets: on this gateway in all, and per owner on every gateway ("visitor:<id>",
+    "agent:<id>", "staff:<subject>" for the live figures; staff are held to the per-agent
+    cap)."""
+
+    def __init__(self, settings: LimitSettings, redis: aioredis.Redis | None = None):
         self.settings = settings
+        self.redis = redis
         self.total = 0
         self.by_owner: Counter[str] = Counter()
+        self.leased: dict[str, str] = {}  # connection id -> its lease set
+        self._n = 0
+        self._prefix = os.urandom(6).hex()
+        self._renewer: asyncio.Task[None] | None = None
+        if redis is not None:
+            lua = resources.files("channels").joinpath("lua")
+            self._admit = redis.register_script(lua.joinpath("socket_admit.lua").read_text())
+            self._renew = redis.register_script(lua.joinpath("socket_renew.lua").read_text())
 
-    def admit(self, kind: str, owner: str, per_owner: bool = True) -> tuple[int, str] | None:
-        """None and counted, or the (close code, reason) to refuse the socket with.
+    @property
+    def lease_ms(self) -> int:
+        return int(self.settings.socket_lease_s * 1000)
 
-        `per_owner=False`: only the gateway's total applies (a configured credential shared
-        by a whole team)."""
-        cap = (
+    def cap(self, kind: str) -> int:
+        return (
             self.settings.max_sockets_per_visitor
             if kind == "visitor"
             else self.settings.max_sockets_per_agent
         )
+
+    async def admit(self, kind: str, owner: str, per_owner: bool = True) -> Admission:
+        """Counted, or refused (`.refused` is the close code and reason); pass it to
+        `release` when the socket ends.
+
+        `per_owner=False`: only the gateway's total applies (a configured credential shared
+        by a whole team)."""
+        cap = self.cap(kind)
         name = f"{kind}:{owner}"
+        self._n += 1
+        conn_id = f"{self._prefix}-{self._n}"
         if self.total >= self.settings.max_sockets:
             LIMITED_TOTAL.labels("max_sockets").inc()
-            return CLOSE_TRY_LATER, "this gateway holds as many sockets as it may; retry"
-        if per_owner and self.by_owner[name] >= cap:
-            LIMITED_TOTAL.labels(f"max_sockets_per_{kind}").inc()
-            return CLOSE_POLICY, f"at most {cap} open sockets per {kind}"
+            return Admission(
+                kind,
+                owner,
+                conn_id,
+                None,
+                (CLOSE_TRY_LATER, "this gateway holds as many sockets as it may; retry"),
+            )
+        key = None
+        if per_owner:
+            refused = (CLOSE_POLICY, f"at most {cap} open sockets per {kind}")
+            admitted: bool | None = None
+            if self.redis is not None:
+                key = keys.socket_leases(kind, keyed_digest(name, 24))
+                try:
+                    admitted = bool(
+                        int(await self._admit(keys=[key], args=[conn_id, cap, self.lease_ms]))
+                    )
+                except RedisError:
+                    key = None  # counted here alone while the store is away
+            if admitted is None:
+                admitted = self.by_owner[name] < cap
+            if not admitted:
+                LIMITED_TOTAL.labels(f"max_sockets_per_{kind}").inc()
+                return Admission(kind, owner, conn_id, None, refused)
         self.total += 1
         self.by_owner[name] += 1
-        return None
+        if key is not None:
+            self.leased[conn_id] = key
+        return Admission(kind, owner, conn_id, key)
 
-    def release(self, kind: str, owner: str) -> None:
-        name = f"{kind}:{owner}"
+    async def release(self, a: Admission) -> None:
+        if a.refused is not None:
+            return
+        name = f"{a.kind}:{a.owner}"
         self.total -= 1
         self.by_owner[name] -= 1
         if self.by_owner[name] <= 0:
             del self.by_owner[name]
+        self.leased.pop(a.conn_id, None)
+        if a.key is not None and self.redis is not None:
+            try:
+                await self.redis.zrem(a.key, a.conn_id)
+            except RedisError:
+                pass  # its lease runs out instead
+
+    async def renew(self) -> None:
+        """Renew the leases of every socket this gateway holds (one script call per 500)."""
+        items = list(self.leased.items())
+        for i in range(0, len(items), 500):
+            chunk = items[i : i + 500]
+            await self._renew(
+                keys=[k for _, k in chunk], args=[self.lease_ms, *(c for c, _ in chunk)]
+            )
+
+    def start(self) -> None:
+        if self.redis is not None and self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever())
+
+    async def stop(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.socket_lease_s / 3)
+            try:
+                await self.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("sockets.renew_failed", sockets=len(self.leased))
 
 
 async def refuse_socket(request: web.Request, code: int, reason: str) -> web.WebSocketResponse:
@@ -194,7 +292,7 @@ class Limits:
     @classmethod
     def build(cls, redis: aioredis.Redis, settings: LimitSettings | None = None) -> Limits:
         s = settings or LimitSettings()
-        return cls(s, RateLimiter(redis, s), SocketCaps(s))
+        return cls(s, RateLimiter(redis, s), SocketCaps(s, redis))
 
     def client_address(self, request: web.Request) -> str:
         return client_address(request, self.settings.trusted_proxies)

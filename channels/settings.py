@@ -241,8 +241,9 @@ class DeliverySettings:
 # | OMNIROUTER_RATE_TRUSTED | 5000/s | any limited route called with a configured credential (the system, admin and ops tokens) |
 # | OMNIROUTER_TRUSTED_PROXIES | (none) | addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; from anyone else the header is ignored |
 # | OMNIROUTER_MAX_SOCKETS | 10000 | open WebSockets per gateway; past it a new one closes with 1013 (try again later) |
-# | OMNIROUTER_MAX_SOCKETS_PER_VISITOR | 3 | open chat sockets per visitor id on one gateway; past it 1008 |
-# | OMNIROUTER_MAX_SOCKETS_PER_AGENT | 5 | open agent streams per agent on one gateway; past it 1008 |
+# | OMNIROUTER_MAX_SOCKETS_PER_VISITOR | 3 | open chat sockets per visitor id across every gateway (leases in Redis); past it 1008 |
+# | OMNIROUTER_MAX_SOCKETS_PER_AGENT | 5 | open agent streams per agent across every gateway (leases in Redis); past it 1008 |
+# | OMNIROUTER_SOCKET_LEASE_S | 60 | a socket's lease in those counts, renewed every third of it while open: a dead gateway's sockets stop counting this long after it died |
 # | OMNIROUTER_WS_MAX_MSG_BYTES | 65536 | largest frame a chat socket accepts (agent streams: 4096); a larger one closes it with 1009 |
 # | OMNIROUTER_FRAMES_TTL_H | 72 | a visitor's or agent's frame stream (capped at 500 / 1000 frames) expires this long after its last frame |
 # A rate is "<count>/<s|m|h>": a token bucket of <count> that refills <count> per period;
@@ -312,6 +313,9 @@ class LimitSettings:
     )
     max_sockets_per_agent: int = field(
         default_factory=lambda: int(number("OMNIROUTER_MAX_SOCKETS_PER_AGENT", 5))
+    )
+    socket_lease_s: float = field(
+        default_factory=lambda: max(1.0, number("OMNIROUTER_SOCKET_LEASE_S", 60))
     )
     ws_max_msg_bytes: int = field(
         default_factory=lambda: int(number("OMNIROUTER_WS_MAX_MSG_BYTES", 64 * 1024))

@@ -469,6 +469,12 @@ def notice_held(reply_id: str) -> str:
 # -- limits (channels/limits.py) ----------------------------------------------------------------
 
 
+def socket_leases(kind: str, owner_digest: str) -> str:
+    """ZSET connection id -> ms its lease ends: one visitor's, agent's or watcher's open
+    sockets on every gateway (by the owner's keyed digest; expires with its last lease)."""
+    return f"{PREFIX}:sockets:{kind}:{owner_digest}"
+
+
 def rate_bucket(rule: str, subject_digest: str) -> str:
     """HASH t (tokens left), ts (ms of the last refill) of one token bucket: a rate limit
     rule for one credential subject, client address or visitor (by its keyed digest, never

@@ -144,9 +144,9 @@ class ChatSocket:
         if since is not None and not _valid_stream_id(since):
             return error(400, "invalid_value", "since must be a frame id", "since")
         assert visitor_id is not None
-        refused = self.limits.caps.admit("visitor", visitor_id)
-        if refused is not None:
-            return await refuse_socket(request, *refused)
+        slot = await self.limits.caps.admit("visitor", visitor_id)
+        if slot.refused is not None:
+            return await refuse_socket(request, *slot.refused)
         try:
             ws = web.WebSocketResponse(
                 heartbeat=20, max_msg_size=self.limits.settings.ws_max_msg_bytes
@@ -154,7 +154,7 @@ class ChatSocket:
             await ws.prepare(request)
             return await self._serve(ws, visitor_id, since)
         finally:
-            self.limits.caps.release("visitor", visitor_id)
+            await self.limits.caps.release(slot)
 
     async def _serve(
         self, ws: web.WebSocketResponse, visitor_id: str, since: str | None

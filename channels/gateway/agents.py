@@ -114,16 +114,16 @@ class Agents:
         # A supervisor watching the stream is not the agent's presence.
         is_desk = principal_of(request).is_agent(agent_id)
         caps = self.gw.limits.caps
-        refused = caps.admit("agent", agent_id)
-        if refused is not None:
-            return await refuse_socket(request, *refused)
+        slot = await caps.admit("agent", agent_id)
+        if slot.refused is not None:
+            return await refuse_socket(request, *slot.refused)
         try:
             # A desk sends nothing but "ping": a small frame limit (1009 past it).
             ws = web.WebSocketResponse(heartbeat=20, max_msg_size=AGENT_MAX_MSG_BYTES)
             await ws.prepare(request)
             return await self._serve(ws, agent_id, since, is_desk)
         finally:
-            caps.release("agent", agent_id)
+            await caps.release(slot)
 
     async def _serve(
         self, ws: web.WebSocketResponse, agent_id: str, since: str | None, is_desk: bool

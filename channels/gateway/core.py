@@ -145,6 +145,7 @@ class Gateway:
     async def _start(self, _: web.Application) -> None:
         await self.broker.start()
         await self.feed.start()
+        self.limits.caps.start()  # renews the leases of the sockets this gateway holds
         self._presence = asyncio.create_task(self._presence_loop())
 
     async def _stop(self, _: web.Application) -> None:
@@ -152,6 +153,7 @@ class Gateway:
             self._presence.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._presence
+        await self.limits.caps.stop()
         await self.feed.stop()
         await self.broker.stop()
         await self.feed.redis.aclose()

@@ -114,15 +114,15 @@ class Ops:
         # small frames (it only hears "ping").
         p = principal_of(request)
         who = p.subject
-        refused = self.gw.limits.caps.admit("staff", who, per_owner=p.token_id != "env")
-        if refused is not None:
-            return await refuse_socket(request, *refused)
+        slot = await self.gw.limits.caps.admit("staff", who, per_owner=p.token_id != "env")
+        if slot.refused is not None:
+            return await refuse_socket(request, *slot.refused)
         try:
             ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
             await ws.prepare(request)
             return await self._watch(ws)
         finally:
-            self.gw.limits.caps.release("staff", who)
+            await self.gw.limits.caps.release(slot)
 
     async def _watch(self, ws: web.WebSocketResponse) -> web.WebSocketResponse:
         self.subscribers.add(ws)

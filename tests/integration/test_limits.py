@@ -3,6 +3,9 @@ expiring streams, on a gateway of its own with tight limits (the real broker and
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -41,18 +44,41 @@ LIMITED_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def limited(services: Services, infra: embedded.Infra) -> Iterator[str]:
+def _limited_gateway(
+    services: Services, infra: embedded.Infra, name: str, **extra: str
+) -> tuple[str, subprocess.Popen[bytes]]:
     port = embedded.free_port()
-    log = services.logdir / "gateway-limited.log"
+    log = services.logdir / f"gateway-{name}.log"
     proc = _spawn(
         ["gateway"],
-        child_env(infra, OMNIROUTER_PORT=str(port), OMNIROUTER_SMTP_PORT="0", **LIMITED_ENV),
+        child_env(
+            infra, OMNIROUTER_PORT=str(port), OMNIROUTER_SMTP_PORT="0", **LIMITED_ENV, **extra
+        ),
         log,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz", proc, log)
+    except BaseException:
+        _stop(proc)
+        raise
+    return base, proc
+
+
+@pytest.fixture(scope="module")
+def limited(services: Services, infra: embedded.Infra) -> Iterator[str]:
+    base, proc = _limited_gateway(services, infra, "limited")
+    try:
+        yield base
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def limited_too(services: Services, infra: embedded.Infra) -> Iterator[str]:
+    """A second replica with the same limits: caps must hold across the two."""
+    base, proc = _limited_gateway(services, infra, "limited-too")
+    try:
         yield base
     finally:
         _stop(proc)
@@ -254,3 +280,93 @@ async def test_frame_streams_are_capped_and_expire(
     assert fresh_redis.xlen(keys.visitor_frames(visitor)) < FRAMES_KEPT + 300
     assert fresh_redis.ttl(keys.visitor_frames(visitor)) > 0
     assert fresh_redis.ttl(keys.agent_frames(agent)) > 0
+
+
+async def test_the_agent_cap_holds_for_gateways_registering_at_once(
+    limited: str, limited_too: str, client: aiohttp.ClientSession, fresh_redis: redis.Redis
+) -> None:
+    """Eight new agents registered at the same instant through two gateways, with
+    OMNIROUTER_MAX_AGENTS=3: exactly three are registered (the check and the write were two
+    steps, and concurrent registrations passed the cap between them)."""
+    names = [uid("a") for _ in range(8)]
+    apis = [Api(client, limited), Api(client, limited_too)]
+    answers = await asyncio.gather(
+        *(
+            apis[i % 2].call("PUT", f"/v1/agents/{a}", agent_body(), token=ADMIN_TOKEN)
+            for i, a in enumerate(names)
+        )
+    )
+    codes = sorted(code for code, _ in answers)
+    assert codes == [200] * 3 + [429] * 5, answers
+    assert fresh_redis.scard(keys.agents()) == 3
+
+
+async def _admitted(ws: aiohttp.ClientWebSocketResponse) -> bool:
+    """True when the socket was taken (its first frame arrives), False when closed 1008."""
+    msg = await ws.receive(timeout=20)
+    if msg.type == aiohttp.WSMsgType.TEXT:
+        return True
+    assert ws.close_code == 1008, (msg, ws.close_code)
+    return False
+
+
+async def test_socket_caps_per_visitor_and_agent_hold_across_gateways(
+    limited: str, limited_too: str, client: aiohttp.ClientSession
+) -> None:
+    """OMNIROUTER_MAX_SOCKETS_PER_VISITOR=2 and _PER_AGENT=1 count the sockets on every
+    gateway together (they were per gateway: N replicas let N times as many in)."""
+    one, two = (b.replace("http", "ws", 1) for b in (limited, limited_too))
+    visitor = uid("v")
+    path = f"/v1/chat/ws?visitor_id={visitor}"
+    first = await client.ws_connect(one + path, headers=source())
+    second = await client.ws_connect(two + path, headers=source())
+    assert await _admitted(first) and await _admitted(second)
+    for base in (two, one):
+        assert not await _admitted(await client.ws_connect(base + path, headers=source()))
+    await first.close()
+    third = await client.ws_connect(two + path, headers=source())
+    assert await _admitted(third)  # a closed socket gives its place back at once
+    await second.close()
+    await third.close()
+
+    api = Api(client, limited)
+    agent = uid("a")
+    await api.add_agent(agent)
+    auth = {"Authorization": f"Bearer {await api.as_agent(agent)}"}
+    desk = await client.ws_connect(f"{one}/v1/agents/{agent}/stream", headers=auth)
+    assert await _admitted(desk)
+    again = await client.ws_connect(f"{two}/v1/agents/{agent}/stream", headers=auth)
+    assert not await _admitted(again)
+    await desk.close()
+
+
+async def test_a_dead_gateways_sockets_stop_counting_when_their_leases_end(
+    services: Services, infra: embedded.Infra, limited: str, client: aiohttp.ClientSession
+) -> None:
+    """A gateway SIGKILLed with a visitor's two sockets open: they count until their leases
+    (OMNIROUTER_SOCKET_LEASE_S=2 on that gateway) run out, then the visitor gets in again."""
+    dying, proc = _limited_gateway(services, infra, "dying", OMNIROUTER_SOCKET_LEASE_S="2")
+    try:
+        visitor = uid("v")
+        path = f"/v1/chat/ws?visitor_id={visitor}"
+        held = [
+            await client.ws_connect(dying.replace("http", "ws", 1) + path, headers=source())
+            for _ in range(2)
+        ]
+        assert all([await _admitted(ws) for ws in held])
+        live = limited.replace("http", "ws", 1) + path
+        assert not await _admitted(await client.ws_connect(live, headers=source()))
+        proc.kill()
+        proc.wait()
+        killed_at = time.monotonic()
+        while True:
+            ws = await client.ws_connect(live, headers=source())
+            if await _admitted(ws):
+                break
+            assert time.monotonic() - killed_at < 15, "the dead gateway's sockets still count"
+            await asyncio.sleep(0.5)
+        await ws.close()
+        for ws in held:
+            await ws.close()
+    finally:
+        _stop(proc)
