@@ -4,6 +4,8 @@
 | --- | --- | --- |
 | OMNIROUTER_REOPEN_WINDOW_H | 24 | a message within this many hours of resolve reopens the conversation |
 | OMNIROUTER_HISTORY_CAP | 1000 | timeline entries kept per conversation (oldest dropped) |
+| OMNIROUTER_SEEN_CAP | 10000 | event ids remembered per conversation (its seen-set); past it the ids no longer named by the timeline are forgotten (session/bounds.py) |
+| OMNIROUTER_REFS_CAP | 10000 | keys listed per conversation for erasure (its refs); past it the listed keys that no longer exist are dropped |
 | OMNIROUTER_CONVERSATION_TTL_D | 90 | days a conversation is kept after its last activity |
 | OMNIROUTER_DEDUPE_TTL_H | 168 | hours a (channel, channel_message_id) is remembered for retries |
 | OMNIROUTER_VISITOR_LINK_TTL_H | 12 | a web visitor cookie seen with a verified login identifies its customer this long |
@@ -27,6 +29,12 @@ class SessionSettings:
         default_factory=lambda: int(number("OMNIROUTER_REOPEN_WINDOW_H", 24) * 3_600_000)
     )
     history_cap: int = field(default_factory=lambda: int(number("OMNIROUTER_HISTORY_CAP", 1000)))
+    seen_cap: int = field(
+        default_factory=lambda: max(100, int(number("OMNIROUTER_SEEN_CAP", 10_000)))
+    )
+    refs_cap: int = field(
+        default_factory=lambda: max(100, int(number("OMNIROUTER_REFS_CAP", 10_000)))
+    )
     conversation_ttl_s: int = field(
         default_factory=lambda: int(number("OMNIROUTER_CONVERSATION_TTL_D", 90) * 86_400)
     )

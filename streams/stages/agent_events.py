@@ -20,6 +20,7 @@ from schemas.envelope import Envelope, now_ms
 from schemas.errors import UndeliverableReply, UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
+from session import bounds
 from session.store import Append, SessionStore
 from streams.consume import Outbox
 from streams.stages.placements import SOURCE, Placements, to_agents
@@ -157,6 +158,13 @@ class AgentEvents:
                 strict=True,
             )
         )
+        if appends:  # replies grow the seen-set too (session/bounds.py)
+            await bounds.trim(
+                self.session.redis,
+                [a.conversation_id for a in appends],
+                self.session.settings.seen_cap,
+                self.session.settings.refs_cap,
+            )
         accepted = [e.data["conversation_id"] for e in run if e.type == events.AGENT_ACCEPTED]
         convs = dict(zip(accepted, await self.session.get_conversations(accepted), strict=True))
         earlier = await self.session.list_conversations_many(

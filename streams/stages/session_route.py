@@ -22,6 +22,7 @@ from schemas import envelope, events, payloads
 from schemas.envelope import Envelope, new_id, now_ms
 from schemas.errors import UnknownEventType
 from schemas.payloads import ConversationMessage, ConversationTimeline, MessageClassified
+from session import bounds
 from session.continuity import continuity_args, owner_profile
 from session.ledger import InboundLedger
 from session.store import IngestResult, SessionStore
@@ -137,6 +138,14 @@ class SessionRoute:
         settled = [p.data["event_id"] for p in prepared]
         results = await self.session.ingest_many(
             [p.ingest for p in prepared], then=lambda pipe: self.ledger.settle_in(pipe, settled)
+        )
+        # Seen-sets and refs stay under their caps (session/bounds.py): one counting round
+        # trip per batch, a trim only past a cap.
+        await bounds.trim(
+            self.session.redis,
+            [res.conversation_id for res in results],
+            self.session.settings.seen_cap,
+            self.session.settings.refs_cap,
         )
         customers = [
             await owner_profile(self.session, p.data["customer"], res.customer_id)
