@@ -7,7 +7,10 @@
    advisory listed in ADVISORIES below;
 2. lock: requirements.lock (hashes, `make lock`) names every dependency of pyproject.toml and
    pins nothing below a fixed version;
-3. images: every FROM in deploy/ is pinned by digest (a tag can be moved under us);
+3. images: every FROM, and every `image:` of the compose file and the Kubernetes manifests,
+   is pinned by digest (a tag can be moved under us); the one exception is our own image,
+   named `omnirouter` with no tag: compose builds it, and Kubernetes gets it only through
+   the kustomization, whose `images:` entry must then carry the release's digest;
 4. audit: pip-audit over the lock. pip-audit asks PyPI's per-release JSON API
    (/pypi/<name>/<version>/json); where that answers 404 for every release (the mirror these
    machines reach serves the per-project document only), the audit cannot see anything and
@@ -107,13 +110,48 @@ def check_lock(reqs: list[Requirement], pins: dict[str, Version]) -> list[str]:
     return problems
 
 
-def check_images() -> list[str]:
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# Our own image: built by compose from deploy/Dockerfile, given its digest by the release
+# (`kustomize edit set image omnirouter=<registry>/omnirouter@sha256:...`) on Kubernetes.
+OWN_IMAGE = "omnirouter"
+
+
+def check_images(deploy: Path | None = None) -> list[str]:
+    deploy = deploy or ROOT / "deploy"
     problems = []
-    for path in sorted((ROOT / "deploy").rglob("Dockerfile*")):
+    for path in sorted(deploy.rglob("Dockerfile*")):
         for n, line in enumerate(path.read_text().splitlines(), 1):
             m = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", line, re.IGNORECASE)
-            if m and "@sha256:" not in m.group(1) and not m.group(1).startswith("$"):
-                problems.append(f"{path.relative_to(ROOT)}:{n}: FROM {m.group(1)} is not pinned")
+            if m and not _DIGEST.search(m.group(1)) and not m.group(1).startswith("$"):
+                problems.append(
+                    f"{path.relative_to(deploy.parent)}:{n}: FROM {m.group(1)} is not pinned"
+                )
+    manifests = [p for ext in ("*.yml", "*.yaml") for p in deploy.rglob(ext)]
+    for path in sorted(manifests):
+        text = path.read_text()
+        for n, line in enumerate(text.splitlines(), 1):
+            # Block style (`image: x`, `- image: x`) and flow style (`{image: x, ...}`).
+            for m in re.finditer(r"(?:^|[\s{,-])image:\s*[\"']?([^\s\"'#,}]+)", line):
+                image = m.group(1)
+                if image == OWN_IMAGE or _DIGEST.search(image):
+                    continue
+                own = image.startswith(OWN_IMAGE + ":")
+                problems.append(
+                    f"{path.relative_to(deploy.parent)}:{n}: image {image} is not pinned by "
+                    + ("digest" if not own else f"digest (our own image is `{OWN_IMAGE}`, no tag)")
+                )
+        if path.name == "kustomization.yaml":
+            # Each images: entry names its digest (a newTag would move under us).
+            for n, line in enumerate(text.splitlines(), 1):
+                if re.match(r"^\s*newTag:", line):
+                    problems.append(
+                        f"{path.relative_to(deploy.parent)}:{n}: images use digest:, not newTag:"
+                    )
+                m = re.match(r"^\s*digest:\s*[\"']?(\S+?)[\"']?\s*$", line)
+                if m and not re.fullmatch(r"sha256:[0-9a-f]{64}", m.group(1)):
+                    problems.append(
+                        f"{path.relative_to(deploy.parent)}:{n}: digest {m.group(1)} is not one"
+                    )
     return problems
 
 
