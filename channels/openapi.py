@@ -140,7 +140,8 @@ SCHEMAS: dict[str, Any] = {
                 "minProperties": 1,
                 "additionalProperties": False,
                 "properties": {
-                    c: {"type": "integer", "minimum": 1, "maximum": 5} for c in _CATEGORIES
+                    c: {"type": "integer", "minimum": 1, "maximum": 5, "x-null": False}
+                    for c in _CATEGORIES
                 },
             },
             "capacity": {
@@ -148,7 +149,8 @@ SCHEMAS: dict[str, Any] = {
                 "minProperties": 1,
                 "additionalProperties": False,
                 "properties": {
-                    c: {"type": "integer", "minimum": 0, "maximum": 100} for c in _CHANNELS
+                    c: {"type": "integer", "minimum": 0, "maximum": 100, "x-null": False}
+                    for c in _CHANNELS
                 },
             },
             "languages": _texts(16),
@@ -218,7 +220,11 @@ SCHEMAS: dict[str, Any] = {
             "to_agent": _text(128),
             "note": _text(2000),
         },
-        "oneOf": [{"required": ["to_queue"]}, {"required": ["to_agent"]}],
+        # Exactly one given, and null is "not given" (schemas/validate.py).
+        "oneOf": [
+            {"required": ["to_queue"], "properties": {"to_queue": {"not": {"type": "null"}}}},
+            {"required": ["to_agent"], "properties": {"to_agent": {"not": {"type": "null"}}}},
+        ],
     },
     "Article": {
         "type": "object",
@@ -553,7 +559,9 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
         props = {}
         for name, sub in out["properties"].items():
             sub = _nullable(sub)
-            if name not in required and sub.get("type") != "boolean":
+            # `x-null: False`: a key of a map (a skill, a channel's capacity) that is either
+            # absent or a number; null for it is refused.
+            if name not in required and sub.get("type") != "boolean" and sub.get("x-null", True):
                 if "enum" in sub:
                     sub = {**sub, "enum": [*sub["enum"], None]}
                 elif isinstance(sub.get("type"), str):
@@ -608,6 +616,14 @@ def spec() -> dict[str, Any]:
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
+        if path == "/v1/surveys/{survey_id}/rate":
+            # The one-click survey pages answer in HTML, errors included (a person reads them).
+            html = {"text/html": {"schema": {"type": "string"}}}
+            op["responses"][str(status)]["content"] = html
+            op["responses"]["4XX"] = {
+                "description": "the link is wrong, expired or used",
+                "content": html,
+            }
         if (method, path) in (("put", "/v1/funds/{code}"), ("delete", "/v1/funds/{code}")):
             op["responses"]["409"] = {
                 "description": "a later request on the same fund won (fund_deleted, fund_changed)"
