@@ -60,6 +60,7 @@ class GatewaySettings:
 # | OMNIROUTER_MAIL_MAX_PARTS | 100 | more MIME parts get 554 |
 # | OMNIROUTER_MAIL_PARSE_TIMEOUT_S | 10 | a mail not parsed by then gets 451 (parsing runs off the event loop) |
 # | OMNIROUTER_MAIL_PARSE_WORKERS | 2 | mails parsed at once; while all are busy new mail gets 451 |
+# | OMNIROUTER_MAIL_PARSE_IN | process | where mails are parsed: worker processes (a parse never holds the gateway's interpreter lock), or `thread` |
 # | OMNIROUTER_MAIL_TRUSTED_AUTHSERV | (none) | authserv-ids (comma list) of our own mail systems whose Authentication-Results dkim=pass / spf=pass, aligned with the From domain, make the From address evidence; unset: every From is a claim |
 # | OMNIROUTER_APP_SECRETS | {} | JSON {app_id: secret} for signed app webhooks |
 # | OMNIROUTER_WEBHOOK_TOLERANCE_S | 300 | replay window for signed webhook timestamps |
@@ -135,6 +136,15 @@ class ChannelSettings:
     )
     mail_parse_workers: int = field(
         default_factory=lambda: max(1, int(number("OMNIROUTER_MAIL_PARSE_WORKERS", 2)))
+    )
+    # "process" (default): parse workers are processes, so a parse never holds the gateway's
+    # interpreter lock; "thread": threads of the gateway (one process less per gateway).
+    mail_parse_in: str = field(
+        default_factory=lambda: (
+            "thread"
+            if os.environ.get("OMNIROUTER_MAIL_PARSE_IN", "").strip().lower() == "thread"
+            else "process"
+        )
     )
     mail_trusted_authserv: tuple[str, ...] = field(
         default_factory=lambda: _names("OMNIROUTER_MAIL_TRUSTED_AUTHSERV", "")

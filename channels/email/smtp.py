@@ -1,9 +1,13 @@
 """SMTP ingress: an aiosmtpd listener inside the gateway process, on the gateway's event loop.
 
-Parsing a mail runs off the event loop, on a small pool of threads
-(OMNIROUTER_MAIL_PARSE_WORKERS), with a deadline (OMNIROUTER_MAIL_PARSE_TIMEOUT_S): a hostile
-mail can cost one of those threads for a while, never the HTTP channels, /healthz or the
-other SMTP sessions. Parsing is linear and bounded by channels.settings.MailLimits anyway.
+Parsing a mail runs off the event loop, on a small pool of worker processes
+(OMNIROUTER_MAIL_PARSE_WORKERS; OMNIROUTER_MAIL_PARSE_IN=thread for threads instead), with a
+deadline (OMNIROUTER_MAIL_PARSE_TIMEOUT_S): a hostile mail can cost one of those workers for
+a while, never the HTTP channels, /healthz or the other SMTP sessions. Processes, not threads:
+a parse is Python work that holds the interpreter lock, and threads of the gateway's own
+process took that lock from the event loop (a /healthz probe waited up to 283 ms while
+hostile mail was parsed; docs/reliability.md). Parsing is linear and bounded by
+channels.settings.MailLimits anyway.
 
 Mail is accepted (250) only after the normalized message was acknowledged by the broker,
 through the same accept path as `POST /v1/inbound/email`, deduplicated by Message-ID. The
@@ -28,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -57,6 +63,10 @@ SMTP_PARSE_TIMEOUTS = Counter(
 )
 
 
+# How much lower a parse worker's CPU priority is than the gateway's (nice(2) increment).
+PARSE_NICE = 10
+
+
 class ParseBusy(Exception):
     """Every parse worker is still busy (with mails whose deadline may have passed)."""
 
@@ -77,6 +87,33 @@ def parse_mail(
     )
 
 
+def _parse_in_worker(
+    raw: bytes, mail_from: str | None, limits: MailLimits, trusted_authserv: tuple[str, ...]
+) -> tuple[str, Any, Any]:
+    """`parse_mail` in a worker process; its outcome as plain data (our exceptions carry
+    keyword arguments that do not survive pickling): ("ok", machine, message) or
+    ("malformed", reason, None) or ("error", repr, None)."""
+    try:
+        machine, msg = parse_mail(raw, mail_from, limits, trusted_authserv)
+    except (MalformedMail, SchemaError) as exc:
+        return "malformed", str(exc), None
+    except Exception as exc:
+        return "error", repr(exc)[:500], None
+    return "ok", machine, msg
+
+
+def _yield_cpu() -> None:
+    """A parse worker's first step: a lower CPU priority than the gateway, so on a busy
+    machine the event loop (/healthz, the HTTP channels) runs before a hostile mail's parse."""
+    with contextlib.suppress(OSError):
+        os.nice(PARSE_NICE)
+
+
+def _ready() -> bool:
+    """Run once per worker process at start: its imports are done before the first mail."""
+    return True
+
+
 class InboundMailHandler:
     """aiosmtpd handler: RCPT checks the domain, DATA parses, publishes and answers."""
 
@@ -88,6 +125,7 @@ class InboundMailHandler:
         parse_timeout_s: float = 10.0,
         parse_workers: int = 2,
         trusted_authserv: tuple[str, ...] = (),
+        parse_in: str = "process",
     ):
         self.ingress = ingress
         self.trusted_authserv = trusted_authserv
@@ -95,19 +133,36 @@ class InboundMailHandler:
         self.limits = limits or MailLimits()
         self.parse_timeout_s = parse_timeout_s
         self.parse_workers = parse_workers
-        self.executor = ThreadPoolExecutor(parse_workers, thread_name_prefix="mail-parse")
-        self.parsing = 0  # submitted and not finished (a timed-out parse still holds its thread)
+        self.in_processes = parse_in != "thread"
+        self.executor: Executor = (
+            # spawn: the gateway has threads of its own, which a fork would copy mid-lock.
+            ProcessPoolExecutor(
+                parse_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_yield_cpu,
+            )
+            if self.in_processes
+            else ThreadPoolExecutor(parse_workers, thread_name_prefix="mail-parse")
+        )
+        self.parsing = 0  # submitted and not finished (a timed-out parse still holds its worker)
+
+    def warm(self) -> None:
+        """Start the worker processes now, not with the first mail (a spawn takes a second)."""
+        if self.in_processes:
+            for _ in range(self.parse_workers):
+                self.executor.submit(_ready)
 
     async def _parse(self, raw: bytes, mail_from: str | None) -> tuple[str | None, Any]:
-        """`parse_mail` on a worker thread, within the deadline (TimeoutError) and the pool
+        """`parse_mail` on a worker, within the deadline (TimeoutError) and the pool
         (ParseBusy): the event loop never runs a parse."""
         if self.parsing >= self.parse_workers:
             raise ParseBusy("every mail parse worker is busy")
         loop = asyncio.get_running_loop()
         self.parsing += 1
-        done = self.executor.submit(parse_mail, raw, mail_from, self.limits, self.trusted_authserv)
+        work: Any = _parse_in_worker if self.in_processes else parse_mail
+        done = self.executor.submit(work, raw, mail_from, self.limits, self.trusted_authserv)
 
-        def finished(_: object) -> None:  # on the worker thread
+        def finished(_: object) -> None:  # on a thread of the executor
             with contextlib.suppress(RuntimeError):  # the loop may be closed by then
                 loop.call_soon_threadsafe(self._finished)
 
@@ -115,7 +170,15 @@ class InboundMailHandler:
         result = asyncio.wrap_future(done)
         # A parse that outlives its deadline still ends; its outcome is nobody's business.
         result.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return await asyncio.wait_for(asyncio.shield(result), self.parse_timeout_s)
+        got: Any = await asyncio.wait_for(asyncio.shield(result), self.parse_timeout_s)
+        if not self.in_processes:
+            return got
+        outcome, value, msg = got
+        if outcome == "malformed":
+            raise MalformedMail(value)
+        if outcome == "error":
+            raise RuntimeError(value)
+        return value, msg
 
     def _finished(self) -> None:
         self.parsing -= 1
@@ -192,6 +255,7 @@ class SmtpListener:
             settings.mail_parse_timeout_s,
             settings.mail_parse_workers,
             settings.mail_trusted_authserv,
+            settings.mail_parse_in,
         )
         self._server: asyncio.AbstractServer | None = None
 
@@ -219,6 +283,7 @@ class SmtpListener:
             log.error("smtp.listen_failed", port=self.settings.smtp_port, error=repr(exc))
             return
         SMTP_LISTENING.set(1)
+        self.handler.warm()
         log.info("smtp.listening", host=self.settings.smtp_host, port=self.settings.smtp_port)
 
     async def stop(self) -> None:

@@ -679,7 +679,11 @@ async def test_mail_parsing_runs_off_the_event_loop_and_a_missed_deadline_is_451
     broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
     ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
     port = embedded.free_port()
-    settings = ChannelSettings(smtp_port=port, mail_parse_timeout_s=0.5, mail_parse_workers=1)
+    # Threads here: the hanging parse is patched in (a worker process would not see it); the
+    # deadline and the busy pool are the same code for processes.
+    settings = ChannelSettings(
+        smtp_port=port, mail_parse_timeout_s=0.5, mail_parse_workers=1, mail_parse_in="thread"
+    )
     listener = SmtpListener(ingress, settings)
     release, threads = threading.Event(), []
     real = smtp_module.parse_mail
@@ -888,3 +892,52 @@ async def _bad_cursor_case(
 
     await eventually(pushed)
     assert good.frames[0]["text"] == "hi" and not bad.frames
+
+
+async def test_mail_is_parsed_in_worker_processes_so_the_event_loop_keeps_its_lock(
+    services: Services, fresh_redis: redis.Redis
+) -> None:
+    """Issue 13: /healthz waited up to 283 ms while hostile mail was parsed on threads of the
+    gateway (a parse holds the interpreter lock). By default a parse runs in a worker process
+    (other pid); a hostile mail's 554 comes back through it with its reason, and a good mail
+    is accepted; the event loop's 10 ms ticker never waits as long as a parse takes."""
+    import os
+    import time
+
+    from channels.email import smtp as smtp_module
+
+    client = connect(services.redis_url)
+    broker = BrokerLink(services.bootstrap, max_inflight=10, send_timeout_s=5)
+    ingress = Ingress(SessionStore(client), InboundLedger(client, 3600), broker)
+    port = embedded.free_port()
+    listener = SmtpListener(ingress, ChannelSettings(smtp_port=port))
+    assert isinstance(listener.handler.executor, smtp_module.ProcessPoolExecutor)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    await broker.start()
+    await listener.start()
+    try:
+        pid = await asyncio.wrap_future(listener.handler.executor.submit(os.getpid))
+        assert pid != os.getpid()
+        tick = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        code, resp = await smtp(port, _spaces_subject_mail(200_000, mid()))
+        parse_s = time.perf_counter() - started
+        tick.cancel()
+        assert code == 554 and "OMNIROUTER_MAIL_MAX_HEADER_BYTES" in resp, resp
+        assert gaps and max(gaps) < max(0.5, parse_s), (max(gaps), parse_s)
+        sender = f"{uid('c')}@example.com"
+        code, resp = await smtp(port, samples.gbk_mail(mid(), sender))
+        assert code == 250, resp
+    finally:
+        await listener.stop()
+        await broker.stop()
+        await client.aclose()
