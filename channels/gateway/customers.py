@@ -37,7 +37,17 @@ class Customers:
         customer_id = path_id(request, "customer_id")
         profile = models.parse_customer(customer_id, await self.gw.body(request))
         await self.gw.session.put_customer(profile)
-        return ok(await self.gw.session.get_customer(customer_id))
+        stored = await self.gw.session.get_customer(customer_id)
+        if stored is None:
+            # Erased (DELETE /v1/customers) between the write and the read: say so, rather
+            # than answer 200 with nothing.
+            raise ApiError(
+                409,
+                "customer_erased",
+                "the customer was erased by a concurrent request; send the record again",
+                field="customer_id",
+            )
+        return ok(stored)
 
     async def get_customer(self, request: web.Request) -> web.Response:
         customer = await self.gw.session.get_customer(path_id(request, "customer_id"))
