@@ -617,12 +617,13 @@ def spec() -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
         if path == "/v1/surveys/{survey_id}/rate":
-            # The one-click survey pages answer in HTML, errors included (a person reads them).
+            # The one-click survey pages answer in HTML, their errors included (a person reads
+            # them); a malformed path is refused before the page, in JSON like everywhere.
             html = {"text/html": {"schema": {"type": "string"}}}
             op["responses"][str(status)]["content"] = html
             op["responses"]["4XX"] = {
-                "description": "the link is wrong, expired or used",
-                "content": html,
+                "description": "the link is wrong, expired or used (HTML); a malformed id (JSON)",
+                "content": {**html, **op["responses"]["4XX"]["content"]},
             }
         if (method, path) in (("put", "/v1/funds/{code}"), ("delete", "/v1/funds/{code}")):
             op["responses"]["409"] = {
