@@ -24,6 +24,7 @@ from session.identity import (
     merge_candidates,
     normalize,
 )
+from session.reads import Reads, Slot
 from session.scripts import run_many
 from session.settings import SessionSettings
 
@@ -414,12 +415,19 @@ class SessionStore:
         """Each conversation with its timeline (None where there is none), in one pipeline."""
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.conversations_into(reads, ids)
+        return slot.of(await reads.run())
+
+    def conversations_into(self, reads: Reads, ids: list[str]) -> Slot[list[dict[str, Any] | None]]:
+        """`get_conversations`, queued on a shared pipeline (session/reads.py)."""
         for conversation_id in ids:
-            pipe.hgetall(keys.conversation(conversation_id))
-            pipe.lrange(keys.timeline(conversation_id), 0, -1)
-        raw = await pipe.execute()
-        return [_conversation(raw[2 * i], raw[2 * i + 1]) for i in range(len(ids))]
+            reads.pipe.hgetall(keys.conversation(conversation_id))
+            reads.pipe.lrange(keys.timeline(conversation_id), 0, -1)
+        return reads.slot(
+            2 * len(ids),
+            lambda raw: [_conversation(raw[2 * i], raw[2 * i + 1]) for i in range(len(ids))],
+        )
 
     async def list_conversations(self, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The customer's conversations, newest first: ids, states, times, categories."""
@@ -432,13 +440,27 @@ class SessionStore:
         wanted = list(dict.fromkeys(customer_ids))
         if not wanted:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.conversation_ids_into(reads, wanted, limit)
+        return await self.listed(slot.of(await reads.run()))
+
+    def conversation_ids_into(
+        self, reads: Reads, customer_ids: list[str], limit: int = 50
+    ) -> Slot[dict[str, list[str]]]:
+        """The first half of `list_conversations_many`: each customer's conversation ids,
+        newest first, queued on a shared pipeline; `listed` reads the rows."""
+        wanted = list(dict.fromkeys(customer_ids))
         for customer_id in wanted:
-            pipe.zrevrange(keys.customer_conversations(customer_id), 0, limit - 1)
-        ids = {
-            c: [_s(x) or "" for x in raw]
-            for c, raw in zip(wanted, await pipe.execute(), strict=True)
-        }
+            reads.pipe.zrevrange(keys.customer_conversations(customer_id), 0, limit - 1)
+        return reads.slot(
+            len(wanted),
+            lambda raws: {
+                c: [_s(x) or "" for x in raw] for c, raw in zip(wanted, raws, strict=True)
+            },
+        )
+
+    async def listed(self, ids: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
+        """Per customer, the listed fields of the conversations `ids` names (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for cids in ids.values():
             for cid in cids:

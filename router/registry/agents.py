@@ -18,6 +18,7 @@ from router.registry.base import (
 from schemas.envelope import now_ms
 from schemas.vocabulary import CHANNELS
 from session import keys
+from session.reads import Reads, Slot
 
 
 class TooManyAgents(Exception):
@@ -95,10 +96,18 @@ class Agents(RegistryBase):
         told; never the id)."""
         if not agent_ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.agent_names_into(reads, agent_ids)
+        return slot.of(await reads.run())
+
+    def agent_names_into(self, reads: Reads, agent_ids: list[str]) -> Slot[dict[str, str]]:
+        """`agent_names`, queued on a shared pipeline (session/reads.py)."""
         for a in agent_ids:
-            pipe.hget(keys.agent(a), "name")
-        return {a: _s(n) for a, n in zip(agent_ids, await pipe.execute(), strict=True) if n}
+            reads.pipe.hget(keys.agent(a), "name")
+        return reads.slot(
+            len(agent_ids),
+            lambda raw: {a: _s(n) for a, n in zip(agent_ids, raw, strict=True) if n},
+        )
 
     async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
