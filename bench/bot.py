@@ -50,6 +50,7 @@ SETS = (
     "bot_fresh4.jsonl",
     "bot_fresh5.jsonl",
     "bot_fresh6.jsonl",
+    "bot_fresh7.jsonl",
 )
 # The web chat's anonymous visitor: a recommendation request gets the pointer to the
 # assessment (tests/integration/test_bot.py covers assessed customers).
@@ -141,7 +142,7 @@ def main() -> None:
     ap.add_argument("--search", action="store_true")
     # While the policy is being changed, run the tuning set only: a fresh set is looked at once,
     # when the change is done (docs/bot.md).
-    ap.add_argument("--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6")
+    ap.add_argument("--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7")
     args = ap.parse_args()
     wanted = {f"bot_{n}.jsonl" for n in args.sets.split(",")}
     classify = load_classifier()

@@ -139,10 +139,11 @@ def test_the_labelled_sets_are_kept_apart() -> None:
             "bot_fresh4.jsonl",
             "bot_fresh5.jsonl",
             "bot_fresh6.jsonl",
+            "bot_fresh7.jsonl",
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    fresh_sets = tuple(f"bot_fresh{n}.jsonl" for n in range(2, 7))
+    fresh_sets = tuple(f"bot_fresh{n}.jsonl" for n in range(2, 8))
     for fresh in fresh_sets:
         assert len(sets[fresh]) >= 150, fresh
     texts = [r["text"] for rows in sets.values() for r in rows]
@@ -179,6 +180,7 @@ def test_the_fresh_sets_are_frozen() -> None:
         "bot_fresh4.jsonl": "6197e32de85a3e2ef63576429a8fb6fe638cceac3ac5cc2ceef1d500bb0de65e",
         "bot_fresh5.jsonl": "acfc1c5c1761c738ec81be54fffc8775d64052f877d6ae4e1cd60ca3713c85bc",
         "bot_fresh6.jsonl": "9a2699a8242156b7190b89e535a8f0203f606f0ae43116d9bdfffdeec34c6ac9",
+        "bot_fresh7.jsonl": "e85837a01ab9c0b11ea0d060718fe0fc9d76b5a47714ed480b80da323d9da399",
     }
     for name, digest in frozen.items():
         assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
