@@ -51,6 +51,7 @@ SETS = (
     "bot_fresh5.jsonl",
     "bot_fresh6.jsonl",
     "bot_fresh7.jsonl",
+    "bot_fresh8.jsonl",
 )
 # The web chat's anonymous visitor: a recommendation request gets the pointer to the
 # assessment (tests/integration/test_bot.py covers assessed customers).
@@ -142,7 +143,9 @@ def main() -> None:
     ap.add_argument("--search", action="store_true")
     # While the policy is being changed, run the tuning set only: a fresh set is looked at once,
     # when the change is done (docs/bot.md).
-    ap.add_argument("--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7")
+    ap.add_argument(
+        "--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8"
+    )
     args = ap.parse_args()
     wanted = {f"bot_{n}.jsonl" for n in args.sets.split(",")}
     classify = load_classifier()
