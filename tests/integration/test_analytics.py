@@ -221,7 +221,9 @@ async def test_live_figures_per_queue_and_channel_are_pushed_and_on_queues_and_m
             import time as _t
 
             fresh_redis.hset(
-                keys.conversation(cid.decode()), "enqueued_at", int(_t.time() * 1000) - waited_s * 1000
+                keys.conversation(cid.decode()),
+                "enqueued_at",
+                int(_t.time() * 1000) - waited_s * 1000,
             )
         await call(phone, call_id, "ended", "")
 
