@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -49,7 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def cluster(redis_cluster: RedisClusterRig) -> AsyncIterator[Any]:
-    rc = RedisCluster.from_url(redis_cluster.url)
+    # The cluster client's pool raises MaxConnectionsError past its size instead of waiting
+    # like session.store.connect's BlockingConnectionPool: size it above the concurrency.
+    rc = RedisCluster.from_url(redis_cluster.url, max_connections=512)
     await rc.initialize()
     for port in redis_cluster.ports:  # a clean start: no data, no cached scripts
         with redis.Redis(port=port) as r:
@@ -283,3 +286,25 @@ async def test_a_script_without_declared_keys_fails_on_the_masters_that_do_not_h
     declared = "return redis.call('GET', KEYS[1])"
     await cluster.set(keys.conversation("c1"), "x")
     assert await cluster.eval(declared, 1, keys.conversation("c1")) == b"x"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "test_router_atomic.test_concurrent_routers_never_exceed_capacity_or_double_offer",
+        "test_router_atomic.test_expired_offer_returns_to_queue_and_frees_capacity",
+        "test_router_atomic.test_accept_by_wrong_agent_and_resolve_by_non_owner_are_refused",
+        "test_session_store.test_login_folds_anonymous_chat_into_the_customers_open_conversation",
+        "test_session_store.test_anonymous_conversation_held_by_an_agent_survives_the_fold",
+        "test_session_store.test_two_conversations_with_agents_are_not_joined",
+        "test_session_store.test_unverified_call_segment_after_a_verified_one_joins_the_call",
+    ],
+)
+async def test_the_routing_race_and_fold_tests_pass_on_the_cluster_client(
+    cluster: Any, case: str
+) -> None:
+    """The single-node tests of the races and folds, run unchanged on the cluster client."""
+    module_name, test_name = case.split(".")
+    module = importlib.import_module(f"tests.integration.{module_name}")
+    fixture = Registry(cluster) if module_name == "test_router_atomic" else SessionStore(cluster)
+    await getattr(module, test_name)(fixture)
