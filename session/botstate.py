@@ -107,21 +107,27 @@ class BotState:
         if not moves:
             return []
         s = self.settings
-        arglists = [
-            [
-                keys.PREFIX,
-                m.conversation_id,
-                m.action,
-                m.event_id,
-                orjson.dumps(m.entry) if m.entry else "",
-                orjson.dumps(m.reply) if m.reply else "",
-                now_ms(),
-                s.history_cap,
-                s.conversation_ttl_s,
-                orjson.dumps(m.memory),
-                orjson.dumps(m.handoff) if m.handoff else "",
-            ]
+        calls = [
+            (
+                [
+                    keys.conversation(m.conversation_id),
+                    keys.seen(m.conversation_id),
+                    keys.timeline(m.conversation_id),
+                    keys.bot_replies(m.conversation_id),
+                ],
+                [
+                    m.action,
+                    m.event_id,
+                    orjson.dumps(m.entry) if m.entry else "",
+                    orjson.dumps(m.reply) if m.reply else "",
+                    now_ms(),
+                    s.history_cap,
+                    s.conversation_ttl_s,
+                    orjson.dumps(m.memory),
+                    orjson.dumps(m.handoff) if m.handoff else "",
+                ],
+            )
             for m in moves
         ]
-        raw = await run_many(self.redis, self._move, arglists)
+        raw = await run_many(self.redis, self._move, calls)
         return [(int(r[0]) == 1, _s(r[1])) for r in raw]

@@ -52,16 +52,15 @@ class InboundLedger:
     ) -> str | None:
         """None when this is a new message (now recorded); else the existing dedupe value."""
         existing = await self._reserve(
+            keys=[keys.dedupe(channel, cmid), keys.inbound_copy(event_id), keys.inbound_pending()],
             args=[
-                keys.PREFIX,
-                keys.dedupe(channel, cmid),
                 event_id,
                 self.dedupe_ttl_s,
                 key,
                 value,
                 now_ms(),
                 COPY_TTL_S,
-            ]
+            ],
         )
         return None if existing in (b"", "") else (_s(existing) or "")
 
@@ -69,7 +68,10 @@ class InboundLedger:
         await self.redis.set(keys.dedupe(channel, cmid), event_id, ex=self.dedupe_ttl_s)
 
     async def unreserve(self, channel: str, cmid: str, event_id: str) -> None:
-        await self._unreserve(args=[keys.PREFIX, keys.dedupe(channel, cmid), event_id])
+        await self._unreserve(
+            keys=[keys.dedupe(channel, cmid), keys.inbound_copy(event_id), keys.inbound_pending()],
+            args=[event_id],
+        )
 
     async def reservation(
         self, event_id: str, older_than_ms: int

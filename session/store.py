@@ -180,12 +180,18 @@ class SessionStore:
             for value in profile["verified"].get(field, [])
         ]
         flat = [x for kv in record.items() for x in kv]
-        head = [keys.PREFIX, profile["id"], record["updated_at"], source, len(record)]
-        await self._put_customer(args=[*head, *flat, *dict.fromkeys(links)])
+        cid = profile["id"]
+        await self._put_customer(
+            keys=[keys.customer(cid), keys.customer_identities(cid), *dict.fromkeys(links)],
+            args=[cid, record["updated_at"], source, len(record), *flat],
+        )
 
     async def drop_directory_record(self, customer_id: str) -> None:
         """The CRM deleted the record (a tombstone): unlink its contacts, keep the history."""
-        await self._put_customer(args=[keys.PREFIX, customer_id, now_ms(), "crm", 0])
+        await self._put_customer(
+            keys=[keys.customer(customer_id), keys.customer_identities(customer_id)],
+            args=[customer_id, now_ms(), "crm", 0],
+        )
 
     async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.customer(customer_id))
@@ -247,7 +253,7 @@ class SessionStore:
             for res, (sender, channel) in zip(raw, senders, strict=True)
         ]
 
-    def _identify_args(self, sender: dict[str, Any], channel: str) -> list[Any]:
+    def _identify_args(self, sender: dict[str, Any], channel: str) -> tuple[list[str], list[Any]]:
         evidence = evidence_of(channel, sender)
         # A visitor id is a chat cookie: evidence of the chat visitor and nothing else. Named
         # on another channel it must not link (an email with a customer's address and an
@@ -265,10 +271,13 @@ class SessionStore:
             anonymous_id("visitor_id", visitor, False) if visitor else "",
             len(evidence),
         ]
+        ks = [keys.identity(e.kind, e.value) for e in evidence]
+        ks.append(keys.identity("visitor_id", visitor))
         for e in evidence:
-            args += [e.kind, e.value, e.evidence]
-        args += merge_candidates(channel, sender)
-        return args
+            args += [e.kind, e.evidence]
+        candidates = merge_candidates(channel, sender)
+        ks += [keys.customer_current(anon) for anon in candidates]
+        return ks, [*args, *candidates]
 
     @staticmethod
     def _customer(res: Any, sender: dict[str, Any], channel: str) -> Customer:
@@ -341,9 +350,26 @@ class SessionStore:
         merge_from: list[str] | None = None,
         ref_keys: list[str] | None = None,
         anonymous: bool = False,
-    ) -> list[Any]:
+    ) -> tuple[list[str], list[Any]]:
         s = self.settings
-        return [
+        c, new = customer_id, new_conversation_id
+        ks = [
+            keys.customer_merged(c),
+            keys.customer_current(c),
+            keys.customer_conversations(c),
+            keys.customer_aliases(c),
+            keys.call(call_id or ""),
+            keys.thread(message_id or ""),
+            keys.conversation(new),
+            keys.seen(new),
+            keys.timeline(new),
+            keys.conversation_refs(new),
+            *(keys.thread(ref) for ref in thread_refs or []),
+        ]
+        for anon in merge_from or []:
+            ks += [keys.customer_current(anon), keys.customer_conversations(anon)]
+            ks.append(keys.customer_merged(anon))
+        return ks, [
             keys.PREFIX,
             customer_id,
             event_id,
@@ -385,21 +411,21 @@ class SessionStore:
         ``message_id``: the Message-ID of an outbound email, so the customer's reply to it
         finds this conversation.
         """
-        return int(
-            await self._append(
-                args=self._append_args(Append(conversation_id, event_id, entry, message_id))
-            )
-        )
+        ks, args = self._append_args(Append(conversation_id, event_id, entry, message_id))
+        return int(await self._append(keys=ks, args=args))
 
     async def append_many(self, items: list[Append]) -> list[int]:
         """`append` for a batch, in one pipeline, in the order given."""
         raw = await run_many(self.redis, self._append, [self._append_args(i) for i in items])
         return [int(x) for x in raw]
 
-    def _append_args(self, item: Append) -> list[Any]:
-        return [
-            keys.PREFIX,
-            item.conversation_id,
+    def _append_args(self, item: Append) -> tuple[list[str], list[Any]]:
+        c = item.conversation_id
+        ks = [keys.conversation(c), keys.seen(c), keys.timeline(c), keys.conversation_refs(c)]
+        if item.message_id:
+            ks.append(keys.thread(item.message_id))
+        return ks, [
+            c,
             item.event_id,
             orjson.dumps(item.entry),
             self.settings.history_cap,
@@ -488,7 +514,24 @@ class SessionStore:
         visitor ids (else the auditor would publish them again and bring the words back).
         """
         contacts = await self._contacts(customer_id)
-        n_convs, n_keys, convs, ids, visitors = await self._erase(args=[keys.PREFIX, customer_id])
+        n_convs, n_keys, convs, ids, visitors = await self._erase(
+            keys=[
+                keys.customer_aliases(customer_id),
+                keys.customer_identities(customer_id),
+                keys.customer(customer_id),
+                keys.visitors_gone(),
+                keys.visitors_left_at(),
+                keys.inbound_pending(),
+                keys.surveys_pending(),
+                keys.tasks_all(),
+                keys.tasks_due(),
+                keys.tasks_unassigned(),
+                keys.notices_held(),
+                keys.agents_load(),
+                keys.offers_by_expiry(),
+            ],
+            args=[keys.PREFIX, customer_id],
+        )
         needles = [x.encode() if isinstance(x, str) else x for x in (*convs, *ids)]
         redacted = await self._redact_frames(needles)
         owned = [*ids, *visitors, *contacts]

@@ -78,7 +78,19 @@ class Agents(RegistryBase):
         queues (give_back="offers": only the pending offers). None if there is no such agent."""
         give = give_back or ("1" if status == "offline" else "0")
         raw = [
-            _s(x) for x in await self._offline(args=[keys.PREFIX, agent_id, status, now_ms(), give])
+            _s(x)
+            for x in await self._offline(
+                keys=[
+                    keys.agent(agent_id),
+                    keys.agent_offers(agent_id),
+                    keys.agent_conversations(agent_id),
+                    keys.agents_available(),
+                    keys.offers_by_expiry(),
+                    keys.agents_load(),
+                    keys.queues(),
+                ],
+                args=[keys.PREFIX, agent_id, status, now_ms(), give],
+            )
         ]
         if raw[0] == "agent_not_found":
             return None
@@ -200,7 +212,12 @@ class Agents(RegistryBase):
 
     async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:
         """Free the slots whose wrap-up ended; the agents that got a slot back."""
-        return [_s(x) for x in await self._wrapup(args=[keys.PREFIX, now, limit])]
+        return [
+            _s(x)
+            for x in await self._wrapup(
+                keys=[keys.wrapups(), keys.agents_load()], args=[now, limit]
+            )
+        ]
 
     # -- presence: the agent's open desks --------------------------------------------------------
 
