@@ -1,15 +1,21 @@
 """The gateway's OpenAPI 3.1 description, served at GET /v1/openapi.json.
 
-Kept as a table next to the code; a unit test fails when a route is added to the gateway
-without an entry here, so the description cannot silently fall behind.
+Request bodies are generated from the typed models the gateway decodes them with
+(schemas/api.py: `msgspec.json.schema_components`, plus the cross-field `RULES` the models'
+readers check after decoding), so the validator and the document cannot disagree. Routes,
+security, scopes and rate limits are a table next to the code; a unit test fails when a
+route is added to the gateway without an entry here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from channels.access import ACCESS
 from channels.limits import LIMITED
+from schemas import api
 
 _ERROR = {
     "type": "object",
@@ -48,87 +54,8 @@ _DATE = {
     r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
 }
 
-_FROM = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": False,
-    "properties": {
-        **{k: _text(320) for k in ("phone", "email", "app_user_id", "visitor_id", "name")},
-        "verified": {
-            "type": "array",
-            "maxItems": 3,
-            "items": {"enum": ["phone", "email", "app_user_id"]},
-            "description": "contact kinds the trusted channel system vouches for (system "
-            "only); each channel vouches only for its own kind (phone: phone, email: email, "
-            "app: app_user_id), which this document cannot express per path value",
-        },
-    },
-    "anyOf": [{"required": [k]} for k in ("phone", "email", "app_user_id", "visitor_id")],
-}
-
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
-    "InboundMessage": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel_message_id", "from"],
-        # Text is what a message says; only a call event other than a transcript has none.
-        "anyOf": [
-            {"required": ["text"], "properties": {"text": _text(20000)}},
-            {
-                "required": ["call"],
-                "properties": {
-                    "call": {
-                        "type": "object",
-                        "properties": {"event": {"enum": ["started", "ivr", "ended"]}},
-                    }
-                },
-            },
-        ],
-        "properties": {
-            "channel_message_id": _text(200),
-            "from": _FROM,
-            "text": {"type": "string", "maxLength": 20000},
-            "subject": _text(998),
-            "body": _text(100000),
-            "sent_at": _text(64),
-            "thread": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "message_id": _text(998),
-                    "in_reply_to": _text(998),
-                    "references": _texts(998),
-                },
-            },
-            "call": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["call_id", "event"],
-                "properties": {
-                    "call_id": _text(200),
-                    "event": {"enum": ["started", "ivr", "transcript", "ended"]},
-                    "hint": {"enum": _CATEGORIES},
-                },
-            },
-            "attachments": {
-                "type": "array",
-                "maxItems": 20,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
-                        "name": _text(),
-                        "content_type": _text(),
-                        "size": {"type": "integer", "minimum": 0, "maximum": 1 << 40},
-                        "sha256": _text(64),
-                        "url": _text(2048),
-                    },
-                },
-            },
-        },
-    },
     "Agent": {
         "type": "object",
         "additionalProperties": False,
@@ -567,6 +494,16 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def request_schemas() -> dict[str, Any]:
+    """The components of the typed request bodies (schemas/api.py), with their rules."""
+    _, components = msgspec.json.schema_components(
+        api.MODELS, ref_template="#/components/schemas/{name}"
+    )
+    for name, rule in api.RULES.items():
+        components[name] = {**components[name], **rule}
+    return components
+
+
 def spec() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, body, status in ROUTES:
@@ -629,7 +566,10 @@ def spec() -> dict[str, Any]:
         "info": {"title": "omnirouter gateway", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {name: _nullable(schema) for name, schema in SCHEMAS.items()},
+            "schemas": {
+                **{name: _nullable(schema) for name, schema in SCHEMAS.items()},
+                **request_schemas(),
+            },
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

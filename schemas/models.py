@@ -8,13 +8,14 @@ raising SchemaError that names the offending field. Plain dicts (not classes) tr
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from typing import Any, Final
 
+from schemas import api
 from schemas import validate as v
 from schemas.errors import SchemaError
 from schemas.vocabulary import (
     AGENT_STATUSES,
-    CALL_EVENTS,
     CATEGORIES,
     CHANNELS,
     CONTACT_KINDS,
@@ -26,8 +27,7 @@ from schemas.vocabulary import (
     SEGMENTS,
 )
 
-MAX_TEXT: Final = 20_000
-MAX_ATTACHMENTS: Final = 20
+MAX_TEXT: Final = api.MAX_TEXT
 
 _FROM_KEYS = (*CONTACT_KINDS, "name")
 
@@ -47,120 +47,82 @@ VERIFIED_BY_DEFAULT: Final = {"app": ("app_user_id",)}
 
 
 def parse_inbound(channel: str, body: Any) -> dict[str, Any]:
-    """A normalized customer message as posted to ``POST /v1/inbound/{channel}``."""
+    """A normalized customer message as posted to ``POST /v1/inbound/{channel}``
+    (schemas.api.InboundMessage, then the rules its type cannot say)."""
     if channel not in CHANNELS:
         raise SchemaError(
             f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}",
             field="channel",
             code="unknown_channel",
         )
-    d = v.obj(body, "")
-    v.no_unknown(
-        d,
-        (
-            "channel_message_id",
-            "from",
-            "text",
-            "sent_at",
-            "thread",
-            "attachments",
-            "call",
-            "subject",
-            "body",
-        ),
-    )
-    cmid = v.req_string(d, "channel_message_id", max_len=200)
-    sender = v.obj(d.get("from"), "from") if "from" in d else None
-    if sender is None:
-        raise SchemaError("from is required", field="from", code="missing_field")
-    v.no_unknown(sender, (*_FROM_KEYS, "verified"), prefix="from")
+    m = api.decode(api.InboundMessage, body)
+    sender = m.from_
     frm: dict[str, Any] = {
-        k: v.string(sender, k, prefix="from", required=False, max_len=320) for k in _FROM_KEYS
+        k: getattr(sender, k) for k in _FROM_KEYS if getattr(sender, k) is not None
     }
-    frm = {k: val for k, val in frm.items() if val is not None}
     # Present only when some contact is vouched for, so unverified senders keep their shape.
-    verified = _verified(channel, sender, frm)
+    verified = _verified(channel, sender.verified, frm)
     if verified:
         frm["verified"] = verified
-    if not any(k in frm for k in ("phone", "email", "app_user_id", "visitor_id")):
+    # api.RULES["From"]
+    if not any(k in frm for k in CONTACT_KINDS):
         raise SchemaError(
             "from needs at least one of phone, email, app_user_id, visitor_id",
             field="from",
             code="missing_field",
         )
     call = None
-    if d.get("call") is not None:
-        c = v.obj(d["call"], "call")
-        v.no_unknown(c, ("call_id", "event", "hint"), prefix="call")
-        call = {
-            "call_id": v.req_string(c, "call_id", prefix="call", max_len=200),
-            "event": v.choice(c, "event", CALL_EVENTS, prefix="call"),
-        }
-        hint = v.choice(c, "hint", CATEGORIES, prefix="call", required=False)
-        if hint is not None:
-            call["hint"] = hint  # the caller's IVR menu choice
-    # A call event such as "started" carries no words; every other message must.
-    text_required = call is None or call["event"] == "transcript"
-    # allow_empty: the normalized form of a word-less call event carries text "" and is
-    # parsed again by the worker.
-    text = v.string(
-        d, "text", required=text_required, max_len=MAX_TEXT, allow_empty=not text_required
-    )
+    if m.call is not None:
+        call = {"call_id": m.call.call_id, "event": m.call.event}
+        if m.call.hint is not None:
+            call["hint"] = m.call.hint  # the caller's IVR menu choice
+    # api.RULES["InboundMessage"]: a call event such as "started" carries no words; every
+    # other message must. The normalized form of a word-less call event carries text "" and
+    # is parsed again by the worker.
+    text = m.text
+    if call is None or call["event"] == "transcript":
+        if text is None:
+            raise SchemaError("text is required", field="text", code="missing_field")
+        if not text.strip():
+            raise SchemaError("text must not be empty", field="text", code="empty_field")
     thread = None
-    if d.get("thread") is not None:
-        t = v.obj(d["thread"], "thread")
-        v.no_unknown(t, ("message_id", "in_reply_to", "references"), prefix="thread")
+    if m.thread is not None:
         thread = {
-            "message_id": v.string(t, "message_id", prefix="thread", required=False, max_len=998),
-            "in_reply_to": v.string(t, "in_reply_to", prefix="thread", required=False, max_len=998),
-            "references": v.string_list(t, "references", prefix="thread", max_len=998),
+            "message_id": m.thread.message_id,
+            "in_reply_to": m.thread.in_reply_to,
+            "references": list(m.thread.references or ()),
         }
-    attachments = []
-    raw_att = d.get("attachments")
-    if raw_att is not None:
-        if not isinstance(raw_att, list):
-            raise SchemaError(
-                "attachments must be a list", field="attachments", code="invalid_type"
-            )
-        if len(raw_att) > MAX_ATTACHMENTS:
-            raise SchemaError(
-                f"attachments has more than {MAX_ATTACHMENTS} items",
-                field="attachments",
-                code="too_long",
-            )
-        for i, a in enumerate(raw_att):
-            p = f"attachments[{i}]"
-            a = v.obj(a, p)
-            v.no_unknown(a, ("name", "content_type", "size", "sha256", "url"), prefix=p)
-            attachments.append(
-                {
-                    "name": v.req_string(a, "name", prefix=p),
-                    "content_type": v.string(a, "content_type", prefix=p, required=False),
-                    "size": v.integer(a, "size", prefix=p, hi=1 << 40, required=False),
-                    "sha256": v.string(a, "sha256", prefix=p, required=False, max_len=64),
-                    "url": v.string(a, "url", prefix=p, required=False, max_len=2048),
-                }
-            )
+    attachments = [
+        {
+            "name": a.name,
+            "content_type": a.content_type,
+            "size": None if a.size is None else int(a.size),
+            "sha256": a.sha256,
+            "url": a.url,
+        }
+        for a in m.attachments or ()
+    ]
     return {
         "channel": channel,
-        "channel_message_id": cmid,
+        "channel_message_id": m.channel_message_id,
         "from": frm,
         "text": text or "",
-        "subject": v.string(d, "subject", required=False, max_len=998),
+        "subject": m.subject,
         # The whole text as written (quoted history, signature) for the agent; `text` is what
         # the classifier sees. Only adapters that strip something (email) set it.
-        "body": v.string(d, "body", required=False, max_len=MAX_TEXT * 5),
-        "sent_at": v.string(d, "sent_at", required=False, max_len=64),
+        "body": m.body,
+        "sent_at": m.sent_at,
         "thread": thread,
         "attachments": attachments,
         "call": call,
     }
 
 
-def _verified(channel: str, sender: dict[str, Any], frm: dict[str, Any]) -> list[str]:
-    if "verified" not in sender:
+def _verified(channel: str, kinds: Sequence[str] | None, frm: dict[str, Any]) -> list[str]:
+    """The contact kinds `from.verified` names, each one this channel may vouch for and
+    present in `from` (docs/session.md); the channel's default when it names none."""
+    if kinds is None:
         return [k for k in VERIFIED_BY_DEFAULT.get(channel, ()) if k in frm]
-    kinds = v.string_list(sender, "verified", prefix="from", max_len=32)
     for i, kind in enumerate(kinds):
         if kind not in VERIFIABLE.get(channel, ()):
             raise SchemaError(

@@ -1,0 +1,263 @@
+"""The HTTP API's request bodies as typed models: one definition for the validator and the
+OpenAPI document.
+
+Each body is a msgspec Struct whose constraints (lengths, patterns, ranges, the words of
+schemas/vocabulary.py) are `Meta` annotations. `decode` reads a client's JSON into the model
+and turns msgspec's error into our contract, `{code, message, field}` with the codes of
+docs/api.md; channels/openapi.py generates `components.schemas` from the same classes
+(`msgspec.json.schema_components`), so what the gateway refuses and what the document
+declares cannot disagree. Rules a type cannot say (one field required unless another has a
+certain value, at least one of several) are checked after decoding in schemas/models.py and
+declared beside the model in `RULES`, which the document merges into the generated schema.
+
+Conventions of the models, kept from the hand-written readers they replace:
+- unknown fields are refused (`forbid_unknown_fields`): a misspelt name would be lost silently;
+- an optional field may be null, which means "not given"; a flag is true or false, never null;
+- a text field is not empty and not only whitespace (`Text`); JSON has one number type, so an
+  integer field takes 4.0 as 4 (`Whole`).
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get_origin
+
+import msgspec
+from msgspec import Meta
+
+from schemas.errors import SchemaError
+from schemas.vocabulary import CallEvent, Category
+
+MAX_TEXT: Final = 20_000
+MAX_ATTACHMENTS: Final = 20
+
+# -- building blocks ---------------------------------------------------------------------------
+
+# Not empty, not only whitespace, at most n characters; the same rule the readers applied.
+_NOT_BLANK = r"\S"
+Text16 = Annotated[str, Meta(min_length=1, max_length=16, pattern=_NOT_BLANK)]
+Text32 = Annotated[str, Meta(min_length=1, max_length=32, pattern=_NOT_BLANK)]
+Text40 = Annotated[str, Meta(min_length=1, max_length=40, pattern=_NOT_BLANK)]
+Text64 = Annotated[str, Meta(min_length=1, max_length=64, pattern=_NOT_BLANK)]
+Text100 = Annotated[str, Meta(min_length=1, max_length=100, pattern=_NOT_BLANK)]
+Text128 = Annotated[str, Meta(min_length=1, max_length=128, pattern=_NOT_BLANK)]
+Text200 = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NOT_BLANK)]
+Text256 = Annotated[str, Meta(min_length=1, max_length=256, pattern=_NOT_BLANK)]
+Text320 = Annotated[str, Meta(min_length=1, max_length=320, pattern=_NOT_BLANK)]
+Text500 = Annotated[str, Meta(min_length=1, max_length=500, pattern=_NOT_BLANK)]
+Text512 = Annotated[str, Meta(min_length=1, max_length=512, pattern=_NOT_BLANK)]
+Text998 = Annotated[str, Meta(min_length=1, max_length=998, pattern=_NOT_BLANK)]
+Text2000 = Annotated[str, Meta(min_length=1, max_length=2000, pattern=_NOT_BLANK)]
+Text2048 = Annotated[str, Meta(min_length=1, max_length=2048, pattern=_NOT_BLANK)]
+LongText = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT, pattern=_NOT_BLANK)]
+
+# -- the body of POST /v1/inbound/{channel} ----------------------------------------------------
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body: unknown fields are refused."""
+
+
+class From(Body):
+    """Who wrote: at least one of phone, email, app_user_id, visitor_id."""
+
+    phone: Text320 | None = None
+    email: Text320 | None = None
+    app_user_id: Text320 | None = None
+    visitor_id: Text320 | None = None
+    name: Text320 | None = None
+    verified: (
+        Annotated[
+            list[Literal["phone", "email", "app_user_id"]],
+            Meta(
+                max_length=100,
+                description="contact kinds the trusted channel system vouches for (system "
+                "only); each channel vouches only for its own kind (phone: phone, email: "
+                "email, app: app_user_id), which this document cannot express per path value",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class Thread(Body):
+    message_id: Text998 | None = None
+    in_reply_to: Text998 | None = None
+    references: Annotated[list[Text998], Meta(max_length=100)] | None = None
+
+
+class Call(Body):
+    call_id: Text200
+    event: CallEvent
+    hint: Category | None = None  # the caller's IVR menu choice
+
+
+class Attachment(Body):
+    name: Text256
+    content_type: Text256 | None = None
+    size: Annotated[float, Meta(ge=0, le=1 << 40, multiple_of=1)] | None = None
+    sha256: Text64 | None = None
+    url: Text2048 | None = None
+
+
+class InboundMessage(Body):
+    """A normalized customer message; `text` is required unless `call` is an event other than
+    a transcript (a started, IVR or ended call carries no words)."""
+
+    channel_message_id: Text200
+    from_: From = msgspec.field(name="from")
+    text: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
+    subject: Text998 | None = None
+    body: Annotated[str, Meta(min_length=1, max_length=MAX_TEXT * 5, pattern=_NOT_BLANK)] | None = (
+        None
+    )
+    sent_at: Text64 | None = None
+    thread: Thread | None = None
+    attachments: Annotated[list[Attachment], Meta(max_length=MAX_ATTACHMENTS)] | None = None
+    call: Call | None = None
+
+
+# -- what the document says that a type cannot -------------------------------------------------
+
+
+def _given(name: str) -> dict[str, Any]:
+    """`name` is present and not null (null means "not given")."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+# Merged into the generated component of each model; the matching checks run after decoding
+# (schemas/models.py), so this table and those checks change together.
+RULES: Final[dict[str, dict[str, Any]]] = {
+    "From": {"anyOf": [_given(k) for k in ("phone", "email", "app_user_id", "visitor_id")]},
+    "InboundMessage": {
+        "anyOf": [
+            {
+                "required": ["text"],
+                "properties": {
+                    "text": {"type": "string", "maxLength": MAX_TEXT, "pattern": _NOT_BLANK}
+                },
+            },
+            {
+                "required": ["call"],
+                "properties": {
+                    "call": {
+                        "type": "object",
+                        "properties": {"event": {"enum": ["started", "ivr", "ended"]}},
+                    }
+                },
+            },
+        ]
+    },
+}
+
+# The request bodies the document shows, by component name.
+MODELS: Final[tuple[type[Body], ...]] = (InboundMessage,)
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=Body)
+
+_AT = re.compile(r"^(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
+_FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]*)`")
+_ENUM = re.compile(r"^Invalid enum value (?P<value>.*)$", re.S)
+_TYPE = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`")
+_SEGMENT = re.compile(r"\.([^.\[]+)|(\[[^\]]*\])")
+
+
+def decode(model: type[M], body: Any) -> M:
+    """`body` (decoded JSON) as `model`, or a SchemaError with the code and field of the
+    first thing wrong."""
+    try:
+        return msgspec.convert(body, model)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(model, body, str(exc)) from None
+
+
+def _schema_error(model: type[Body], body: Any, message: str) -> SchemaError:
+    m = _AT.match(message)
+    assert m is not None  # the pattern matches any string
+    what, path = m["what"], m["path"] or ""
+    if "[...]" in path:  # a dict value: name its key, as the readers did
+        path = _name_dict_key(model, body, path)
+    field = path.lstrip(".")
+
+    def join(name: str) -> str:
+        return f"{field}.{name}" if field else name
+
+    if f := _FIELD.match(what):
+        if f["kind"] == "missing required":
+            name = join(f["name"])
+            return SchemaError(f"{name} is required", field=name, code="missing_field")
+        name = join(f["name"])
+        return SchemaError(f"unknown field {name}", field=name, code="unknown_field")
+    if e := _ENUM.match(what):
+        if m["key"]:  # a key outside the vocabulary of an object keyed by it
+            field = join(e["value"].strip("'\""))
+        return SchemaError(f"{field}: {what}", field=field, code="invalid_value")
+    if t := _TYPE.match(what):
+        # null for a required value is a missing value; an object or a flag must be one.
+        missing = t["got"] == "null" and t["expected"] not in ("object", "bool")
+        if missing:
+            return SchemaError(f"{field} is required", field=field, code="missing_field")
+        code = "invalid_type"
+    elif what.startswith(("Expected `str` of length >=", "Expected `str` matching regex '\\\\S'")):
+        code = "empty_field"
+    elif re.match(r"Expected `(str|array|object)` of length <=", what):
+        code = "too_long"
+    elif what.startswith("Expected `object` of length >="):
+        code = "missing_field"  # an object keyed by a vocabulary that needs one entry
+    elif what.endswith("that's a multiple of 1.0"):
+        code = "invalid_type"  # an integer field given a fraction
+    elif re.match(r"Expected `(int|float)` [<>]", what):
+        code = "out_of_range"
+    else:
+        code = "invalid_value"  # a pattern, a date
+    if field.endswith("]") and code in ("empty_field", "too_long"):
+        code = "invalid_type"  # a list item: "must be a non-empty string of at most n"
+    return SchemaError(f"{field or 'body'}: {what}", field=field or None, code=code)
+
+
+def _name_dict_key(model: type[Body], body: Any, path: str) -> str:
+    """msgspec says `$.fees[...]` for a bad value in a dict; find which key holds it."""
+    segments = [a or b for a, b in _SEGMENT.findall(path)]
+    cut = segments.index("[...]")
+    tp: Any = model
+    value = body
+    for seg in segments[:cut]:
+        tp, value = _step(tp, value, seg)
+    dict_type = _plain(tp)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            try:
+                msgspec.convert({key: item}, dict_type)
+            except msgspec.ValidationError:
+                return "".join(_render(segments[:cut])) + f".{key}"
+    return "".join(_render(segments[:cut]))
+
+
+def _render(segments: list[str]) -> Iterator[str]:
+    for seg in segments:
+        yield seg if seg.startswith("[") else f".{seg}"
+
+
+def _plain(tp: Any) -> Any:
+    """The type under Annotated and `| None`."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, types.UnionType):
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def _step(tp: Any, value: Any, seg: str) -> tuple[Any, Any]:
+    tp = _plain(tp)
+    if seg.startswith("["):
+        index = int(seg[1:-1])
+        return get_args(tp)[0], value[index] if isinstance(value, list) else None
+    field = next(f for f in msgspec.structs.fields(tp) if f.encode_name == seg)
+    return field.type, value.get(seg) if isinstance(value, dict) else None
