@@ -56,65 +56,6 @@ _DATE = {
 
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
-    "Agent": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["skills", "capacity"],
-        "properties": {
-            "name": _text(100),
-            "skills": {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    c: {"type": "integer", "minimum": 1, "maximum": 5} for c in _CATEGORIES
-                },
-            },
-            "capacity": {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    c: {"type": "integer", "minimum": 0, "maximum": 100} for c in _CHANNELS
-                },
-            },
-            "languages": _texts(16),
-            "advisor_for": _texts(64, 2000),  # OMNIROUTER_MAX_ADVISOR_FOR
-            "wrap_up_s": {"type": "integer", "minimum": 0, "maximum": 3600},
-            "phone_excludes_chat": {"type": "boolean"},
-        },
-    },
-    "AgentAction": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "agent_id": {
-                **_text(64),
-                "description": "optional; the agent is the credential's, and this must match it",
-            },
-            "text": {"type": "string", "description": "ignored here (a reply's text)"},
-            "reason": _text(500),
-        },
-    },
-    "Reply": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["text"],
-        "properties": {
-            "agent_id": {
-                **_text(64),
-                "description": "optional; the agent is the credential's, and this must match it",
-            },
-            "text": _text(20000),
-            "reason": _text(500),
-        },
-    },
-    "Status": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["status"],
-        "properties": {"status": {"enum": ["available", "away", "offline"]}},
-    },
     "Customer": {
         "type": "object",
         "additionalProperties": False,
@@ -130,22 +71,6 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {k: _texts(320) for k in ("phones", "emails", "app_user_ids")},
             },
         },
-    },
-    "Transfer": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "agent_id": {
-                **_text(128),
-                "description": "optional; an agent's must be its own, a supervisor's the holder",
-            },
-            "to_queue": {
-                "enum": ["product", "transaction", "account", "complaint", "technical", "unclear"]
-            },
-            "to_agent": _text(128),
-            "note": _text(2000),
-        },
-        "oneOf": [{"required": ["to_queue"]}, {"required": ["to_agent"]}],
     },
     "Article": {
         "type": "object",

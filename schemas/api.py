@@ -28,7 +28,7 @@ import msgspec
 from msgspec import Meta
 
 from schemas.errors import SchemaError
-from schemas.vocabulary import CallEvent, Category
+from schemas.vocabulary import AgentStatus, CallEvent, Category, Channel, Queue
 
 MAX_TEXT: Final = 20_000
 MAX_ATTACHMENTS: Final = 20
@@ -56,8 +56,8 @@ LongText = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT, pattern=_NOT_B
 # -- the body of POST /v1/inbound/{channel} ----------------------------------------------------
 
 
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every request body: unknown fields are refused."""
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request body: unknown fields are refused (required fields come first)."""
 
 
 class From(Body):
@@ -119,6 +119,83 @@ class InboundMessage(Body):
     call: Call | None = None
 
 
+# -- agents, offers and conversations --------------------------------------------------------
+
+# An integer as JSON Schema means it: a number without a fraction (4.0 is 4).
+Level = Annotated[float, Meta(ge=1, le=5, multiple_of=1)]
+Slots = Annotated[float, Meta(ge=0, le=100, multiple_of=1)]
+
+
+class Agent(Body):
+    """An agent profile (PUT /v1/agents/{agent_id}): a level 1-5 per category it serves and
+    how many conversations it takes at once per channel."""
+
+    skills: Annotated[dict[Category, Level], Meta(min_length=1)]
+    capacity: Annotated[dict[Channel, Slots], Meta(min_length=1)]
+    name: Text100 | None = None
+    languages: Annotated[list[Text16], Meta(max_length=100)] | None = None
+    advisor_for: (
+        Annotated[
+            list[Text64],
+            Meta(
+                max_length=10_000,
+                description="customer ids; the gateway refuses more than "
+                "OMNIROUTER_MAX_ADVISOR_FOR (default 2000) with too_long",
+            ),
+        ]
+        | None
+    ) = None
+    wrap_up_s: Annotated[float, Meta(ge=0, le=3600, multiple_of=1)] | None = None
+    phone_excludes_chat: bool = False
+
+
+class Status(Body):
+    status: AgentStatus
+
+
+_AGENT_ID = Meta(
+    min_length=1,
+    max_length=64,
+    pattern=_NOT_BLANK,
+    description="optional; the agent is the credential's, and this must match it",
+)
+
+
+class AgentAction(Body):
+    """Accept, reject or resolve: who acts (the credential says it; a body agent_id must
+    agree) and, for a rejection, why."""
+
+    agent_id: Annotated[str, _AGENT_ID] | None = None
+    text: Annotated[str, Meta(description="ignored here (a reply's text)")] | None = None
+    reason: Text500 | None = None
+
+
+class Reply(Body):
+    text: LongText
+    agent_id: Annotated[str, _AGENT_ID] | None = None
+    reason: Text500 | None = None
+
+
+class Transfer(Body):
+    """Exactly one of to_queue and to_agent."""
+
+    agent_id: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=128,
+                pattern=_NOT_BLANK,
+                description="optional; an agent's must be its own, a supervisor's the holder",
+            ),
+        ]
+        | None
+    ) = None
+    to_queue: Queue | None = None
+    to_agent: Text128 | None = None
+    note: Text2000 | None = None
+
+
 # -- what the document says that a type cannot -------------------------------------------------
 
 
@@ -131,6 +208,7 @@ def _given(name: str) -> dict[str, Any]:
 # (schemas/models.py), so this table and those checks change together.
 RULES: Final[dict[str, dict[str, Any]]] = {
     "From": {"anyOf": [_given(k) for k in ("phone", "email", "app_user_id", "visitor_id")]},
+    "Transfer": {"oneOf": [_given("to_queue"), _given("to_agent")]},
     "InboundMessage": {
         "anyOf": [
             {
@@ -153,7 +231,14 @@ RULES: Final[dict[str, dict[str, Any]]] = {
 }
 
 # The request bodies the document shows, by component name.
-MODELS: Final[tuple[type[Body], ...]] = (InboundMessage,)
+MODELS: Final[tuple[type[Body], ...]] = (
+    InboundMessage,
+    Agent,
+    Status,
+    AgentAction,
+    Reply,
+    Transfer,
+)
 
 
 # -- decoding ----------------------------------------------------------------------------------

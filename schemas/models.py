@@ -15,7 +15,6 @@ from schemas import api
 from schemas import validate as v
 from schemas.errors import SchemaError
 from schemas.vocabulary import (
-    AGENT_STATUSES,
     CATEGORIES,
     CHANNELS,
     CONTACT_KINDS,
@@ -141,61 +140,33 @@ def _verified(channel: str, kinds: Sequence[str] | None, frm: dict[str, Any]) ->
 
 
 def parse_agent(agent_id: str, body: Any) -> dict[str, Any]:
-    """An agent profile as sent to ``PUT /v1/agents/{id}``."""
-    d = v.obj(body, "")
-    v.no_unknown(
-        d,
-        (
-            "name",
-            "skills",
-            "capacity",
-            "languages",
-            "advisor_for",
-            "wrap_up_s",
-            "phone_excludes_chat",
-        ),
-    )
-    skills_raw = v.obj(d.get("skills"), "skills") if "skills" in d else None
-    if not skills_raw:
-        raise SchemaError(
-            "skills is required: a level 1-5 per category", field="skills", code="missing_field"
-        )
-    skills: dict[str, int] = {}
-    for name in skills_raw:
-        if name not in CATEGORIES:
-            raise SchemaError(
-                f"unknown skill {name!r}; use {', '.join(CATEGORIES)}",
-                field=f"skills.{name}",
-                code="invalid_value",
-            )
-        level = v.integer(skills_raw, name, prefix="skills", lo=1, hi=5)
-        assert level is not None
-        skills[name] = level
-    cap_raw = v.obj(d.get("capacity"), "capacity") if "capacity" in d else None
-    if not cap_raw:
-        raise SchemaError(
-            "capacity is required: a count per channel", field="capacity", code="missing_field"
-        )
-    capacity: dict[str, int] = {}
-    for ch in cap_raw:
-        if ch not in CHANNELS:
-            raise SchemaError(
-                f"unknown channel {ch!r}; use {', '.join(CHANNELS)}",
-                field=f"capacity.{ch}",
-                code="invalid_value",
-            )
-        n = v.integer(cap_raw, ch, prefix="capacity", lo=0, hi=100)
-        assert n is not None
-        capacity[ch] = n
+    """An agent profile as sent to ``PUT /v1/agents/{id}`` (schemas.api.Agent)."""
+    m = api.decode(api.Agent, body)
     return {
         "id": agent_id,
-        "name": v.string(d, "name", required=False, max_len=100) or agent_id,
-        "skills": skills,
-        "capacity": capacity,
-        "languages": v.string_list(d, "languages", max_len=16) or ["zh"],
-        "advisor_for": v.string_list(d, "advisor_for", max_items=10_000, max_len=64),
-        "wrap_up_s": v.integer(d, "wrap_up_s", hi=3600, required=False) or 0,
-        "phone_excludes_chat": _flag(d, "phone_excludes_chat"),
+        "name": m.name or agent_id,
+        "skills": {k: int(n) for k, n in m.skills.items()},
+        "capacity": {k: int(n) for k, n in m.capacity.items()},
+        "languages": list(m.languages or ()) or ["zh"],
+        "advisor_for": list(m.advisor_for or ()),
+        "wrap_up_s": int(m.wrap_up_s or 0),
+        "phone_excludes_chat": m.phone_excludes_chat,
+    }
+
+
+def parse_transfer(body: Any) -> dict[str, Any]:
+    """``POST /v1/conversations/{id}/transfer`` (schemas.api.Transfer): exactly one of
+    to_queue / to_agent (api.RULES["Transfer"])."""
+    m = api.decode(api.Transfer, body)
+    if bool(m.to_queue) == bool(m.to_agent):
+        raise SchemaError(
+            "give exactly one of to_queue or to_agent", field="to_queue", code="invalid_value"
+        )
+    return {
+        "agent_id": m.agent_id,
+        "to_queue": m.to_queue,
+        "to_agent": m.to_agent,
+        "note": m.note or "",
     }
 
 
@@ -204,25 +175,6 @@ def _flag(d: dict[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         raise SchemaError(f"{name} must be true or false", field=name, code="invalid_type")
     return value
-
-
-def parse_transfer(body: Any) -> dict[str, Any]:
-    """``POST /v1/conversations/{id}/transfer``: exactly one of to_queue / to_agent."""
-    d = v.obj(body, "")
-    v.no_unknown(d, ("agent_id", "to_queue", "to_agent", "note"))
-    agent_id = v.string(d, "agent_id", required=False, max_len=128)
-    to_queue = v.string(d, "to_queue", required=False, max_len=64)
-    to_agent = v.string(d, "to_agent", required=False, max_len=128)
-    if bool(to_queue) == bool(to_agent):
-        raise SchemaError(
-            "give exactly one of to_queue or to_agent", field="to_queue", code="invalid_value"
-        )
-    return {
-        "agent_id": agent_id,
-        "to_queue": to_queue,
-        "to_agent": to_agent,
-        "note": v.string(d, "note", required=False, max_len=2000) or "",
-    }
 
 
 def parse_customer(customer_id: str, body: Any) -> dict[str, Any]:
@@ -296,22 +248,19 @@ def parse_order(order_id: str, body: Any) -> dict[str, Any]:
 
 
 def parse_agent_action(body: Any, *, text: bool = False) -> dict[str, Any]:
-    """The body of accept/reject/reply/resolve: who acts, and for reply what they say."""
-    d = v.obj(body, "")
-    v.no_unknown(d, ("agent_id", "text", "reason"))
+    """The body of accept/reject/resolve (schemas.api.AgentAction) or, with `text`, of a
+    reply (schemas.api.Reply): who acts, and for a reply what they say."""
     # Who acts comes from the credential; a body agent_id, when sent, must name the same agent.
-    out: dict[str, Any] = {"agent_id": v.string(d, "agent_id", required=False, max_len=64)}
     if text:
-        out["text"] = v.req_string(d, "text", max_len=MAX_TEXT)
-    out["reason"] = v.string(d, "reason", required=False, max_len=500)
-    return out
+        r = api.decode(api.Reply, body)
+        return {"agent_id": r.agent_id, "text": r.text, "reason": r.reason}
+    m = api.decode(api.AgentAction, body)
+    return {"agent_id": m.agent_id, "reason": m.reason}
 
 
 def parse_status(body: Any) -> str:
-    d = v.obj(body, "")
-    v.no_unknown(d, ("status",))
-    status = v.choice(d, "status", AGENT_STATUSES)
-    assert status is not None
+    """``POST /v1/agents/{id}/status`` (schemas.api.Status)."""
+    status: str = api.decode(api.Status, body).status
     return status
 
 
