@@ -56,96 +56,6 @@ _DATE = {
 
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
-    "Customer": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": _text(100),
-            "segment": {"enum": ["new", "regular", "hnw"]},
-            "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
-            "risk_assessed_at": _DATE,
-            "advisor": _text(64),
-            "verified": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {k: _texts(320) for k in ("phones", "emails", "app_user_ids")},
-            },
-        },
-    },
-    "Article": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["title", "body", "category", "owner"],
-        "properties": {
-            "title": _text(200),
-            "body": _text(20000),
-            "category": {"enum": _CATEGORIES},
-            "intents": _texts(64, 20),
-            "channels": {
-                "type": "array",
-                "maxItems": 4,
-                "items": {"enum": _CHANNELS},
-                "description": "empty: every channel",
-            },
-            "owner": _text(64),
-            "action": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["label", "url"],
-                "properties": {
-                    "label": _text(40),
-                    "url": {
-                        "type": "string",
-                        "maxLength": 500,
-                        "pattern": r"^(https|rtfund)://\S+$",
-                    },
-                },
-                "description": "a link that opens the page doing it (https:// or rtfund://)",
-            },
-            "questions": _texts(200, 50),
-        },
-    },
-    "Fund": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "type", "risk", "nav"],
-        "properties": {
-            "name": _text(100),
-            "share_class": _text(4),
-            "type": {"enum": ["货币型", "债券型", "混合型", "股票型", "指数型", "QDII", "FOF"]},
-            "risk": {"enum": ["R1", "R2", "R3", "R4", "R5"]},
-            "nav": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["value", "date", "source"],
-                "properties": {
-                    "value": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e6},
-                    "date": _DATE,
-                    "source": _text(100),
-                },
-            },
-            "fees": {
-                "type": "object",
-                "additionalProperties": {"type": "string", "maxLength": 200},
-            },
-            "redemption_arrival": {"enum": ["T+1", "T+2", "T+3", "T+4", "T+5"]},
-            "sample": {"type": "boolean"},
-        },
-    },
-    "Order": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["customer_id", "fund_code", "kind", "status", "amount", "submitted_at"],
-        "properties": {
-            "customer_id": _text(128),
-            "fund_code": {"type": "string", "pattern": "^[0-9]{6}$"},
-            "kind": {"enum": ["subscription", "redemption", "plan"]},
-            "status": {"enum": ["submitted", "confirmed", "paid", "failed"]},
-            "amount": {"type": "number", "exclusiveMinimum": 0},
-            "submitted_at": {**_DATE, "description": "ISO date or date-time"},
-            "expected_by": _DATE,
-        },
-    },
     "FollowUp": {
         "type": "object",
         "required": ["conversation_id"],
@@ -170,18 +80,6 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Object": {"type": "object"},
-    "TokenRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["scope", "name"],
-        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": _text(64)},
-    },
-    "Login": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["token"],
-        "properties": {"token": _text(512)},
-    },
 }
 
 # Path parameters as channels/gateway/errors.py:path_id takes them; a few are narrower.

@@ -19,6 +19,7 @@ Conventions of the models, kept from the hand-written readers they replace:
 
 from __future__ import annotations
 
+import datetime
 import re
 import types
 from collections.abc import Iterator
@@ -28,7 +29,19 @@ import msgspec
 from msgspec import Meta
 
 from schemas.errors import SchemaError
-from schemas.vocabulary import AgentStatus, CallEvent, Category, Channel, Queue
+from schemas.vocabulary import (
+    AgentStatus,
+    CallEvent,
+    Category,
+    Channel,
+    FundType,
+    OrderKind,
+    OrderStatus,
+    Queue,
+    RiskLevel,
+    RiskTolerance,
+    Segment,
+)
 
 MAX_TEXT: Final = 20_000
 MAX_ATTACHMENTS: Final = 20
@@ -196,6 +209,102 @@ class Transfer(Body):
     note: Text2000 | None = None
 
 
+# -- customers, orders, funds, knowledge ------------------------------------------------------
+
+
+class Verified(Body):
+    """Contacts the CRM vouches for; each links to the customer as identity evidence."""
+
+    phones: Annotated[list[Text320], Meta(max_length=100)] | None = None
+    emails: Annotated[list[Text320], Meta(max_length=100)] | None = None
+    app_user_ids: Annotated[list[Text320], Meta(max_length=100)] | None = None
+
+
+class Customer(Body):
+    """A customer directory record (PUT /v1/customers/{customer_id}, or the CRM topic)."""
+
+    name: Text100 | None = None
+    segment: Segment | None = None
+    risk_tolerance: RiskTolerance | None = None
+    risk_assessed_at: datetime.date | None = None
+    advisor: Text64 | None = None
+    verified: Verified | None = None
+
+
+# A date, or a date and time, in ISO 8601; the date part is checked after decoding.
+_WHEN = Meta(
+    min_length=10,
+    max_length=40,
+    extra_json_schema={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
+    description="ISO date or date-time",
+)
+
+
+class Order(Body):
+    """A transaction status from the transfer-agent system (PUT /v1/orders/{order_id})."""
+
+    customer_id: Text128
+    fund_code: Annotated[str, Meta(max_length=6, pattern="^[0-9]{6}$")]
+    kind: OrderKind
+    status: OrderStatus
+    amount: Annotated[float, Meta(gt=0)]
+    submitted_at: Annotated[str, _WHEN]
+    expected_by: datetime.date | None = None
+
+
+class Action(Body):
+    """A link that opens the page doing it (https:// or rtfund://)."""
+
+    label: Text40
+    url: Annotated[str, Meta(max_length=500, pattern=r'^(https|rtfund)://[^\s"<>]+$')]
+
+
+class Article(Body):
+    """A knowledge article (PUT /v1/knowledge/{article_id}); docs/bot.md."""
+
+    title: Text200
+    body: LongText
+    category: Category
+    owner: Text64
+    intents: Annotated[list[Text64], Meta(max_length=20)] | None = None
+    channels: (
+        Annotated[list[Channel], Meta(max_length=4, description="empty: every channel")] | None
+    ) = None
+    action: Action | None = None
+    questions: Annotated[list[Text200], Meta(max_length=50)] | None = None
+
+
+class Nav(Body):
+    value: Annotated[float, Meta(gt=0, lt=1e6)]
+    date: datetime.date
+    source: Text100
+
+
+class Fund(Body):
+    """A fund record with a dated, sourced NAV (PUT /v1/funds/{code}, or cs.funds.v1)."""
+
+    name: Text100
+    type: FundType
+    risk: RiskLevel
+    nav: Nav
+    share_class: Annotated[str, Meta(min_length=1, max_length=4, pattern=_NOT_BLANK)] | None = None
+    fees: dict[str, Annotated[str, Meta(max_length=200)]] | None = None
+    redemption_arrival: Literal["T+1", "T+2", "T+3", "T+4", "T+5"] | None = None
+    sample: bool = False
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+class TokenRequest(Body):
+    scope: Literal["supervisor", "ops"]
+    name: Text64
+
+
+class Login(Body):
+    token: Text512
+
+
 # -- what the document says that a type cannot -------------------------------------------------
 
 
@@ -238,6 +347,12 @@ MODELS: Final[tuple[type[Body], ...]] = (
     AgentAction,
     Reply,
     Transfer,
+    Customer,
+    Order,
+    Article,
+    Fund,
+    TokenRequest,
+    Login,
 )
 
 

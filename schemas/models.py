@@ -1,8 +1,10 @@
-"""Payloads: what clients send us and what travels inside envelopes.
+"""What clients send us, in canonical form.
 
-`parse_*` functions take decoded JSON from a client and return plain dicts in canonical form,
-raising SchemaError that names the offending field. Plain dicts (not classes) travel in event
-`data`, because our events are read by systems that are not Python.
+`parse_*` functions decode a client's JSON through its typed model (schemas/api.py, which the
+OpenAPI document is generated from), apply the few rules a type cannot say, and return plain
+dicts in canonical form (defaults filled, nulls dropped or kept as the stages expect, dates
+ISO), raising SchemaError that names the offending field. Plain dicts (not classes) travel in
+event `data`, because our events are read by systems that are not Python.
 """
 
 from __future__ import annotations
@@ -12,18 +14,10 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from schemas import api
-from schemas import validate as v
 from schemas.errors import SchemaError
 from schemas.vocabulary import (
-    CATEGORIES,
     CHANNELS,
     CONTACT_KINDS,
-    FUND_TYPES,
-    ORDER_KINDS,
-    ORDER_STATUSES,
-    RISK_LEVELS,
-    RISK_TOLERANCES,
-    SEGMENTS,
 )
 
 MAX_TEXT: Final = api.MAX_TEXT
@@ -170,65 +164,36 @@ def parse_transfer(body: Any) -> dict[str, Any]:
     }
 
 
-def _flag(d: dict[str, Any], name: str) -> bool:
-    value = d.get(name, False)
-    if not isinstance(value, bool):
-        raise SchemaError(f"{name} must be true or false", field=name, code="invalid_type")
-    return value
-
-
 def parse_customer(customer_id: str, body: Any) -> dict[str, Any]:
-    """A customer directory record as sent to ``PUT /v1/customers/{id}`` (or the CRM topic)."""
-    d = v.obj(body, "")
-    v.no_unknown(
-        d, ("name", "segment", "risk_tolerance", "risk_assessed_at", "advisor", "verified")
-    )
-    verified: dict[str, list[str]] = {"phones": [], "emails": [], "app_user_ids": []}
-    if d.get("verified") is not None:
-        ver = v.obj(d["verified"], "verified")
-        v.no_unknown(ver, tuple(verified), prefix="verified")
-        for k in verified:
-            verified[k] = v.string_list(ver, k, prefix="verified", max_len=320)
+    """A customer directory record as sent to ``PUT /v1/customers/{id}`` (or the CRM topic;
+    schemas.api.Customer)."""
+    m = api.decode(api.Customer, body)
+    ver = m.verified
     return {
         "id": customer_id,
-        "name": v.string(d, "name", required=False, max_len=100),
-        "segment": v.choice(d, "segment", SEGMENTS, required=False) or "regular",
-        "risk_tolerance": v.choice(d, "risk_tolerance", RISK_TOLERANCES, required=False),
-        "risk_assessed_at": _date(d, "risk_assessed_at"),
-        "advisor": v.string(d, "advisor", required=False, max_len=64),
-        "verified": verified,
+        "name": m.name,
+        "segment": m.segment or "regular",
+        "risk_tolerance": m.risk_tolerance,
+        "risk_assessed_at": _iso(m.risk_assessed_at),
+        "advisor": m.advisor,
+        "verified": {
+            "phones": list(ver.phones or ()) if ver else [],
+            "emails": list(ver.emails or ()) if ver else [],
+            "app_user_ids": list(ver.app_user_ids or ()) if ver else [],
+        },
     }
 
 
-def _date(d: dict[str, Any], name: str) -> str | None:
-    value = v.string(d, name, required=False, max_len=10)
-    if value is None:
-        return None
-    try:
-        _dt.date.fromisoformat(value)
-    except ValueError:
-        raise SchemaError(
-            f"{name} must be a date YYYY-MM-DD", field=name, code="invalid_value"
-        ) from None
-    return value
+def _iso(day: _dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def parse_order(order_id: str, body: Any) -> dict[str, Any]:
-    """A transaction status as sent to ``PUT /v1/orders/{order_id}`` by the transfer agent."""
-    d = v.obj(body, "")
-    v.no_unknown(
-        d,
-        ("customer_id", "fund_code", "kind", "status", "amount", "submitted_at", "expected_by"),
-    )
-    code = v.req_string(d, "fund_code", max_len=6)
-    if not (code.isascii() and code.isdigit() and len(code) == 6):
-        raise SchemaError("fund_code is six digits", field="fund_code", code="invalid_value")
-    amount = d.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
-        raise SchemaError("amount must be a positive number", field="amount")
-    submitted = v.req_string(d, "submitted_at", max_len=40)
+    """A transaction status as sent to ``PUT /v1/orders/{order_id}`` by the transfer agent
+    (schemas.api.Order)."""
+    m = api.decode(api.Order, body)
     try:
-        _dt.date.fromisoformat(submitted[:10])
+        _dt.date.fromisoformat(m.submitted_at[:10])
     except ValueError:
         raise SchemaError(
             "submitted_at must be an ISO date or date-time",
@@ -237,13 +202,13 @@ def parse_order(order_id: str, body: Any) -> dict[str, Any]:
         ) from None
     return {
         "order_id": order_id,
-        "customer_id": v.req_string(d, "customer_id", max_len=128),
-        "fund_code": code,
-        "kind": v.choice(d, "kind", ORDER_KINDS),
-        "status": v.choice(d, "status", ORDER_STATUSES),
-        "amount": float(amount),
-        "submitted_at": submitted,
-        "expected_by": _date(d, "expected_by"),
+        "customer_id": m.customer_id,
+        "fund_code": m.fund_code,
+        "kind": m.kind,
+        "status": m.status,
+        "amount": float(m.amount),
+        "submitted_at": m.submitted_at,
+        "expected_by": _iso(m.expected_by),
     }
 
 
@@ -264,90 +229,51 @@ def parse_status(body: Any) -> str:
     return status
 
 
-def _action(d: dict[str, Any]) -> dict[str, str] | None:
-    if d.get("action") is None:
-        return None
-    a = v.obj(d["action"], "action")
-    v.no_unknown(a, ("label", "url"), prefix="action")
-    url = v.req_string(a, "url", prefix="action", max_len=500)
-    if not url.startswith(("https://", "rtfund://")) or any(c in url for c in ' \r\n"<>'):
-        raise SchemaError(
-            "action.url must be an https:// or rtfund:// (app page) link",
-            field="action.url",
-            code="invalid_value",
-        )
-    return {"label": v.req_string(a, "label", prefix="action", max_len=40), "url": url}
-
-
 def parse_article(article_id: str, body: Any) -> dict[str, Any]:
-    """A knowledge article as sent to ``PUT /v1/knowledge/{id}`` (docs/bot.md)."""
-    d = v.obj(body, "")
-    v.no_unknown(
-        d, ("title", "body", "category", "intents", "channels", "owner", "action", "questions")
-    )
-    channels = v.string_list(d, "channels", max_items=len(CHANNELS), max_len=16)
-    for i, c in enumerate(channels):
-        if c not in CHANNELS:
+    """A knowledge article as sent to ``PUT /v1/knowledge/{id}`` (docs/bot.md;
+    schemas.api.Article)."""
+    m = api.decode(api.Article, body)
+    action = None
+    if m.action is not None:
+        # The pattern's `$` also matches before a final newline in Python; refuse that here.
+        if m.action.url.endswith("\n"):
             raise SchemaError(
-                f"channels[{i}] must be one of {', '.join(CHANNELS)}",
-                field=f"channels[{i}]",
+                "action.url must be an https:// or rtfund:// (app page) link",
+                field="action.url",
                 code="invalid_value",
             )
+        action = {"label": m.action.label, "url": m.action.url}
     return {
         "id": article_id,
-        "title": v.req_string(d, "title", max_len=200),
-        "body": v.req_string(d, "body", max_len=MAX_TEXT),
-        "category": v.choice(d, "category", CATEGORIES),
-        "intents": v.string_list(d, "intents", max_items=20, max_len=64),
-        "channels": channels,
-        "owner": v.req_string(d, "owner", max_len=64),
-        "action": _action(d),
-        "questions": v.string_list(d, "questions", max_items=50, max_len=200),
+        "title": m.title,
+        "body": m.body,
+        "category": m.category,
+        "intents": list(m.intents or ()),
+        "channels": list(m.channels or ()),
+        "owner": m.owner,
+        "action": action,
+        "questions": list(m.questions or ()),
     }
 
 
 def parse_fund(code: str, body: Any) -> dict[str, Any]:
-    """A fund record as sent to ``PUT /v1/funds/{code}`` or on cs.funds.v1 (docs/bot.md)."""
+    """A fund record as sent to ``PUT /v1/funds/{code}`` or on cs.funds.v1 (docs/bot.md;
+    schemas.api.Fund)."""
     if not (code.isascii() and code.isdigit() and len(code) == 6):
         raise SchemaError("a fund code is six digits", field="code", code="invalid_value")
-    d = v.obj(body, "")
-    v.no_unknown(
-        d,
-        ("name", "share_class", "type", "risk", "nav", "fees", "redemption_arrival", "sample"),
-    )
-    nav = v.obj(d.get("nav"), "nav")
-    v.no_unknown(nav, ("value", "date", "source"), prefix="nav")
-    value = nav.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e6:
-        raise SchemaError("nav.value must be a positive number", field="nav.value")
-    date = v.req_string(nav, "date", prefix="nav", max_len=10)
-    try:
-        _dt.date.fromisoformat(date)
-    except ValueError:
-        raise SchemaError(
-            "nav.date must be a date YYYY-MM-DD", field="nav.date", code="invalid_value"
-        ) from None
-    fees = v.obj(d["fees"], "fees") if d.get("fees") is not None else {}
-    for k, val in fees.items():
-        if not isinstance(val, str) or len(val) > 200:
-            raise SchemaError("fees values are strings", field=f"fees.{k}", code="invalid_type")
-    arrival = v.string(d, "redemption_arrival", required=False, max_len=8)
-    if arrival is not None and arrival not in ("T+1", "T+2", "T+3", "T+4", "T+5"):
-        raise SchemaError(
-            "redemption_arrival is T+1 .. T+5", field="redemption_arrival", code="invalid_value"
-        )
+    m = api.decode(api.Fund, body)
     return {
         "code": code,
-        "name": v.req_string(d, "name", max_len=100),
-        "share_class": v.string(d, "share_class", required=False, max_len=4) or "A",
-        "type": v.choice(d, "type", FUND_TYPES),
-        "risk": v.choice(d, "risk", RISK_LEVELS),
+        "name": m.name,
+        "share_class": m.share_class or "A",
+        "type": m.type,
+        "risk": m.risk,
         "nav": {
-            "value": float(value),
-            "date": date,
-            "source": v.req_string(nav, "source", prefix="nav", max_len=100),
+            "value": float(m.nav.value),
+            "date": m.nav.date.isoformat(),
+            "source": m.nav.source,
         },
-        "fees": fees,
-        "redemption_arrival": arrival,
-        "sample": _flag(d, "sample"),
+        "fees": dict(m.fees or {}),
+        "redemption_arrival": m.redemption_arrival,
+        "sample": m.sample,
     }
