@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import jsonschema_rs
 import msgspec
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from channels import openapi
 from channels.gateway import Gateway
-from schemas import api
+from schemas import api, models
+from schemas.errors import SchemaError
 
 
 def test_every_gateway_route_is_documented() -> None:
@@ -113,3 +116,112 @@ async def test_a_changed_model_changes_the_served_document(monkeypatch: Any) -> 
     doc = await _served()
     cmid = doc["components"]["schemas"]["InboundMessage"]["properties"]["channel_message_id"]
     assert cmid["maxLength"] == 7
+
+
+AGREE: list[tuple[str, Any]] = [
+    # (component, body): the gateway's reader and the document agree on each
+    ("InboundMessage", {"channel_message_id": "m", "from": {"visitor_id": "v"}, "text": "x"}),
+    ("InboundMessage", {"channel_message_id": "m", "from": {"name": "x"}, "text": "hi"}),
+    ("InboundMessage", {"channel_message_id": "m", "from": {"visitor_id": "v", "phone": None}}),
+    ("InboundMessage", {"channel_message_id": "m", "from": {"phone": None}, "text": "x"}),
+    ("InboundMessage", {"channel_message_id": "m", "from": {"visitor_id": "v"}, "text": " "}),
+    (
+        "InboundMessage",
+        {
+            "channel_message_id": "c:1",
+            "from": {"phone": "1"},
+            "call": {"call_id": "c", "event": "ended"},
+        },
+    ),
+    (
+        "InboundMessage",
+        {
+            "channel_message_id": "c:1",
+            "from": {"phone": "1"},
+            "call": {"call_id": "c", "event": "transcript"},
+        },
+    ),
+    (
+        "InboundMessage",
+        {"channel_message_id": "m", "from": {"visitor_id": "v"}, "text": "x", "y": 1},
+    ),
+    ("Agent", {"skills": {"product": 4.0}, "capacity": {"chat": 3}, "wrap_up_s": None}),
+    ("Agent", {"skills": {}, "capacity": {"chat": 3}}),
+    ("Agent", {"skills": {"cooking": 3}, "capacity": {"chat": 3}}),
+    ("Agent", {"skills": {"product": 2.5}, "capacity": {"chat": 3}}),
+    ("Agent", {"skills": {"product": 2}, "capacity": {"chat": 3}, "phone_excludes_chat": None}),
+    ("Transfer", {"to_queue": "technical"}),
+    ("Transfer", {"to_queue": "technical", "to_agent": "a2"}),
+    ("Transfer", {"to_queue": None, "to_agent": "a2"}),
+    ("Transfer", {"note": "x"}),
+    ("Customer", {"risk_assessed_at": "2026-01-31", "verified": {"phones": ["+86138"]}}),
+    ("Customer", {"verified": {"phones": [""]}}),
+    (
+        "Order",
+        {
+            "customer_id": "C1",
+            "fund_code": "16160",
+            "kind": "plan",
+            "status": "paid",
+            "amount": 1,
+            "submitted_at": "2026-01-31",
+        },
+    ),
+    (
+        "Fund",
+        {
+            "name": "x",
+            "type": "FOF",
+            "risk": "R2",
+            "nav": {"value": 1, "date": "2026-01-31", "source": "TA"},
+            "fees": {"申购": "1.5%"},
+        },
+    ),
+    (
+        "Fund",
+        {
+            "name": "x",
+            "type": "FOF",
+            "risk": "R2",
+            "nav": {"value": 0, "date": "2026-01-31", "source": "TA"},
+        },
+    ),
+    (
+        "Article",
+        {
+            "title": "t",
+            "body": "b",
+            "category": "product",
+            "owner": "o",
+            "action": {"label": "l", "url": "https://x/<y>"},
+        },
+    ),
+    ("TokenRequest", {"scope": "admin", "name": "x"}),
+]
+
+READERS: dict[str, Any] = {
+    "InboundMessage": lambda b: models.parse_inbound("chat", b),
+    "Agent": lambda b: models.parse_agent("a1", b),
+    "Transfer": models.parse_transfer,
+    "Customer": lambda b: models.parse_customer("C1", b),
+    "Order": lambda b: models.parse_order("o1", b),
+    "Fund": lambda b: models.parse_fund("161606", b),
+    "Article": lambda b: models.parse_article("k1", b),
+    "TokenRequest": lambda b: api.decode(api.TokenRequest, b),
+}
+
+
+@pytest.mark.parametrize(("name", "body"), AGREE)
+def test_the_reader_and_the_document_agree(name: str, body: Any) -> None:
+    """What the gateway's reader accepts the document accepts, and what it refuses the
+    document refuses, including the rules checked after decoding (api.RULES)."""
+    schemas = openapi.spec()["components"]["schemas"]
+    doc = jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+    )
+    try:
+        READERS[name](body)
+        accepted = True
+    except SchemaError:
+        accepted = False
+    assert doc.is_valid(body) == accepted, (name, body)
