@@ -41,10 +41,13 @@ from schemas.vocabulary import (
     RiskLevel,
     RiskTolerance,
     Segment,
+    TaskOutcome,
 )
 
 MAX_TEXT: Final = 20_000
 MAX_ATTACHMENTS: Final = 20
+MAX_DUE_H: Final = 24 * 14  # a follow-up is due within two weeks
+SURVEY_COMMENT_MAX: Final = 2000
 
 # -- building blocks ---------------------------------------------------------------------------
 
@@ -293,6 +296,117 @@ class Fund(Body):
     sample: bool = False
 
 
+# -- tasks (channels/gateway/tasks.py) ---------------------------------------------------------
+
+Hours = Annotated[float, Meta(gt=0, le=MAX_DUE_H, description="hours from now, at most 14 days")]
+_TASK_AGENT = Meta(
+    min_length=1,
+    max_length=128,
+    pattern=_NOT_BLANK,
+    description="optional; the agent is the credential's, and this must match it",
+)
+
+
+class FollowUp(Body):
+    """An agent schedules a follow-up (POST /v1/tasks): due in `due_in_h` hours (24 when
+    neither is given), or at `due_at`."""
+
+    conversation_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    agent_id: Annotated[str, _TASK_AGENT] | None = None
+    reason: Annotated[str, Meta(max_length=500, description='empty: "follow-up"')] | None = None
+    due_in_h: Hours | None = None
+    due_at: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                multiple_of=1,
+                description="ms since the epoch, within the next 14 days (checked against the "
+                "clock: 422 invalid_value otherwise); wins over due_in_h",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class Outcome(Body):
+    """The agent records a task's outcome (POST /v1/tasks/{task_id}/outcome) and may open the
+    next follow-up in the same call."""
+
+    outcome: TaskOutcome
+    agent_id: Annotated[str, _TASK_AGENT] | None = None
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+    follow_up_in_h: Hours | None = None
+
+
+class TaskAccept(Body):
+    """The agent a callback was offered to takes it (POST /v1/tasks/{task_id}/accept)."""
+
+    agent_id: Annotated[str, _TASK_AGENT] | None = None
+
+
+# -- signed webhooks: survey answers and call events -------------------------------------------
+
+
+class SurveyAnswer(Body):
+    """A survey answer from the app backend or the telephony platform (POST
+    /v1/surveys/{survey_id}/answer, HMAC-signed)."""
+
+    score: (
+        Annotated[float, Meta(ge=1, le=5, multiple_of=1)]
+        | Annotated[str, Meta(pattern=r"^\s*[1-5]\s*$", description="the digit pressed")]
+    )
+    comment: Annotated[str, Meta(max_length=SURVEY_COMMENT_MAX)] | None = None
+    app_user_id: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=320,
+                pattern=_NOT_BLANK,
+                description="the app backend's user (ignored from the telephony platform)",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class TelephonyEvent(Body):
+    """A call lifecycle event of the generic telephony webhook (POST /v1/telephony/events,
+    HMAC-signed with app id `telephony`); channels/phone/telephony.py."""
+
+    call_id: Text128
+    event: CallEvent
+    from_: Annotated[str, Meta(max_length=320, description="the caller number")] | None = (
+        msgspec.field(default=None, name="from")
+    )
+    to: Annotated[str, Meta(max_length=320)] | None = None
+    digits: Annotated[str, Meta(max_length=100)] | None = None
+    text: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
+    final: Annotated[bool, Meta(description="false: a partial transcript, dropped")] | None = None
+    seq: Annotated[float, Meta(multiple_of=1)] | None = None
+    caller_verified: (
+        Annotated[bool, Meta(description="false when the platform's attestation failed")] | None
+    ) = None
+
+
+class TwilioVoice(msgspec.Struct):
+    """The form fields of Twilio's voice webhook that the gateway reads (POST
+    /v1/telephony/twilio, form-encoded, X-Twilio-Signature). Every other field Twilio sends is
+    allowed and ignored, as Twilio adds fields."""
+
+    CallSid: Annotated[str, Meta(min_length=1)]
+    From: str | None = None
+    Caller: str | None = None
+    To: str | None = None
+    CallStatus: str | None = None
+    Digits: str | None = None
+    SpeechResult: str | None = None
+    UnstableSpeechResult: str | None = None
+    StableSpeechResult: str | None = None
+    StirVerstat: str | None = None
+
+
 # -- credentials -------------------------------------------------------------------------------
 
 
@@ -313,9 +427,32 @@ def _given(name: str) -> dict[str, Any]:
     return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
+def _given_text(name: str) -> dict[str, Any]:
+    """`name` is present and a string that is not only whitespace."""
+    return {"required": [name], "properties": {name: {"type": "string", "pattern": _NOT_BLANK}}}
+
+
 # Merged into the generated component of each model; the matching checks run after decoding
 # (schemas/models.py), so this table and those checks change together.
 RULES: Final[dict[str, dict[str, Any]]] = {
+    "TelephonyEvent": {
+        "allOf": [
+            {  # a final transcript carries words
+                "if": {
+                    "required": ["event"],
+                    "properties": {
+                        "event": {"const": "transcript"},
+                        "final": {"not": {"const": False}},
+                    },
+                },
+                "then": _given_text("text"),
+            },
+            {  # an IVR event carries the keys pressed
+                "if": {"required": ["event"], "properties": {"event": {"const": "ivr"}}},
+                "then": _given_text("digits"),
+            },
+        ]
+    },
     "From": {"anyOf": [_given(k) for k in ("phone", "email", "app_user_id", "visitor_id")]},
     "Transfer": {"oneOf": [_given("to_queue"), _given("to_agent")]},
     "InboundMessage": {
@@ -340,7 +477,7 @@ RULES: Final[dict[str, dict[str, Any]]] = {
 }
 
 # The request bodies the document shows, by component name.
-MODELS: Final[tuple[type[Body], ...]] = (
+MODELS: Final[tuple[type[msgspec.Struct], ...]] = (
     InboundMessage,
     Agent,
     Status,
@@ -353,12 +490,18 @@ MODELS: Final[tuple[type[Body], ...]] = (
     Fund,
     TokenRequest,
     Login,
+    FollowUp,
+    Outcome,
+    TaskAccept,
+    SurveyAnswer,
+    TelephonyEvent,
+    TwilioVoice,
 )
 
 
 # -- decoding ----------------------------------------------------------------------------------
 
-M = TypeVar("M", bound=Body)
+M = TypeVar("M", bound=msgspec.Struct)
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
 _FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]*)`")
@@ -376,7 +519,7 @@ def decode(model: type[M], body: Any) -> M:
         raise _schema_error(model, body, str(exc)) from None
 
 
-def _schema_error(model: type[Body], body: Any, message: str) -> SchemaError:
+def _schema_error(model: type[msgspec.Struct], body: Any, message: str) -> SchemaError:
     m = _AT.match(message)
     assert m is not None  # the pattern matches any string
     what, path = m["what"], m["path"] or ""
@@ -420,7 +563,7 @@ def _schema_error(model: type[Body], body: Any, message: str) -> SchemaError:
     return SchemaError(f"{field or 'body'}: {what}", field=field or None, code=code)
 
 
-def _name_dict_key(model: type[Body], body: Any, path: str) -> str:
+def _name_dict_key(model: type[msgspec.Struct], body: Any, path: str) -> str:
     """msgspec says `$.fees[...]` for a bad value in a dict; find which key holds it."""
     segments = [a or b for a, b in _SEGMENT.findall(path)]
     cut = segments.index("[...]")

@@ -53,3 +53,4 @@ TaskState = Literal["open", "offered", "accepted", "done"]
 TASK_CHANGES: Final = ("offered", "accepted", "done", "overdue")
 TaskChange = Literal["offered", "accepted", "done", "overdue"]
 TASK_OUTCOMES: Final = ("reached", "no_answer", "resolved", "escalated", "declined_by_customer")
+TaskOutcome = Literal["reached", "no_answer", "resolved", "escalated", "declined_by_customer"]
