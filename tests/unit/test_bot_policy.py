@@ -345,3 +345,55 @@ def test_share_classes_named_in_the_message_decide_which_record_answers() -> Non
         "id": "016264",
         "date": FUNDS["016264"]["nav"]["date"],
     }
+
+
+def _nav(text: str) -> policy.Decision:
+    """A NAV question as the classifier reads it, with the extractor's funds."""
+    from streams.nlu.entities import extract
+
+    a = analysis(category="product", intent="nav_return", entities=extract(text))
+    return decide(a, text)
+
+
+def test_a_nav_is_answered_only_when_nothing_but_the_plain_ask_is_left() -> None:
+    """A whitelist, not a list of what to refuse: "领先成长A累计净值多少" got the unit NAV
+    (bot_fresh7: 累计净值 contains 净值). With the fund (name, code, class) and the words that
+    plainly ask for the latest unit NAV taken out, anything left goes to a person."""
+    for text in (
+        "领先成长A最新净值是多少？",
+        "请问融通领先成长现在净值多少钱一份",
+        "161606的单位净值查一下",
+        "融通蓝筹成长最新净值是多少",
+        "What is the latest NAV of 161606?",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Answer) and d.sources[0]["kind"] == "fund", text
+    assert policy.nav_rest("领先成长A累计净值多少") == "累计"
+    for text in (
+        "领先成长A累计净值多少",
+        "领先成长今天估值多少",
+        "领先成长净值涨了多少",
+        "161606净值排名",
+        "领先成长A净值多少，收益怎么样",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Handoff) and d.reason in ("nav_other", "out_of_scope"), (text, d)
+    d = _nav("领先成长A累计净值多少")
+    assert isinstance(d, Handoff) and d.reason == "nav_other"
+
+
+def test_a_nav_of_another_day_in_english_is_not_the_latest() -> None:
+    """"NAV of 161606 on Nov 1st" got the latest NAV (bot_fresh7): the other-day rule read only
+    Chinese dates."""
+    for text in (
+        "NAV of 161606 on Nov 1st",
+        "161606 NAV yesterday",
+        "161606 nav last week",
+        "161606 NAV 11/01",
+        "161606 NAV 2024-11-01",
+        "161606 NAV YTD",
+        "NAV of 161606 on 1 November",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Handoff) and d.reason == "nav_date", (text, d)
+    assert isinstance(_nav("161606 NAV today"), Answer)
