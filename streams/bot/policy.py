@@ -90,6 +90,37 @@ _PERSONAL = re.compile(
     r"|我的.{0,10}(?:是什么|是多少|多少|是几|几级|哪一?级|结果|记录|明细|是否|有没有|了吗|了没"
     r"|没到|到了吗|成功没|怎么样|情况|状态)"
 )
+# The customer's own data: 我的 (or 我 with a question about a value) and an attribute of
+# their account, whatever words stand between ("我的风险等级是C几", "我名下绑了几张银行卡",
+# "我现在测出来是几级"): only a person, looking at the account, can answer it. A how-to that
+# merely starts with 我 ("我忘记密码了怎么办", "我的手机号换了怎么改") is still the article's.
+_ACCOUNT_ATTR = (
+    r"(?:风险等级|风险承受|承受能力|风险测评|测评|等级|级别|份额|持仓|持有|收益|盈亏|亏损|亏了|赚了"
+    r"|订单|交易记录|记录|流水|银行卡|卡号|卡|余额|资产|账户|帐户|分红|定投|扣款|手机号|密码"
+    r"|基金|钱|款)"
+)
+_MY_DATA = re.compile(r"我的.{0,8}?" + _ACCOUNT_ATTR)
+_ME_DATA = re.compile(r"我.{0,8}?" + _ACCOUNT_ATTR)
+_VALUE_ASK = re.compile(
+    r"是多少|多少|是几|几[级张个号笔份次]|[a-z]几|是什么|是啥|什么等级|什么级别|哪一?[级张个笔只类]"
+    r"|了吗|了没|没有|成功|对不对|对吗|不对|查一下|查下|看一下|看下|看看|为什么|怎么回事|还有"
+)
+_HOW_TO = re.compile(
+    r"怎么(?:办|操作|弄|改|修改|更改|设置|查|查看|看|开通|开|绑定?|解绑|换|更换|重置|找回|赎回|买|卖"
+    r"|取消|调整|做|申请|处理|填|登录|注销|转换|暂停|停止|恢复|提高|降低)(?!了)"
+    r"|如何|怎样(?!了)|咋(?:办|弄|整|改|操作)|在哪|哪里|去哪|流程|步骤|会怎样|会不会"
+    r"|我(?:想|要|需要|打算)[^，,。？?]{0,4}(?:调整|修改|改|更改|设置|开通|取消|更换|换|绑定|解绑"
+    r"|赎回|卖|买|申购|转换|重置|找回|注销|销户|重新|重做|做)"
+)
+
+
+def personal_data(simple: str) -> bool:
+    """A question about this customer's own account (streams/bot/policy.py rule 8)."""
+    low = simple.lower()
+    mine = _MY_DATA.search(low) or (_ME_DATA.search(low) and _VALUE_ASK.search(low))
+    return bool(mine) and not (_HOW_TO.search(low) and not _VALUE_ASK.search(low))
+
+
 # Someone else in the customer's account: a person, at once (fraud, a stolen phone).
 _SECURITY = re.compile(r"被(?:别人|人|盗)|盗用|冒用|盗刷|冒充|不是我本人|不是本人操作|陌生人")
 # A figure the customer disputes ("领先成长C的净值算错了吧"): answering with the same figure
@@ -294,7 +325,7 @@ def decide(
         return Handoff("security", intent)
     if _DISPUTE.search(to_simplified(text)):
         return Handoff("disputed", intent)
-    if intent not in ANSWERABLE or _PERSONAL.search(text):
+    if intent not in ANSWERABLE or _PERSONAL.search(text) or personal_data(to_simplified(text)):
         return Handoff("out_of_scope", intent)
     conf = float(analysis.get("confidence") or 0.0)
     iconf = float(analysis.get("intent_confidence") or 0.0)

@@ -397,3 +397,27 @@ def test_a_nav_of_another_day_in_english_is_not_the_latest() -> None:
         d = _nav(text)
         assert isinstance(d, Handoff) and d.reason == "nav_date", (text, d)
     assert isinstance(_nav("161606 NAV today"), Answer)
+
+
+def test_the_customers_own_data_goes_to_a_person_whatever_stands_between() -> None:
+    """"我的风险等级是C几" got the general risk-levels article (bot_fresh7): the letter between
+    是 and 几 hid it from "我的 X 是几级". 我的 (or 我 with a question about a value) and an
+    attribute of the account hand off, whatever stands between; a how-to that merely starts
+    with 我 is still answered."""
+    risk = {"category": "account", "intent": "risk_assessment"}
+    for text in (
+        "我的风险等级是C几",
+        "我现在的风险承受等级测出来是C几来着",
+        "我名下绑了几张银行卡",
+        "我账户里还有多少份额",
+        "我的持仓收益现在怎么样",
+    ):
+        d = decide(analysis(**risk), text)
+        assert isinstance(d, Handoff) and d.reason == "out_of_scope", (text, d)
+    for kw, text in (
+        ({"category": "account", "intent": "password_reset"}, "我忘记交易密码了怎么办"),
+        ({"category": "account", "intent": "contact_change"}, "我的手机号换了怎么改"),
+        (risk, "我想重新做一下风险测评"),
+    ):
+        d = decide(analysis(**kw), text)
+        assert isinstance(d, Answer), (text, d)
