@@ -207,7 +207,11 @@ def nav_rest(text: str) -> str:
 
 
 # Asking what a figure means, not for a figure: an article, not a record.
-_CONCEPT = re.compile(r"什么意思|是什么|怎么算|怎么看|怎么计算|区别|含义")
+_CONCEPT = re.compile(
+    r"什么意思|啥意思|是什么|怎么算|怎么看|怎么计算|区别|含义|怎么理解|如何理解|怎样理解|指的是|指什么"
+    r"|what\s+(?:does|do|is)\s+.{1,40}?\s+mean|meaning\s+of|(?<![a-z])define(?![a-z])|definition",
+    re.IGNORECASE,
+)
 
 
 # Products and platforms that are not ours: our articles describe our app and our funds, so a

@@ -421,3 +421,16 @@ def test_the_customers_own_data_goes_to_a_person_whatever_stands_between() -> No
     ):
         d = decide(analysis(**kw), text)
         assert isinstance(d, Answer), (text, d)
+
+
+def test_asking_what_a_term_means_is_an_article_not_a_figure() -> None:
+    """"七日年化收益率这个指标该怎么理解" was read as asking for a figure (no fund named →
+    ambiguous_fund) because 怎么理解 was not among the "what it means" words (bot_fresh7)."""
+    nav = analysis(category="product", intent="nav_return")
+    for text in ("七日年化收益率这个指标该怎么理解", "七日年化收益率多少是啥意思"):
+        d = decide(nav, text)
+        assert isinstance(d, Answer) and d.sources[0]["id"] == "kb-money-fund-yield", (text, d)
+    d = decide(nav, "what does 七日年化收益率 mean")
+    assert not (isinstance(d, Handoff) and d.reason == "ambiguous_fund"), d
+    d = decide(nav, "七日年化收益率是多少")
+    assert isinstance(d, Handoff) and d.reason == "ambiguous_fund"
