@@ -383,7 +383,7 @@ def test_a_nav_is_answered_only_when_nothing_but_the_plain_ask_is_left() -> None
 
 
 def test_a_nav_of_another_day_in_english_is_not_the_latest() -> None:
-    """"NAV of 161606 on Nov 1st" got the latest NAV (bot_fresh7): the other-day rule read only
+    """ "NAV of 161606 on Nov 1st" got the latest NAV (bot_fresh7): the other-day rule read only
     Chinese dates."""
     for text in (
         "NAV of 161606 on Nov 1st",
@@ -400,7 +400,7 @@ def test_a_nav_of_another_day_in_english_is_not_the_latest() -> None:
 
 
 def test_the_customers_own_data_goes_to_a_person_whatever_stands_between() -> None:
-    """"我的风险等级是C几" got the general risk-levels article (bot_fresh7): the letter between
+    """ "我的风险等级是C几" got the general risk-levels article (bot_fresh7): the letter between
     是 and 几 hid it from "我的 X 是几级". 我的 (or 我 with a question about a value) and an
     attribute of the account hand off, whatever stands between; a how-to that merely starts
     with 我 is still answered."""
@@ -424,7 +424,7 @@ def test_the_customers_own_data_goes_to_a_person_whatever_stands_between() -> No
 
 
 def test_asking_what_a_term_means_is_an_article_not_a_figure() -> None:
-    """"七日年化收益率这个指标该怎么理解" was read as asking for a figure (no fund named →
+    """ "七日年化收益率这个指标该怎么理解" was read as asking for a figure (no fund named →
     ambiguous_fund) because 怎么理解 was not among the "what it means" words (bot_fresh7)."""
     nav = analysis(category="product", intent="nav_return")
     for text in ("七日年化收益率这个指标该怎么理解", "七日年化收益率多少是啥意思"):
