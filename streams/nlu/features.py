@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 from streams.nlu.sentiment import cue_tokens
 
@@ -53,6 +54,15 @@ for _i in range(0, len(_PAIRS), 2):
 _S2T: dict[str, str] = {s: t for t, s in _T2S.items()}
 # Variants that are not traditional/simplified pairs but mean the same thing here.
 _T2S.update({"臺": "台", "賬": "账", "裏": "里", "妳": "你", "囉": "啰", "鋒": "锋"})
+# Every traditional form of the characters in our fund names, article titles and questions,
+# search and rule words (streams/nlu/data/t2s.txt, generated once by training/nlu/t2s_table.py
+# from OpenCC's dictionaries): a fund name with one character the hand table lacks (鋒, 車, 藍,
+# 籌) finds no fund. Read only, never inverted: to_traditional (the training augmentation)
+# keeps the hand table, so the model's training data do not change with it.
+for _line in (Path(__file__).parent / "data" / "t2s.txt").read_text(encoding="utf-8").splitlines():
+    if _line and not _line.startswith("#"):
+        _t, _s = _line.split()
+        _T2S.setdefault(_t, _s)
 
 _FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20

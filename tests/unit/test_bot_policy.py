@@ -347,3 +347,92 @@ def test_share_classes_named_in_the_message_decide_which_record_answers() -> Non
         "id": "016264",
         "date": FUNDS["016264"]["nav"]["date"],
     }
+
+
+def _nav(text: str) -> policy.Decision:
+    """A NAV question as the classifier reads it, with the extractor's funds."""
+    from streams.nlu.entities import extract
+
+    a = analysis(category="product", intent="nav_return", entities=extract(text))
+    return decide(a, text)
+
+
+def test_a_nav_is_answered_only_when_nothing_but_the_plain_ask_is_left() -> None:
+    """A whitelist, not a list of what to refuse: "领先成长A累计净值多少" got the unit NAV
+    (bot_fresh7: 累计净值 contains 净值). With the fund (name, code, class) and the words that
+    plainly ask for the latest unit NAV taken out, anything left goes to a person."""
+    for text in (
+        "领先成长A最新净值是多少？",
+        "请问融通领先成长现在净值多少钱一份",
+        "161606的单位净值查一下",
+        "融通蓝筹成长最新净值是多少",
+        "What is the latest NAV of 161606?",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Answer) and d.sources[0]["kind"] == "fund", text
+    assert policy.nav_rest("领先成长A累计净值多少") == "累计"
+    for text in (
+        "领先成长A累计净值多少",
+        "领先成长今天估值多少",
+        "领先成长净值涨了多少",
+        "161606净值排名",
+        "领先成长A净值多少，收益怎么样",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Handoff) and d.reason in ("nav_other", "out_of_scope"), (text, d)
+    d = _nav("领先成长A累计净值多少")
+    assert isinstance(d, Handoff) and d.reason == "nav_other"
+
+
+def test_a_nav_of_another_day_in_english_is_not_the_latest() -> None:
+    """ "NAV of 161606 on Nov 1st" got the latest NAV (bot_fresh7): the other-day rule read only
+    Chinese dates."""
+    for text in (
+        "NAV of 161606 on Nov 1st",
+        "161606 NAV yesterday",
+        "161606 nav last week",
+        "161606 NAV 11/01",
+        "161606 NAV 2024-11-01",
+        "161606 NAV YTD",
+        "NAV of 161606 on 1 November",
+    ):
+        d = _nav(text)
+        assert isinstance(d, Handoff) and d.reason == "nav_date", (text, d)
+    assert isinstance(_nav("161606 NAV today"), Answer)
+
+
+def test_the_customers_own_data_goes_to_a_person_whatever_stands_between() -> None:
+    """ "我的风险等级是C几" got the general risk-levels article (bot_fresh7): the letter between
+    是 and 几 hid it from "我的 X 是几级". 我的 (or 我 with a question about a value) and an
+    attribute of the account hand off, whatever stands between; a how-to that merely starts
+    with 我 is still answered."""
+    risk = {"category": "account", "intent": "risk_assessment"}
+    for text in (
+        "我的风险等级是C几",
+        "我现在的风险承受等级测出来是C几来着",
+        "我名下绑了几张银行卡",
+        "我账户里还有多少份额",
+        "我的持仓收益现在怎么样",
+    ):
+        d = decide(analysis(**risk), text)
+        assert isinstance(d, Handoff) and d.reason == "out_of_scope", (text, d)
+    for kw, text in (
+        ({"category": "account", "intent": "password_reset"}, "我忘记交易密码了怎么办"),
+        ({"category": "account", "intent": "contact_change"}, "我的手机号换了怎么改"),
+        (risk, "我想重新做一下风险测评"),
+    ):
+        d = decide(analysis(**kw), text)
+        assert isinstance(d, Answer), (text, d)
+
+
+def test_asking_what_a_term_means_is_an_article_not_a_figure() -> None:
+    """ "七日年化收益率这个指标该怎么理解" was read as asking for a figure (no fund named →
+    ambiguous_fund) because 怎么理解 was not among the "what it means" words (bot_fresh7)."""
+    nav = analysis(category="product", intent="nav_return")
+    for text in ("七日年化收益率这个指标该怎么理解", "七日年化收益率多少是啥意思"):
+        d = decide(nav, text)
+        assert isinstance(d, Answer) and d.sources[0]["id"] == "kb-money-fund-yield", (text, d)
+    d = decide(nav, "what does 七日年化收益率 mean")
+    assert not (isinstance(d, Handoff) and d.reason == "ambiguous_fund"), d
+    d = decide(nav, "七日年化收益率是多少")
+    assert isinstance(d, Handoff) and d.reason == "ambiguous_fund"
