@@ -52,6 +52,7 @@ SETS = (
     "bot_fresh6.jsonl",
     "bot_fresh7.jsonl",
     "bot_fresh8.jsonl",
+    "bot_fresh9.jsonl",
 )
 # The web chat's anonymous visitor: a recommendation request gets the pointer to the
 # assessment (tests/integration/test_bot.py covers assessed customers).
@@ -170,7 +171,8 @@ def main() -> None:
     # While the policy is being changed, run the tuning set only: a fresh set is looked at once,
     # when the change is done (docs/bot.md).
     ap.add_argument(
-        "--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8"
+        "--sets",
+        default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8,fresh9",
     )
     args = ap.parse_args()
     wanted = {f"bot_{n}.jsonl" for n in args.sets.split(",")}
