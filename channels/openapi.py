@@ -297,6 +297,13 @@ _OTHER_ANSWERS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
     ("get", "/readyz"): {"503": ("not ready: the checks say which", "Ready")},
 }
 
+# Pages for a person: they answer HTML, their refusals too (the code in data attributes).
+_PAGES: set[tuple[str, str]] = {
+    ("get", "/v1/surveys/{survey_id}/rate"),
+    ("post", "/v1/surveys/{survey_id}/rate"),
+}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
 # Request bodies that are not JSON.
 _MEDIA: dict[str, str] = {"TwilioVoice": "application/x-www-form-urlencoded"}
 
@@ -349,6 +356,12 @@ def spec() -> dict[str, Any]:
                 },
             },
         }
+        if (method, path) in _PAGES:
+            op["responses"][str(status)]["content"] = _HTML
+            op["responses"]["4XX"] = {
+                "description": "refused: a page saying why (code and field in data attributes)",
+                "content": _HTML,
+            }
         answer = RESPONSES.get((method, path))
         if answer:
             op["responses"][str(status)]["content"] = _json(answer)
