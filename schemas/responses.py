@@ -212,6 +212,7 @@ class FundView(msgspec.Struct):
     nav: NavView
     nav_current: bool
     nav_required_date: str
+    manager: str | None = None  # the fund company, when the record names it
 
 
 class FundStored(FundView):
