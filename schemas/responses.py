@@ -202,7 +202,7 @@ class NavView(msgspec.Struct):
     source: str
 
 
-class FundView(msgspec.Struct):
+class FundView(msgspec.Struct, kw_only=True):
     """A fund record with whether its NAV may be given as current."""
 
     code: str

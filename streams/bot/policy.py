@@ -225,7 +225,7 @@ _ELSEWHERE = re.compile(
 # Where one message asks several things: an answer to one would leave the others unanswered.
 _CLAUSES = re.compile(r"[?？;；。!！\n]+|另外|还有|顺便|而且|以及|同时|再问|并且")
 # A comma starts a new question when what follows it asks something ("开户要什么材料，身份证
-#过期了怎么更新"); otherwise it is the same question going on ("定投扣款日我卡里没钱，会怎样").
+# 过期了怎么更新"); otherwise it is the same question going on ("定投扣款日我卡里没钱，会怎样").
 _COMMA = re.compile(r"[,，、]+")
 _ASKS = re.compile(
     r"吗|么|怎|如何|多少|几|哪|什么|啥|咋|是否|能否|可否|有没有|能不能|会不会|要不要|为何|可以不"
@@ -265,7 +265,9 @@ GENERIC_WORDS = frozenset(
 STRICT_EVIDENCE = False
 # What jieba cuts across two words ("定投能设吗" -> 投能, "我想开个定投" -> 想开):
 # a token none of whose characters is new (each in the article or one of these) is accounted.
-GENERIC_CHARS = frozenset("个能是想要会的了吗呢吧不没一下做用到上里去来哪几多么啥咋请把给让我你还再就都也先后得该交")
+GENERIC_CHARS = frozenset(
+    "个能是想要会的了吗呢吧不没一下做用到上里去来哪几多么啥咋请把给让我你还再就都也先后得该交"
+)
 # The words that tell sibling articles apart (articles sharing an intent: 定投 set-up vs
 # change): starting something versus changing or stopping it. An article takes the kinds its
 # title and sample questions use; a question using a kind that a sibling takes and the chosen
@@ -527,8 +529,11 @@ def unsupported(query: str, aid: str, index: Index) -> list[str]:
     kinds = _article_kinds(index, aid)
 
     def found(t: str) -> bool:
-        return t in terms or t in GENERIC_WORDS or t in text or bool(
-            action_kinds(t) and action_kinds(t) <= kinds
+        return (
+            t in terms
+            or t in GENERIC_WORDS
+            or t in text
+            or bool(action_kinds(t) and action_kinds(t) <= kinds)
         )
 
     # The characters of the query that accounted words cover: jieba's search mode also
@@ -537,7 +542,7 @@ def unsupported(query: str, aid: str, index: Index) -> list[str]:
     low = query.lower()
     mask = [False] * len(low)
     for w in [*tokens(query), *(k for k, v in SYNONYMS.items() if k in low and found(v))]:
-        if w in SYNONYMS and not found(SYNONYMS[w]) or w not in SYNONYMS and not found(w):
+        if not found(SYNONYMS.get(w, w)):
             continue
         for m in re.finditer(re.escape(w), low):
             mask[m.start() : m.end()] = [True] * len(w)
@@ -562,7 +567,9 @@ def action_kinds(text: str) -> set[str]:
 
 def _article_kinds(index: Index, aid: str) -> set[str]:
     a = index.articles[aid]
-    return action_kinds(to_simplified(" ".join([a.get("title") or "", *(a.get("questions") or [])])))
+    return action_kinds(
+        to_simplified(" ".join([a.get("title") or "", *(a.get("questions") or [])]))
+    )
 
 
 def sibling_conflict(query: str, aid: str, index: Index, channel: str) -> bool:
