@@ -8,8 +8,9 @@ precision of answered messages on the tuning set is at least 0.98.
 
 Never answered, whatever the scores: a complaint or suggestion, an angry, anxious or negative
 customer, a request for a person, a third question on the same thing after two answers, an
-intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, and a
-NAV that is not current (session/tradingdays.py).
+intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, a
+NAV that is not current (session/tradingdays.py), anything but the NAV of a fund another
+company manages, and an article that does not account for the question's words.
 """
 
 from __future__ import annotations
@@ -260,8 +261,8 @@ GENERIC_WORDS = frozenset(
 # A word no article is indexed by ("罚款", "属于", "要求") cannot point to any article: it is
 # left to the coverage floor, where it weighs as much as the rarest word of the base. True
 # makes such a word count against the article too (unless jieba cut it across two words and
-# none of its characters is new): no wrong answer fewer on any set, 7 to 14 right answers fewer
-# on each large one (docs/bot.md).
+# none of its characters is new): no wrong answer fewer on any set, 2 to 14 right answers fewer
+# on each set (docs/bot.md).
 STRICT_EVIDENCE = False
 # What jieba cuts across two words ("定投能设吗" -> 投能, "我想开个定投" -> 想开):
 # a token none of whose characters is new (each in the article or one of these) is accounted.
