@@ -294,6 +294,20 @@ class Fund(Body):
     fees: dict[str, Annotated[str, Meta(max_length=200)]] | None = None
     redemption_arrival: Literal["T+1", "T+2", "T+3", "T+4", "T+5"] | None = None
     sample: bool = False
+    manager: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=100,
+                pattern=_NOT_BLANK,
+                description="the fund company that manages it (融通基金, 易方达基金…); absent: "
+                "read from the name (a name starting with 融通 is ours). The bot answers only "
+                "the NAV of a fund another company manages (docs/bot.md)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 # -- tasks (channels/gateway/tasks.py) ---------------------------------------------------------

