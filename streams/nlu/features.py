@@ -78,9 +78,7 @@ def _opencc_t2s() -> dict[str, str]:
 
 # OpenCC's table first, then the hand-written pairs and variants above on top (they decide where
 # the two differ, so the augmentation's `to_traditional` round-trips), then full-width ASCII.
-_TRANS = str.maketrans(
-    {**_opencc_t2s(), **_T2S, **{chr(k): chr(v) for k, v in _FULLWIDTH.items()}}
-)
+_TRANS = str.maketrans({**_opencc_t2s(), **_T2S, **{chr(k): chr(v) for k, v in _FULLWIDTH.items()}})
 
 _QUESTION = re.compile(r"[?？]+")
 _EXCLAIM = re.compile(r"[!！]+")
