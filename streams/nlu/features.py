@@ -4,8 +4,8 @@ The same :func:`analyze` runs when the model is trained (inside scikit-learn's v
 when it is served (with numpy only), so the two can never drift apart.
 
 Normalisation makes the features robust to what real customers type:
-- full-width ASCII to half-width, lower case, traditional characters to simplified (a small
-  table of the characters customer-service text actually uses, written for this project);
+- full-width ASCII to half-width, lower case, traditional characters to simplified (OpenCC's
+  character table, with a small hand-written table of this domain's pairs on top);
 - every fund name or abbreviation in the catalogue becomes one placeholder, so the model learns
   "<fund> 净值多少" rather than memorising fund names; six-digit codes, long digit runs (cards,
   orders, phones) and other numbers get their own placeholders;
@@ -66,7 +66,29 @@ for _line in (Path(__file__).parent / "data" / "t2s.txt").read_text(encoding="ut
 
 _FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20
-_TRANS = str.maketrans({**{chr(k): chr(v) for k, v in _FULLWIDTH.items()}, **_T2S})
+
+
+def _opencc_t2s() -> dict[str, str]:
+    """OpenCC's character table, traditional -> simplified (``TSCharacters.txt`` as shipped in
+    the ``opencc-python-reimplemented`` wheel, Apache-2.0): about 4,000 characters, the first
+    simplified form of each. Only the table is read, once; the per-message cost stays one
+    ``str.translate``. Phrase-level conversion (OpenCC's ``convert``, ~60 µs a message) is not
+    used: mapping traditional to simplified is almost always one character to one."""
+    from importlib.resources import files
+
+    table: dict[str, str] = {}
+    text = (files("opencc") / "dictionary" / "TSCharacters.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        src, _, dst = line.partition("\t")
+        dst = dst.split(" ")[0]
+        if len(src) == 1 and len(dst) == 1 and src != dst:
+            table[src] = dst
+    return table
+
+
+# OpenCC's table first, then the hand-written pairs and variants above on top (they decide where
+# the two differ, so the augmentation's `to_traditional` round-trips), then full-width ASCII.
+_TRANS = str.maketrans({**_opencc_t2s(), **_T2S, **{chr(k): chr(v) for k, v in _FULLWIDTH.items()}})
 
 _QUESTION = re.compile(r"[?？]+")
 _EXCLAIM = re.compile(r"[!！]+")
