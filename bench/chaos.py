@@ -25,7 +25,8 @@ It prints, and with --json ends with one JSON line of:
   failed and dead-lettered) in the timeline;
 - recovery_s per kill: from the SIGKILL until the work begun after it flows at the offered
   rate again (90 % of it within 2 s), for messages reaching agents and for replies reaching
-  an outcome, whichever is later (`recovery` gives both): the takeover, not the backlog;
+  an outcome, whichever is later (`recovery` gives both, and when the restarted process was
+  ready: holding partitions, answering /readyz or PING): the takeover, not the backlog;
 - before_first_kill: latency and rate before the first kill; `sustained` is false when the
   p99 there passes 10 s, i.e. the offered rate is above what this machine and these agents
   serve, and the recovery figures then mean little;
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -472,6 +474,47 @@ async def wait_ready(
     raise SystemExit(f"the system did not become ready; logs in {system.logdir}")
 
 
+async def restart_and_time(
+    system: System,
+    r: redis.Redis,
+    http: aiohttp.ClientSession,
+    base: str,
+    name: str,
+    down_s: float,
+) -> tuple[str, float | None]:
+    """Start a killed process again after `down_s` and time it from the SIGKILL until it is
+    ready: a worker or delivery holding partitions (its ready key, written on assignment),
+    the gateway answering /readyz, redis-server answering PING. None after 120 s."""
+    killed = time.time()
+    key = {
+        "worker-1": keys.worker_ready("chaos-w1"),
+        "delivery": keys.delivery_ready("chaos-delivery"),
+    }.get(name)
+    if key:
+        with contextlib.suppress(redis.RedisError):
+            r.delete(key)  # the dead one's key outlives it by its TTL
+    await asyncio.sleep(down_s)
+    system.restart(name)
+    while time.time() - killed < 120:
+        try:
+            if key:
+                if r.exists(key):
+                    break
+            elif name == "redis":
+                if r.ping():
+                    break
+            else:
+                async with http.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        break
+        except (*TRANSIENT, OSError, redis.RedisError):
+            pass
+        await asyncio.sleep(0.2)
+    else:
+        return name, None
+    return name, round(time.time() - killed, 1)
+
+
 async def scan_conversations(
     http: aiohttp.ClientSession, base: str, convs: list[str]
 ) -> dict[str, dict[str, Any]]:
@@ -638,6 +681,7 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
                 round(args.n * (j + 1) / (len(plan) + 1)): name for j, name in enumerate(plan)
             }
             posts: list[asyncio.Task[None]] = []
+            restarts: list[asyncio.Task[tuple[str, float | None]]] = []
             start = time.monotonic()
             for i in range(args.n):
                 delay = start + i / args.rate - time.monotonic()
@@ -649,11 +693,16 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
                     log(f"message {i}: SIGKILL {target}")
                     system.kill(target)
                     kills.append((target, time.time()))
-                    asyncio.get_running_loop().call_later(args.down_s, system.restart, target)
+                    restarts.append(
+                        asyncio.create_task(
+                            restart_and_time(system, r, http, base, target, args.down_s)
+                        )
+                    )
                 posts.append(asyncio.create_task(customers.post(i)))
                 if i % 1000 == 999:
                     log(f"posted {i + 1}; accepted {len(book.accepted_at)}")
             await asyncio.gather(*posts)
+            ready_after = dict(await asyncio.gather(*restarts))
             log(f"all posted in {time.monotonic() - start:.0f}s; draining")
             # Drain: until every accepted message was with an agent and every reply settled.
             # Drain: until every accepted message was with an agent, every conversation is
@@ -689,6 +738,8 @@ async def run(args: argparse.Namespace, infra: embedded.Infra, logdir: Path) -> 
                     t.cancel()
             figures = summarise(args, book, convs, kills, r)
             figures["drained"] = drained
+            for x in figures["recovery"]:
+                x["ready_after_s"] = ready_after.get(x["kill"])
             figures["load_average_1m"] = round(os.getloadavg()[0], 1)
             if not drained:
                 figures["goals_met"] = False
@@ -942,7 +993,8 @@ def main() -> None:
     for x in figures["recovery"]:
         print(
             f"{'recovery ' + x['kill']:>18}: {x['s']} s (messages {x['messages_s']} s, replies "
-            f"{x['replies_s']} s; goal {figures['recovery_goal_s']} s)"
+            f"{x['replies_s']} s; goal {figures['recovery_goal_s']} s; process ready after "
+            f"{x.get('ready_after_s')} s)"
         )
     print(f"{'before first kill':>18}: {figures['before_first_kill']}")
     for k in ("stale_offer_frames", "reoffered_while_held"):
