@@ -6,7 +6,8 @@ conversation, and the dead-letter path settles what can never be applied. An aud
 workers publishes again whatever stays unsettled longer than OMNIROUTER_AUDIT_AFTER_S, so a
 record lost or skipped anywhere between the gateway and the session stage (a broker fault, a
 consumer that skipped a batch) is noticed and repaired; the pipeline's idempotence makes the
-second delivery harmless.
+second delivery harmless. An event still unsettled after being resent is resent again after
+twice the wait, then four times, up to 64 (a backlog is not copied whole every wait).
 """
 
 from __future__ import annotations
