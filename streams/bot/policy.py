@@ -115,11 +115,41 @@ _HOW_TO = re.compile(
 )
 
 
+# The customer's own things without 我 (round 9): the state of a specific order, plan, card,
+# account, share or sum now or in the past, asked as a yes/no or status question ("昨天买的份额
+# 确认了吗", "定投计划还在执行吗", "帮我查查昨天那笔申购成功没有"): only the account can say, so
+# a person. A rule question about such things in general ("赎回一般几天到账", "申购后多久确认")
+# is still the article's. The words come from bot_tune's and bot_test's questions only.
+_THING = (
+    r"(?:订单|申购|认购|赎回|买的|购买|卖的|定投|计划|转换|划款|转账|汇款|银行卡|卡|账户|帐户|账号"
+    r"|份额|钱|款|扣款|到账|分红|基金|交易|那笔|这笔)"
+)
+_STATE_ASK = re.compile(
+    r"了吗|了没|(?<!有)没有(?=$|[？?，,。！!\s]|呢|啊|呀)|还在.{0,8}吗|成功(?:了|没)|到了吗|到没到|还有效|还能用|是不是已经"
+    r"|已经.{0,6}了吗|还没"
+)
+_STATE = re.compile(
+    _THING + r".{0,12}?(?:" + _STATE_ASK.pattern + ")|(?:" + _STATE_ASK.pattern + r").{0,6}?" + _THING
+)
+# "How long does it usually take", "how do I": the rule, not this customer's order. 怎么 that
+# asks why ("怎么还没到账") is a status question, not a how-to.
+_GENERAL = re.compile(r"一般|通常|多久|几天|多长时间|什么时候会|怎么(?![还没不])|如何|能不能|可以吗")
+
+
+def own_state(simple: str) -> bool:
+    """A yes/no or status question about the state of the customer's own thing, without 我
+    (rule 8): "昨天买的份额确认了吗", not "申购一般多久确认"."""
+    low = simple.lower()
+    return bool(_STATE.search(low)) and not _GENERAL.search(low)
+
+
 def personal_data(simple: str) -> bool:
     """A question about this customer's own account (streams/bot/policy.py rule 8)."""
     low = simple.lower()
     mine = _MY_DATA.search(low) or (_ME_DATA.search(low) and _VALUE_ASK.search(low))
-    return bool(mine) and not (_HOW_TO.search(low) and not _VALUE_ASK.search(low))
+    if bool(mine) and not (_HOW_TO.search(low) and not _VALUE_ASK.search(low)):
+        return True
+    return own_state(low)
 
 
 # Someone else in the customer's account: a person, at once (fraud, a stolen phone).
