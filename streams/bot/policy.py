@@ -245,6 +245,11 @@ _CONCEPT = re.compile(
 )
 
 
+# Where a question can end with no mark after it, before another one (_split_asking): 吗, 呢,
+# and 多少 that is not 多少钱 / 多少天 / 多少份….
+_ASK_END = re.compile(r"吗|呢|多少(?![钱个天份元块次年月日号笔只%％])")
+
+
 # Products and platforms that are not ours: our articles describe our app and our funds, so a
 # question about them gets a person (a fund of another company that is in our catalogue is
 # replaced by normalize() before this runs, so its NAV is still answered).
@@ -434,7 +439,7 @@ def decide(
         return Handoff("out_of_scope", intent)
     simple = to_simplified(text)
     query = without_funds(text)
-    if several_questions(query, index, channel, th):
+    if several_questions(query, index, channel, th) or nav_and_more(query):
         return Handoff("several_questions", intent)
 
     def remember(given: str) -> Memory:
@@ -613,13 +618,54 @@ def sibling_conflict(query: str, aid: str, index: Index, channel: str) -> bool:
     return any(foreign & _article_kinds(index, s) for s in index.siblings(aid, channel))
 
 
+def _asks(part: str) -> bool:
+    """A part that asks something: a question word, or a request for a figure or NAV."""
+    return bool(_ASKS.search(part) or _FIGURE.search(part))
+
+
+def _split_asking(part: str) -> list[str]:
+    """`part` split where one question ends and another begins with no mark between (round 9):
+    at whitespace, and after 吗 / 呢 / 多少, when both sides ask something ("领先成长净值多少
+    赎回费多少"); a side that asks nothing ("领先成长A 净值多少") stays with its neighbour."""
+    out: list[str] = []
+    for chunk in part.split():
+        start = 0
+        for m in _ASK_END.finditer(chunk):
+            if _asks(chunk[start : m.end()]) and _asks(chunk[m.end() :]):
+                out.append(chunk[start : m.end()])
+                start = m.end()
+        for piece in (chunk[start:],) if start else (chunk,):
+            if out and not (_asks(out[-1]) and _asks(piece)):
+                out[-1] += " " + piece
+            else:
+                out.append(piece)
+    return out
+
+
+def question_parts(query: str) -> list[str]:
+    """The clauses of `query`: split at ？！；。, 另外 / 还有…, at commas, and between two asking
+    parts at whitespace or at nothing (_split_asking)."""
+    return [
+        q for c in _CLAUSES.split(query) for p in _COMMA.split(c) for q in _split_asking(p) if q.strip()
+    ]
+
+
+def nav_and_more(query: str) -> bool:
+    """A request for a NAV and any other question in one message (round 9): two questions
+    ("领先成长净值多少 赎回费多少"), whatever the intent."""
+    parts = question_parts(query)
+    nav = [p for p in parts if _NAV_WORDS.search(p) and _FIGURE.search(p)]
+    return bool(nav) and any(_asks(p) for p in parts if p not in nav)
+
+
 def clause_not_covered(query: str, aid: str, index: Index) -> bool:
-    """Several clauses (split at ？！；。, 另外 / 还有…, and at commas), one of which asks
-    something (a question word) with words article `aid` does not account for."""
-    parts = [p for c in _CLAUSES.split(query) for p in _COMMA.split(c) if p.strip()]
+    """Several clauses (split at ？！；。, 另外 / 还有…, at commas, and between two asking parts
+    at whitespace or at nothing), one of which asks something (a question word) with words
+    article `aid` does not account for."""
+    parts = question_parts(query)
     if len(parts) < 2:
         return False
-    return any(_ASKS.search(p) and unsupported(p, aid, index) for p in parts)
+    return any(_asks(p) and unsupported(p, aid, index) for p in parts)
 
 
 def looks_like_order_question(text: str) -> bool:
