@@ -129,11 +129,13 @@ _STATE_ASK = re.compile(
     r"|已经.{0,6}了吗|还没"
 )
 _STATE = re.compile(
-    _THING + r".{0,12}?(?:" + _STATE_ASK.pattern + ")|(?:" + _STATE_ASK.pattern + r").{0,6}?" + _THING
+    f"{_THING}.{{0,12}}?(?:{_STATE_ASK.pattern})|(?:{_STATE_ASK.pattern}).{{0,6}}?{_THING}"
 )
 # "How long does it usually take", "how do I": the rule, not this customer's order. 怎么 that
 # asks why ("怎么还没到账") is a status question, not a how-to.
-_GENERAL = re.compile(r"一般|通常|多久|几天|多长时间|什么时候会|怎么(?![还没不])|如何|能不能|可以吗")
+_GENERAL = re.compile(
+    r"一般|通常|多久|几天|多长时间|什么时候会|怎么(?![还没不])|如何|能不能|可以吗"
+)
 
 
 def own_state(simple: str) -> bool:
@@ -646,7 +648,11 @@ def question_parts(query: str) -> list[str]:
     """The clauses of `query`: split at ？！；。, 另外 / 还有…, at commas, and between two asking
     parts at whitespace or at nothing (_split_asking)."""
     return [
-        q for c in _CLAUSES.split(query) for p in _COMMA.split(c) for q in _split_asking(p) if q.strip()
+        q
+        for c in _CLAUSES.split(query)
+        for p in _COMMA.split(c)
+        for q in _split_asking(p)
+        if q.strip()
     ]
 
 
