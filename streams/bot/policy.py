@@ -115,11 +115,43 @@ _HOW_TO = re.compile(
 )
 
 
+# The customer's own things without 我 (round 9): the state of a specific order, plan, card,
+# account, share or sum now or in the past, asked as a yes/no or status question ("昨天买的份额
+# 确认了吗", "定投计划还在执行吗", "帮我查查昨天那笔申购成功没有"): only the account can say, so
+# a person. A rule question about such things in general ("赎回一般几天到账", "申购后多久确认")
+# is still the article's. The words come from bot_tune's and bot_test's questions only.
+_THING = (
+    r"(?:订单|申购|认购|赎回|买的|购买|卖的|定投|计划|转换|划款|转账|汇款|银行卡|卡|账户|帐户|账号"
+    r"|份额|钱|款|扣款|到账|分红|基金|交易|那笔|这笔)"
+)
+_STATE_ASK = re.compile(
+    r"了吗|了没|(?<!有)没有(?=$|[？?，,。！!\s]|呢|啊|呀)|还在.{0,8}吗|成功(?:了|没)|到了吗|到没到|还有效|还能用|是不是已经"
+    r"|已经.{0,6}了吗|还没"
+)
+_STATE = re.compile(
+    f"{_THING}.{{0,12}}?(?:{_STATE_ASK.pattern})|(?:{_STATE_ASK.pattern}).{{0,6}}?{_THING}"
+)
+# "How long does it usually take", "how do I": the rule, not this customer's order. 怎么 that
+# asks why ("怎么还没到账") is a status question, not a how-to.
+_GENERAL = re.compile(
+    r"一般|通常|多久|几天|多长时间|什么时候会|怎么(?![还没不])|如何|能不能|可以吗"
+)
+
+
+def own_state(simple: str) -> bool:
+    """A yes/no or status question about the state of the customer's own thing, without 我
+    (rule 8): "昨天买的份额确认了吗", not "申购一般多久确认"."""
+    low = simple.lower()
+    return bool(_STATE.search(low)) and not _GENERAL.search(low)
+
+
 def personal_data(simple: str) -> bool:
     """A question about this customer's own account (streams/bot/policy.py rule 8)."""
     low = simple.lower()
     mine = _MY_DATA.search(low) or (_ME_DATA.search(low) and _VALUE_ASK.search(low))
-    return bool(mine) and not (_HOW_TO.search(low) and not _VALUE_ASK.search(low))
+    if bool(mine) and not (_HOW_TO.search(low) and not _VALUE_ASK.search(low)):
+        return True
+    return own_state(low)
 
 
 # Someone else in the customer's account: a person, at once (fraud, a stolen phone).
@@ -213,6 +245,11 @@ _CONCEPT = re.compile(
     r"|what\s+(?:does|do|is)\s+.{1,40}?\s+mean|meaning\s+of|(?<![a-z])define(?![a-z])|definition",
     re.IGNORECASE,
 )
+
+
+# Where a question can end with no mark after it, before another one (_split_asking): 吗, 呢,
+# and 多少 that is not 多少钱 / 多少天 / 多少份….
+_ASK_END = re.compile(r"吗|呢|多少(?![钱个天份元块次年月日号笔只%％])")
 
 
 # Products and platforms that are not ours: our articles describe our app and our funds, so a
@@ -404,7 +441,7 @@ def decide(
         return Handoff("out_of_scope", intent)
     simple = to_simplified(text)
     query = without_funds(text)
-    if several_questions(query, index, channel, th):
+    if several_questions(query, index, channel, th) or nav_and_more(query):
         return Handoff("several_questions", intent)
 
     def remember(given: str) -> Memory:
@@ -583,13 +620,58 @@ def sibling_conflict(query: str, aid: str, index: Index, channel: str) -> bool:
     return any(foreign & _article_kinds(index, s) for s in index.siblings(aid, channel))
 
 
+def _asks(part: str) -> bool:
+    """A part that asks something: a question word, or a request for a figure or NAV."""
+    return bool(_ASKS.search(part) or _FIGURE.search(part))
+
+
+def _split_asking(part: str) -> list[str]:
+    """`part` split where one question ends and another begins with no mark between (round 9):
+    at whitespace, and after 吗 / 呢 / 多少, when both sides ask something ("领先成长净值多少
+    赎回费多少"); a side that asks nothing ("领先成长A 净值多少") stays with its neighbour."""
+    out: list[str] = []
+    for chunk in part.split():
+        start = 0
+        for m in _ASK_END.finditer(chunk):
+            if _asks(chunk[start : m.end()]) and _asks(chunk[m.end() :]):
+                out.append(chunk[start : m.end()])
+                start = m.end()
+        for piece in (chunk[start:],) if start else (chunk,):
+            if out and not (_asks(out[-1]) and _asks(piece)):
+                out[-1] += " " + piece
+            else:
+                out.append(piece)
+    return out
+
+
+def question_parts(query: str) -> list[str]:
+    """The clauses of `query`: split at ？！；。, 另外 / 还有…, at commas, and between two asking
+    parts at whitespace or at nothing (_split_asking)."""
+    return [
+        q
+        for c in _CLAUSES.split(query)
+        for p in _COMMA.split(c)
+        for q in _split_asking(p)
+        if q.strip()
+    ]
+
+
+def nav_and_more(query: str) -> bool:
+    """A request for a NAV and any other question in one message (round 9): two questions
+    ("领先成长净值多少 赎回费多少"), whatever the intent."""
+    parts = question_parts(query)
+    nav = [p for p in parts if _NAV_WORDS.search(p) and _FIGURE.search(p)]
+    return bool(nav) and any(_asks(p) for p in parts if p not in nav)
+
+
 def clause_not_covered(query: str, aid: str, index: Index) -> bool:
-    """Several clauses (split at ？！；。, 另外 / 还有…, and at commas), one of which asks
-    something (a question word) with words article `aid` does not account for."""
-    parts = [p for c in _CLAUSES.split(query) for p in _COMMA.split(c) if p.strip()]
+    """Several clauses (split at ？！；。, 另外 / 还有…, at commas, and between two asking parts
+    at whitespace or at nothing), one of which asks something (a question word) with words
+    article `aid` does not account for."""
+    parts = question_parts(query)
     if len(parts) < 2:
         return False
-    return any(_ASKS.search(p) and unsupported(p, aid, index) for p in parts)
+    return any(_asks(p) and unsupported(p, aid, index) for p in parts)
 
 
 def looks_like_order_question(text: str) -> bool:
