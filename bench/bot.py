@@ -53,6 +53,7 @@ SETS = (
     "bot_fresh7.jsonl",
     "bot_fresh8.jsonl",
     "bot_fresh9.jsonl",
+    "bot_fresh10.jsonl",
 )
 # The web chat's anonymous visitor: a recommendation request gets the pointer to the
 # assessment (tests/integration/test_bot.py covers assessed customers).
@@ -172,7 +173,7 @@ def main() -> None:
     # when the change is done (docs/bot.md).
     ap.add_argument(
         "--sets",
-        default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8,fresh9",
+        default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8,fresh9,fresh10",
     )
     args = ap.parse_args()
     wanted = {f"bot_{n}.jsonl" for n in args.sets.split(",")}

@@ -142,10 +142,11 @@ def test_the_labelled_sets_are_kept_apart() -> None:
             "bot_fresh7.jsonl",
             "bot_fresh8.jsonl",
             "bot_fresh9.jsonl",
+            "bot_fresh10.jsonl",
         )
     }
     assert len(sets["bot_tune.jsonl"]) + len(sets["bot_test.jsonl"]) >= 300
-    fresh_sets = tuple(f"bot_fresh{n}.jsonl" for n in range(2, 10))
+    fresh_sets = tuple(f"bot_fresh{n}.jsonl" for n in range(2, 11))
     for fresh in fresh_sets:
         assert len(sets[fresh]) >= 150, fresh
     texts = [r["text"] for rows in sets.values() for r in rows]
@@ -185,6 +186,7 @@ def test_the_fresh_sets_are_frozen() -> None:
         "bot_fresh7.jsonl": "e85837a01ab9c0b11ea0d060718fe0fc9d76b5a47714ed480b80da323d9da399",
         "bot_fresh8.jsonl": "9fce9346cf6cfe4bcc5aa6d03e8ff3b44fa8469f4921fb247114d2752dc22d36",
         "bot_fresh9.jsonl": "9474d8b6c9d413ad0c6639f303861274fc93a6973b17c67033727d0b9218bf16",
+        "bot_fresh10.jsonl": "af3e130a4b584e27d448d4b9770c33b12f7c0420911ac37797059ae83a95f773",
     }
     for name, digest in frozen.items():
         assert hashlib.sha256((data / name).read_bytes()).hexdigest() == digest, name
