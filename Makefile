@@ -56,7 +56,7 @@ audit: $(STAMP)
 
 # Opt-in suites (docs/reliability.md); `make test` runs their short forms.
 chaos: $(STAMP)
-	$(BIN)/python bench/chaos.py --n 10000 --rate 50
+	$(BIN)/python bench/chaos.py --n 10000 --rate 20
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py

@@ -50,6 +50,10 @@ SETS = (
     "bot_fresh4.jsonl",
     "bot_fresh5.jsonl",
     "bot_fresh6.jsonl",
+    "bot_fresh7.jsonl",
+    "bot_fresh8.jsonl",
+    "bot_fresh9.jsonl",
+    "bot_fresh10.jsonl",
 )
 # The web chat's anonymous visitor: a recommendation request gets the pointer to the
 # assessment (tests/integration/test_bot.py covers assessed customers).
@@ -109,6 +113,30 @@ def score(
     }
 
 
+def wrong_answers(
+    rows: list[dict[str, Any]], th: Thresholds, index: Index, funds: dict[str, Any], now: int
+) -> list[tuple[str, str, str]]:
+    """(text, expected, the answer's first source) of each answered message that is wrong."""
+    out = []
+    for r in rows:
+        d = policy.decide(
+            r["analysis"],
+            r["text"],
+            Memory(),
+            index,
+            funds,
+            now,
+            "chat",
+            th,
+            customer=VISITOR,
+            catalogue=list(funds.values()),
+        )
+        if isinstance(d, Answer) and not right(d, r["expect"]):
+            src = d.sources[0]
+            out.append((r["text"], r["expect"], f"{src['kind']}:{src['id']}"))
+    return out
+
+
 def search(rows: list[dict[str, Any]], index: Index, funds: dict[str, Any], now: int) -> Thresholds:
     grid = itertools.product(
         (0.5, 0.7, 0.8, 0.9, 0.95),
@@ -139,9 +167,14 @@ def search(rows: list[dict[str, Any]], index: Index, funds: dict[str, Any], now:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--search", action="store_true")
+    # Each wrong answer of the sets run: read only once a set has been used as a clean check.
+    ap.add_argument("--errors", action="store_true")
     # While the policy is being changed, run the tuning set only: a fresh set is looked at once,
     # when the change is done (docs/bot.md).
-    ap.add_argument("--sets", default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6")
+    ap.add_argument(
+        "--sets",
+        default="tune,test,fresh,fresh2,fresh3,fresh4,fresh5,fresh6,fresh7,fresh8,fresh9,fresh10",
+    )
     args = ap.parse_args()
     wanted = {f"bot_{n}.jsonl" for n in args.sets.split(",")}
     classify = load_classifier()
@@ -168,8 +201,11 @@ def main() -> None:
             f"share answered {s['share_answered']:.3f}  answerable answered "
             f"{s['answerable_answered']:.3f}  must-hand-off answered {s['handoffs_answered']}"
         )
+        if args.errors:
+            for text, expect, got in wrong_answers(rows, th, index, funds, now):
+                print(f"  wrong: {text!r} expected {expect}, answered from {got}")
     # Latency of one message on the single-message path: classifier + bot decision.
-    rows = sets.get("bot_test.jsonl") or sets["bot_tune.jsonl"]
+    rows = sets.get("bot_test.jsonl") or sets.get("bot_tune.jsonl") or next(iter(sets.values()))
     lat = []
     for r in rows * 3:
         t0 = time.perf_counter()

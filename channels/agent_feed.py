@@ -33,6 +33,21 @@ FRAME_TYPES = {
 }
 FRAMES_KEPT = 1000  # per agent; a desktop away for longer gets a fresh snapshot instead
 
+# An offer's frame is written only while the offer is pending, in one step with the check.
+# The same offer can be announced again (a redelivered or republished message finds its
+# conversation still offered and publishes the offer once more, in case the first frame was
+# lost in a crash); when the agent accepts between that read and the flush, the frame would
+# reach the desk after the accept and show an offer that is already taken (chaos counted
+# these as "offered while held"). accept.lua, release.lua, offline.lua and abandon.lua
+# delete the offer hash, so after any of them no frame of it can be written.
+# KEYS: the agent's frame stream, the offer hash. ARGV: frame JSON, frames kept, TTL s.
+_OFFER_FRAME = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'f', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
 
 def frame(env: Envelope) -> dict[str, Any] | None:
     kind = FRAME_TYPES.get(env.type)
@@ -47,12 +62,22 @@ async def append_frame(redis: aioredis.Redis, env: Envelope) -> None:
 
 
 async def append_frames(redis: aioredis.Redis, envs: list[Envelope]) -> int:
-    """`append_frame` for a batch in one pipeline, in order; returns the frames written."""
+    """`append_frame` for a batch in one pipeline, in order; returns the frames sent (an
+    offer's frame is dropped in Redis when the offer is no longer pending: _OFFER_FRAME)."""
     pipe = redis.pipeline(transaction=False)
+    offer_frame = redis.register_script(_OFFER_FRAME)
     n = 0
     for env in envs:
         payload = frame(env)
         if payload is None or not env.subject:
+            continue
+        if env.type == events.OFFER_CREATED:
+            await offer_frame(
+                keys=[keys.agent_frames(env.subject), keys.offer(str(env.data["offer_id"]))],
+                args=[orjson.dumps(payload), FRAMES_KEPT, frames_ttl_s()],
+                client=pipe,
+            )
+            n += 1
             continue
         pipe.xadd(
             keys.agent_frames(env.subject),

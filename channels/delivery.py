@@ -35,6 +35,7 @@ from channels import catalog
 from channels.contract import DeliveryError, OutboundContext
 from channels.settings import DeliverySettings
 from schemas import deadletter, envelope, events, topics
+from schemas.env import group_heartbeat_s, group_instance_id, group_session_timeout_s
 from schemas.envelope import Envelope, now_ms
 from schemas.errors import SchemaError, UnknownEventType
 from session import keys
@@ -63,7 +64,11 @@ class _Positions(ConsumerRebalanceListener):
 
 class Delivery:
     def __init__(
-        self, bootstrap: str, redis: aioredis.Redis, settings: DeliverySettings | None = None
+        self,
+        bootstrap: str,
+        redis: aioredis.Redis,
+        settings: DeliverySettings | None = None,
+        member: str = "delivery",
     ):
         self.bootstrap = bootstrap
         self.redis = redis
@@ -73,6 +78,7 @@ class Delivery:
         # One sender per channel (channels/catalog.py), sharing this service's connections.
         self.senders = catalog.senders(OutboundContext(redis, self.settings, self._client))
         self.producer: AIOKafkaProducer | None = None
+        self.member = member  # this instance's name (OMNIROUTER_WORKER_ID)
 
     def _client(self) -> aiohttp.ClientSession:
         if self.http is None:
@@ -235,10 +241,16 @@ class Delivery:
 
     async def run(self, ready_key: str | None = None, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
+        session_s = group_session_timeout_s()
         consumer = AIOKafkaConsumer(
             topics.OUTBOUND,
             bootstrap_servers=self.bootstrap,
             group_id=GROUP,
+            # The worker's group timing (schemas/env.py): a killed delivery's partitions go
+            # to the next instance, or the restarted one, after the same session timeout.
+            group_instance_id=group_instance_id(self.member),
+            session_timeout_ms=int(session_s * 1000),
+            heartbeat_interval_ms=int(group_heartbeat_s(session_s) * 1000),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=10,
@@ -295,7 +307,7 @@ class Delivery:
 def run_delivery(bootstrap: str, redis_url: str, worker_id: str) -> int:
     """Logging is configured by the caller (streams/cli.py), which owns the process."""
     redis = connect(redis_url)
-    service = Delivery(bootstrap, redis)
+    service = Delivery(bootstrap, redis, member=worker_id)
 
     async def main() -> None:
         import signal

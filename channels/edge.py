@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
 from channels.broker import BrokerUnavailable
 from channels.ingress import Accepted, Ingress, InProgress
+from schemas import responses
 from schemas.errors import DecodeError
 
 WEBHOOKS = Counter(
@@ -24,11 +26,12 @@ WEBHOOKS = Counter(
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(
-        {"error": body}, status=status, dumps=lambda o: orjson.dumps(o).decode()
+    """An error answer: the body is schemas.responses.Error."""
+    return web.Response(
+        body=responses.error_body(code, message, field),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
@@ -98,7 +101,11 @@ def json_body(raw: bytes) -> Any:
 
 
 def accepted_response(accepted: Accepted) -> web.Response:
-    body: dict[str, Any] = {"event_id": accepted.event_id}
-    if accepted.duplicate:
-        body["duplicate"] = True
-    return web.json_response(body, status=202, dumps=lambda o: orjson.dumps(o).decode())
+    """202 with schemas.responses.Accepted (`duplicate` only when true)."""
+    body = responses.Accepted(event_id=accepted.event_id, duplicate=accepted.duplicate)
+    return web.Response(
+        body=msgspec.json.encode(body),
+        status=202,
+        content_type="application/json",
+        charset="utf-8",
+    )

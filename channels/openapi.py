@@ -1,342 +1,31 @@
 """The gateway's OpenAPI 3.1 description, served at GET /v1/openapi.json.
 
-Kept as a table next to the code; a unit test fails when a route is added to the gateway
-without an entry here, so the description cannot silently fall behind.
+Request bodies are generated from the typed models the gateway decodes them with
+(schemas/api.py: `msgspec.json.schema_components`, plus the cross-field `RULES` the models'
+readers check after decoding), so the validator and the document cannot disagree; response
+bodies, the error body among them, from the models of schemas/responses.py. Routes,
+security, scopes and rate limits are a table next to the code; a unit test fails when a
+route is added to the gateway without an entry here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from channels.access import ACCESS
 from channels.limits import LIMITED
-
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "field": {"type": "string"},
-            },
-        }
-    },
-}
+from schemas import api, responses
 
 
 def _text(max_len: int = 256) -> dict[str, Any]:
-    """A string the validators (schemas/validate.py) take: not empty, not only whitespace,
-    at most `max_len` characters. Declared so a schema-valid request is never refused."""
+    """A string the gateway takes: not empty, not only whitespace, at most `max_len`
+    characters. Declared so a schema-valid request is never refused."""
     return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": r"\S"}
 
 
-def _texts(max_len: int = 256, max_items: int = 100) -> dict[str, Any]:
-    return {"type": "array", "maxItems": max_items, "items": _text(max_len)}
-
-
-_CATEGORIES = ["product", "transaction", "account", "complaint", "technical"]
 _CHANNELS = ["chat", "app", "email", "phone"]
-# A date Python's fromisoformat takes (years 0001-9999; days past the 28th left out, so
-# every generated date exists).
-_DATE = {
-    "type": "string",
-    "pattern": r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
-    r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
-}
-
-_FROM = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": False,
-    "properties": {
-        **{k: _text(320) for k in ("phone", "email", "app_user_id", "visitor_id", "name")},
-        "verified": {
-            "type": "array",
-            "maxItems": 3,
-            "items": {"enum": ["phone", "email", "app_user_id"]},
-            "description": "contact kinds the trusted channel system vouches for (system "
-            "only); each channel vouches only for its own kind (phone: phone, email: email, "
-            "app: app_user_id), which this document cannot express per path value",
-        },
-    },
-    "anyOf": [{"required": [k]} for k in ("phone", "email", "app_user_id", "visitor_id")],
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": _ERROR,
-    "InboundMessage": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel_message_id", "from"],
-        # Text is what a message says; only a call event other than a transcript has none.
-        "anyOf": [
-            {"required": ["text"], "properties": {"text": _text(20000)}},
-            {
-                "required": ["call"],
-                "properties": {
-                    "call": {
-                        "type": "object",
-                        "properties": {"event": {"enum": ["started", "ivr", "ended"]}},
-                    }
-                },
-            },
-        ],
-        "properties": {
-            "channel_message_id": _text(200),
-            "from": _FROM,
-            "text": {"type": "string", "maxLength": 20000},
-            "subject": _text(998),
-            "body": _text(100000),
-            "sent_at": _text(64),
-            "thread": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "message_id": _text(998),
-                    "in_reply_to": _text(998),
-                    "references": _texts(998),
-                },
-            },
-            "call": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["call_id", "event"],
-                "properties": {
-                    "call_id": _text(200),
-                    "event": {"enum": ["started", "ivr", "transcript", "ended"]},
-                    "hint": {"enum": _CATEGORIES},
-                },
-            },
-            "attachments": {
-                "type": "array",
-                "maxItems": 20,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
-                        "name": _text(),
-                        "content_type": _text(),
-                        "size": {"type": "integer", "minimum": 0, "maximum": 1 << 40},
-                        "sha256": _text(64),
-                        "url": _text(2048),
-                    },
-                },
-            },
-        },
-    },
-    "Agent": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["skills", "capacity"],
-        "properties": {
-            "name": _text(100),
-            "skills": {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    c: {"type": "integer", "minimum": 1, "maximum": 5, "x-null": False}
-                    for c in _CATEGORIES
-                },
-            },
-            "capacity": {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    c: {"type": "integer", "minimum": 0, "maximum": 100, "x-null": False}
-                    for c in _CHANNELS
-                },
-            },
-            "languages": _texts(16),
-            "advisor_for": _texts(64, 2000),  # OMNIROUTER_MAX_ADVISOR_FOR
-            "wrap_up_s": {"type": "integer", "minimum": 0, "maximum": 3600},
-            "phone_excludes_chat": {"type": "boolean"},
-        },
-    },
-    "AgentAction": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "agent_id": {
-                **_text(64),
-                "description": "optional; the agent is the credential's, and this must match it",
-            },
-            "text": {"type": "string", "description": "ignored here (a reply's text)"},
-            "reason": _text(500),
-        },
-    },
-    "Reply": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["text"],
-        "properties": {
-            "agent_id": {
-                **_text(64),
-                "description": "optional; the agent is the credential's, and this must match it",
-            },
-            "text": _text(20000),
-            "reason": _text(500),
-        },
-    },
-    "Status": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["status"],
-        "properties": {"status": {"enum": ["available", "away", "offline"]}},
-    },
-    "Customer": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": _text(100),
-            "segment": {"enum": ["new", "regular", "hnw"]},
-            "risk_tolerance": {"enum": ["C1", "C2", "C3", "C4", "C5"]},
-            "risk_assessed_at": _DATE,
-            "advisor": _text(64),
-            "verified": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {k: _texts(320) for k in ("phones", "emails", "app_user_ids")},
-            },
-        },
-    },
-    "Transfer": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "agent_id": {
-                **_text(128),
-                "description": "optional; an agent's must be its own, a supervisor's the holder",
-            },
-            "to_queue": {
-                "enum": ["product", "transaction", "account", "complaint", "technical", "unclear"]
-            },
-            "to_agent": _text(128),
-            "note": _text(2000),
-        },
-        # Exactly one given, and null is "not given" (schemas/validate.py).
-        "oneOf": [
-            {"required": ["to_queue"], "properties": {"to_queue": {"not": {"type": "null"}}}},
-            {"required": ["to_agent"], "properties": {"to_agent": {"not": {"type": "null"}}}},
-        ],
-    },
-    "Article": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["title", "body", "category", "owner"],
-        "properties": {
-            "title": _text(200),
-            "body": _text(20000),
-            "category": {"enum": _CATEGORIES},
-            "intents": _texts(64, 20),
-            "channels": {
-                "type": "array",
-                "maxItems": 4,
-                "items": {"enum": _CHANNELS},
-                "description": "empty: every channel",
-            },
-            "owner": _text(64),
-            "action": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["label", "url"],
-                "properties": {
-                    "label": _text(40),
-                    "url": {
-                        "type": "string",
-                        "maxLength": 500,
-                        "pattern": r"^(https|rtfund)://\S+$",
-                    },
-                },
-                "description": "a link that opens the page doing it (https:// or rtfund://)",
-            },
-            "questions": _texts(200, 50),
-        },
-    },
-    "Fund": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "type", "risk", "nav"],
-        "properties": {
-            "name": _text(100),
-            "share_class": _text(4),
-            "type": {"enum": ["货币型", "债券型", "混合型", "股票型", "指数型", "QDII", "FOF"]},
-            "risk": {"enum": ["R1", "R2", "R3", "R4", "R5"]},
-            "nav": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["value", "date", "source"],
-                "properties": {
-                    "value": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e6},
-                    "date": _DATE,
-                    "source": _text(100),
-                },
-            },
-            "fees": {
-                "type": "object",
-                "additionalProperties": {"type": "string", "maxLength": 200},
-            },
-            "redemption_arrival": {"enum": ["T+1", "T+2", "T+3", "T+4", "T+5"]},
-            "sample": {"type": "boolean"},
-        },
-    },
-    "Order": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["customer_id", "fund_code", "kind", "status", "amount", "submitted_at"],
-        "properties": {
-            "customer_id": _text(128),
-            "fund_code": {"type": "string", "pattern": "^[0-9]{6}$"},
-            "kind": {"enum": ["subscription", "redemption", "plan"]},
-            "status": {"enum": ["submitted", "confirmed", "paid", "failed"]},
-            "amount": {"type": "number", "exclusiveMinimum": 0},
-            "submitted_at": {**_DATE, "description": "ISO date or date-time"},
-            "expected_by": _DATE,
-        },
-    },
-    "FollowUp": {
-        "type": "object",
-        "required": ["conversation_id"],
-        "properties": {
-            "agent_id": _text(128),
-            "conversation_id": {"type": "string", "minLength": 1, "maxLength": 128},
-            "reason": {"type": "string", "maxLength": 500},
-            "due_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
-            "due_at": {"type": "integer", "description": "ms since the epoch, within 14 days"},
-        },
-    },
-    "Outcome": {
-        "type": "object",
-        "required": ["outcome"],
-        "properties": {
-            "agent_id": _text(128),
-            "outcome": {
-                "enum": ["reached", "no_answer", "resolved", "escalated", "declined_by_customer"]
-            },
-            "note": {"type": "string", "maxLength": 2000},
-            "follow_up_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 14},
-        },
-    },
-    "Object": {"type": "object"},
-    "TokenRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["scope", "name"],
-        "properties": {"scope": {"enum": ["supervisor", "ops"]}, "name": _text(64)},
-    },
-    "Login": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["token"],
-        "properties": {"token": _text(512)},
-    },
-}
 
 # Path parameters as channels/gateway/errors.py:path_id takes them; a few are narrower.
 _ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^ :/\\\x00]+$"}
@@ -366,10 +55,16 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "post",
         "/v1/telephony/twilio",
         "Twilio voice webhook (form-encoded, X-Twilio-Signature); answers TwiML",
-        None,
+        "TwilioVoice",
         200,
     ),
-    ("post", "/v1/telephony/events", "Signed generic call lifecycle event", "Object", 202),
+    (
+        "post",
+        "/v1/telephony/events",
+        "Signed generic call lifecycle event",
+        "TelephonyEvent",
+        202,
+    ),
     ("get", "/v1/chat/ws", "WebSocket of the web chat widget (?visitor_id, ?since)", None, 101),
     ("get", "/v1/chat/widget", "The embeddable chat widget page", None, 200),
     ("put", "/v1/agents/{agent_id}", "Create or update an agent", "Agent", 200),
@@ -434,7 +129,7 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
         "post",
         "/v1/surveys/{survey_id}/answer",
         "A survey answer, signed by the app backend or the telephony platform",
-        "Object",
+        "SurveyAnswer",
         200,
     ),
     ("get", "/v1/surveys/{survey_id}", "A survey and its answer", None, 200),
@@ -455,7 +150,13 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
     ("get", "/v1/tasks", "Callback and follow-up tasks (?kind, ?state, ?agent_id)", None, 200),
     ("post", "/v1/tasks", "An agent schedules a follow-up (due_in_h, reason)", "FollowUp", 201),
     ("get", "/v1/tasks/{task_id}", "One task", None, 200),
-    ("post", "/v1/tasks/{task_id}/accept", "The agent offered a callback takes it", "Object", 200),
+    (
+        "post",
+        "/v1/tasks/{task_id}/accept",
+        "The agent offered a callback takes it",
+        "TaskAccept",
+        200,
+    ),
     (
         "post",
         "/v1/tasks/{task_id}/outcome",
@@ -540,6 +241,77 @@ ROUTES: list[tuple[str, str, str, str | None, int]] = [
 ]
 
 
+# The body of each route's success answer, by component (schemas/responses.py); routes not
+# here answer HTML, TwiML, text or a WebSocket, or a document of their own.
+RESPONSES: dict[tuple[str, str], str] = {
+    ("post", "/v1/inbound/{channel}"): "Accepted",
+    ("post", "/v1/inbound/app"): "Accepted",
+    ("post", "/v1/telephony/events"): "Accepted",
+    ("put", "/v1/agents/{agent_id}"): "AgentView",
+    ("get", "/v1/agents/{agent_id}"): "AgentView",
+    ("post", "/v1/agents/{agent_id}/status"): "StatusChanged",
+    ("post", "/v1/offers/{offer_id}/accept"): "OfferTaken",
+    ("post", "/v1/offers/{offer_id}/reject"): "OfferTaken",
+    ("get", "/v1/conversations/{conversation_id}"): "Conversation",
+    ("post", "/v1/conversations/{conversation_id}/reply"): "ReplyAccepted",
+    ("post", "/v1/conversations/{conversation_id}/resolve"): "ConversationMoved",
+    ("post", "/v1/conversations/{conversation_id}/transfer"): "ConversationMoved",
+    ("put", "/v1/customers/{customer_id}"): "CustomerView",
+    ("get", "/v1/customers/{customer_id}"): "CustomerView",
+    ("delete", "/v1/customers/{customer_id}"): "Erased",
+    ("get", "/v1/customers/{customer_id}/conversations"): "CustomerConversations",
+    ("post", "/v1/surveys/{survey_id}/answer"): "SurveyAnswered",
+    ("get", "/v1/surveys/{survey_id}"): "SurveyView",
+    ("get", "/v1/tasks"): "Tasks",
+    ("post", "/v1/tasks"): "Task",
+    ("get", "/v1/tasks/{task_id}"): "Task",
+    ("post", "/v1/tasks/{task_id}/accept"): "Task",
+    ("post", "/v1/tasks/{task_id}/outcome"): "TaskDone",
+    ("get", "/v1/knowledge"): "KnowledgeResults",
+    ("put", "/v1/knowledge/{article_id}"): "ArticleView",
+    ("get", "/v1/knowledge/{article_id}"): "ArticleView",
+    ("delete", "/v1/knowledge/{article_id}"): "ArticleDeleted",
+    ("put", "/v1/orders/{order_id}"): "OrderAccepted",
+    ("get", "/v1/orders/{order_id}"): "OrderView",
+    ("get", "/v1/funds"): "Funds",
+    ("put", "/v1/funds/{code}"): "FundStored",
+    ("get", "/v1/funds/{code}"): "FundView",
+    ("delete", "/v1/funds/{code}"): "FundDeleted",
+    ("get", "/v1/queues"): "Queues",
+    ("get", "/v1/alerts"): "Alerts",
+    ("get", "/v1/agents"): "AgentsByState",
+    ("post", "/v1/agents/{agent_id}/token"): "AgentToken",
+    ("delete", "/v1/agents/{agent_id}/token"): "Revoked",
+    ("post", "/v1/tokens"): "StaffToken",
+    ("post", "/v1/tickets"): "Ticket",
+    ("get", "/v1/session"): "Who",
+    ("post", "/v1/session"): "Who",
+    ("delete", "/v1/session"): "LoggedOut",
+    ("get", "/healthz"): "Health",
+    ("get", "/readyz"): "Ready",
+}
+
+# Answers besides the success one that carry a body of their own.
+_OTHER_ANSWERS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
+    ("post", "/v1/telephony/events"): {"200": ("a partial transcript, dropped", "Ignored")},
+    ("get", "/readyz"): {"503": ("not ready: the checks say which", "Ready")},
+}
+
+# Pages for a person: they answer HTML, their refusals too (the code in data attributes).
+_PAGES: set[tuple[str, str]] = {
+    ("get", "/v1/surveys/{survey_id}/rate"),
+    ("post", "/v1/surveys/{survey_id}/rate"),
+}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+# Request bodies that are not JSON.
+_MEDIA: dict[str, str] = {"TwilioVoice": "application/x-www-form-urlencoded"}
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
 # Query parameters a route refuses without (the rest are optional and documented in the
 # summary).
 _QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
@@ -549,29 +321,14 @@ _QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
 }
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """The validators take null for an optional field as "not given" (schemas/validate.py):
-    say so, or a client sending null is refused by the document and accepted by the server.
-    Booleans are the exception (a flag must be true or false)."""
-    out = dict(schema)
-    if out.get("type") == "object" and "properties" in out:
-        required = set(out.get("required", ()))
-        props = {}
-        for name, sub in out["properties"].items():
-            sub = _nullable(sub)
-            # `x-null: False`: a key of a map (a skill, a channel's capacity) that is either
-            # absent or a number; null for it is refused.
-            if name not in required and sub.get("type") != "boolean" and sub.get("x-null", True):
-                if "enum" in sub:
-                    sub = {**sub, "enum": [*sub["enum"], None]}
-                elif isinstance(sub.get("type"), str):
-                    sub = {**sub, "type": [sub["type"], "null"]}
-            props[name] = sub
-        out["properties"] = props
-    if out.get("type") == "array" and isinstance(out.get("items"), dict):
-        out["items"] = (
-            _nullable(out["items"]) if out["items"].get("type") == "object" else out["items"]
-        )
+def components() -> dict[str, Any]:
+    """The components of the typed request bodies (schemas/api.py, with their rules) and
+    response bodies (schemas/responses.py), derived from the models each time."""
+    _, out = msgspec.json.schema_components(
+        (*api.MODELS, *responses.MODELS), ref_template="#/components/schemas/{name}"
+    )
+    for name, rule in api.RULES.items():
+        out[name] = {**out[name], **rule}
     return out
 
 
@@ -595,39 +352,43 @@ def spec() -> dict[str, Any]:
                 str(status): {"description": "success"},
                 "4XX": {
                     "description": "the request is wrong; the error names the field",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
+                    "content": _json("Error"),
                 },
             },
         }
+        if (method, path) in _PAGES:
+            # A person reads these pages, their refusals too; a malformed path is refused
+            # before the page, in JSON like everywhere.
+            op["responses"][str(status)]["content"] = _HTML
+            op["responses"]["4XX"] = {
+                "description": "refused: a page saying why (code and field in data "
+                "attributes); a malformed id in JSON",
+                "content": {**_HTML, **_json("Error")},
+            }
+        answer = RESPONSES.get((method, path))
+        if answer:
+            op["responses"][str(status)]["content"] = _json(answer)
+        for code, (description, name) in _OTHER_ANSWERS.get((method, path), {}).items():
+            op["responses"][code] = {"description": description, "content": _json(name)}
         if body:
+            media = _MEDIA.get(body, "application/json")
             op["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
-                },
+                "content": {media: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
             }
-        # Any route that reads the store (every one but the static pages) may meet it away,
-        # full or busy: 503 store_unavailable with Retry-After, never a 500 (issue 13).
-        op["responses"]["503"] = {
-            "description": "the broker or the session store is unavailable (broker_unavailable,"
-            " store_unavailable); nothing was accepted; retry after Retry-After seconds",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        if path == "/v1/surveys/{survey_id}/rate":
-            # The one-click survey pages answer in HTML, their errors included (a person reads
-            # them); a malformed path is refused before the page, in JSON like everywhere.
-            html = {"text/html": {"schema": {"type": "string"}}}
-            op["responses"][str(status)]["content"] = html
-            op["responses"]["4XX"] = {
-                "description": "the link is wrong, expired or used (HTML); a malformed id (JSON)",
-                "content": {**html, **op["responses"]["4XX"]["content"]},
+        if "503" not in op["responses"]:
+            # Any route that reads the store may meet it away, full or busy: 503 with
+            # Retry-After, never a 500 (issue 13).
+            op["responses"]["503"] = {
+                "description": "the broker or the session store is unavailable (broker_unavailable,"
+                " store_unavailable); nothing was accepted; retry after Retry-After seconds",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": _json("Error"),
             }
         if (method, path) in (("put", "/v1/funds/{code}"), ("delete", "/v1/funds/{code}")):
             op["responses"]["409"] = {
-                "description": "a later request on the same fund won (fund_deleted, fund_changed)"
+                "description": "a later request on the same fund won (fund_deleted, fund_changed)",
+                "content": _json("Error"),
             }
         limit = LIMITED.get((method.upper(), path))
         if limit:
@@ -635,7 +396,7 @@ def spec() -> dict[str, Any]:
             op["responses"]["429"] = {
                 "description": f"rate limit {limit} reached; retry after Retry-After seconds",
                 "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "content": _json("Error"),
             }
         if (method, path) == ("put", "/v1/agents/{agent_id}"):
             op["responses"]["429"] = {"description": "OMNIROUTER_MAX_AGENTS agents exist"}
@@ -654,7 +415,7 @@ def spec() -> dict[str, Any]:
         "info": {"title": "omnirouter gateway", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {name: _nullable(schema) for name, schema in SCHEMAS.items()},
+            "schemas": components(),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

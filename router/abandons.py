@@ -79,7 +79,10 @@ class Abandons:
 
     async def abandon(self, conversation_id: str, channel: str, left_at: int) -> Abandoned | None:
         """Close the conversation as abandoned if it still waits on `channel`; None if not."""
-        raw = await self._abandon(args=[keys.PREFIX, conversation_id, channel, left_at])
+        raw = await self._abandon(
+            keys=[keys.conversation(conversation_id), keys.offers_by_expiry(), keys.agents_load()],
+            args=[keys.PREFIX, conversation_id, channel, left_at],
+        )
         vals = [_s(x) for x in raw]
         if vals[0] != "ok":
             return None

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from schemas.envelope import now_ms
 from session import keys
 from session.conversation import with_lib
+from session.reads import Reads, Slot
 from session.scripts import run_many
 from session.settings import SessionSettings
 
@@ -47,6 +48,33 @@ class Move:
     handoff: dict[str, Any] | None = None
 
 
+def words(raw: list[Any]) -> tuple[list[str], list[str]]:
+    """What the customer asked and what the bot said, from encoded timeline entries."""
+    entries = [orjson.loads(x) for x in raw]
+    asked = [e.get("text", "") for e in entries if e.get("direction") == "in"]
+    said = [e.get("text", "") for e in entries if e.get("author") == "bot"]
+    return asked, said
+
+
+def _views(raw: list[Any]) -> list[BotView]:
+    out = []
+    for i in range(0, len(raw), 2):
+        st, handoff_at, turns, unhelpful, last, given = (_s(x) for x in raw[i])
+        stored = raw[i + 1]
+        out.append(
+            BotView(
+                state=st,
+                handed_off=bool(handoff_at),
+                turns=int(turns or 0),
+                unhelpful=int(unhelpful or 0),
+                last_intent=last,
+                given=orjson.loads(given) if given else [],
+                stored_reply=orjson.loads(stored) if stored else None,
+            )
+        )
+    return out
+
+
 class BotState:
     def __init__(self, redis: aioredis.Redis, settings: SessionSettings | None = None):
         self.redis = redis
@@ -57,50 +85,49 @@ class BotState:
 
     async def views(self, pairs: list[tuple[str, str]]) -> list[BotView]:
         """(conversation_id, event_id) -> what the bot knows, in one pipeline."""
-        if not pairs:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.views_into(reads, pairs)
+        return slot.of(await reads.run())
+
+    def views_into(self, reads: Reads, pairs: list[tuple[str, str]]) -> Slot[list[BotView]]:
+        """`views`, queued on a shared pipeline (session/reads.py)."""
         for conv, eid in pairs:
-            pipe.hmget(keys.conversation(conv), list(_FIELDS))
-            pipe.hget(keys.bot_replies(conv), eid)
-        raw = await pipe.execute()
-        out = []
-        for i in range(0, len(raw), 2):
-            st, handoff_at, turns, unhelpful, last, given = (_s(x) for x in raw[i])
-            stored = raw[i + 1]
-            out.append(
-                BotView(
-                    state=st,
-                    handed_off=bool(handoff_at),
-                    turns=int(turns or 0),
-                    unhelpful=int(unhelpful or 0),
-                    last_intent=last,
-                    given=orjson.loads(given) if given else [],
-                    stored_reply=orjson.loads(stored) if stored else None,
-                )
-            )
-        return out
+            reads.pipe.hmget(keys.conversation(conv), list(_FIELDS))
+            reads.pipe.hget(keys.bot_replies(conv), eid)
+        return reads.slot(2 * len(pairs), _views)
+
+    def timelines_into(self, reads: Reads, convs: list[str]) -> Slot[dict[str, list[Any]]]:
+        """Per conversation, its last timeline entries, still encoded (`words` reads them)."""
+        for c in convs:
+            reads.pipe.lrange(keys.timeline(c), -20, -1)
+        return reads.slot(len(convs), lambda raws: dict(zip(convs, raws, strict=True)))
 
     async def apply(self, moves: list[Move]) -> list[tuple[bool, str]]:
         """Each move made at most once; (made, state or reason) per move."""
         if not moves:
             return []
         s = self.settings
-        arglists = [
-            [
-                keys.PREFIX,
-                m.conversation_id,
-                m.action,
-                m.event_id,
-                orjson.dumps(m.entry) if m.entry else "",
-                orjson.dumps(m.reply) if m.reply else "",
-                now_ms(),
-                s.history_cap,
-                s.conversation_ttl_s,
-                orjson.dumps(m.memory),
-                orjson.dumps(m.handoff) if m.handoff else "",
-            ]
+        calls = [
+            (
+                [
+                    keys.conversation(m.conversation_id),
+                    keys.seen(m.conversation_id),
+                    keys.timeline(m.conversation_id),
+                    keys.bot_replies(m.conversation_id),
+                ],
+                [
+                    m.action,
+                    m.event_id,
+                    orjson.dumps(m.entry) if m.entry else "",
+                    orjson.dumps(m.reply) if m.reply else "",
+                    now_ms(),
+                    s.history_cap,
+                    s.conversation_ttl_s,
+                    orjson.dumps(m.memory),
+                    orjson.dumps(m.handoff) if m.handoff else "",
+                ],
+            )
             for m in moves
         ]
-        raw = await run_many(self.redis, self._move, arglists)
+        raw = await run_many(self.redis, self._move, calls)
         return [(int(r[0]) == 1, _s(r[1])) for r in raw]

@@ -19,7 +19,10 @@ trip counts their sets, and only a set past its cap is trimmed:
   live keys, each of which expires with its own TTL.
 
 No Lua: the scripts that write these sets stay as they are; the trim runs between batches,
-and a member added meanwhile is kept.
+and a member added meanwhile is kept. A stage counts the conversations it touched once every
+`COUNT_EVERY` batches (`Trimmer`), not after each: the count is a round trip of its own, and
+on a quiet system, where a batch is one message, round trips are most of a message's cost. A
+set may then pass its cap by the messages of those batches before it is trimmed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from session import keys
 log = structlog.get_logger(__name__)
 
 _CHUNK = 1000
+# Batches between two counts of a stage's conversations (Trimmer).
+COUNT_EVERY = 16
 
 
 def _s(value: Any) -> str:
@@ -63,6 +68,28 @@ async def trim(
     if removed["seen"] or removed["refs"]:
         log.info("conversation.trimmed", **removed)
     return removed
+
+
+class Trimmer:
+    """`trim` for the conversations a stage touched, once every `every` batches."""
+
+    def __init__(
+        self, redis: aioredis.Redis, seen_cap: int, refs_cap: int, every: int = COUNT_EVERY
+    ):
+        self.redis = redis
+        self.seen_cap = seen_cap
+        self.refs_cap = refs_cap
+        self.every = every
+        self._batches = 0
+        self._touched: set[str] = set()
+
+    async def after_batch(self, conversation_ids: list[str]) -> dict[str, int]:
+        self._touched.update(c for c in conversation_ids if c)
+        self._batches += 1
+        if self._batches % self.every:
+            return {"seen": 0, "refs": 0}
+        touched, self._touched = sorted(self._touched), set()
+        return await trim(self.redis, touched, self.seen_cap, self.refs_cap)
 
 
 async def _trim_seen(redis: aioredis.Redis, conv: str) -> int:

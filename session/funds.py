@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from schemas.envelope import now_ms
 from session import keys
+from session.reads import Reads, Slot
 
 # Which of two writes of a fund is the newer: each carries `written_at`, the ms its writer
 # stamped on it (the gateway before it publishes, and the same ms is the Kafka record's
@@ -91,8 +92,18 @@ class FundStore:
     async def get_many(self, codes: list[str]) -> dict[str, dict[str, Any]]:
         if not codes:
             return {}
-        raws = await self.redis.mget([keys.fund(c) for c in codes])
-        return {c: orjson.loads(r) for c, r in zip(codes, raws, strict=True) if r}
+        reads = Reads(self.redis)
+        slot = self.get_many_into(reads, codes)
+        return slot.of(await reads.run())
+
+    def get_many_into(self, reads: Reads, codes: list[str]) -> Slot[dict[str, dict[str, Any]]]:
+        """`get_many`, queued on a shared pipeline (session/reads.py)."""
+        if not codes:
+            return reads.slot(0, lambda _: {})
+        reads.pipe.mget([keys.fund(c) for c in codes])
+        return reads.slot(
+            1, lambda raw: {c: orjson.loads(r) for c, r in zip(codes, raw[0], strict=True) if r}
+        )
 
     async def all(self) -> list[dict[str, Any]]:
         codes = sorted(

@@ -21,7 +21,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, KeysView, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +136,7 @@ class Index:
         self.articles: dict[str, dict[str, Any]] = {}
         self._tf: dict[str, Counter[str]] = {}
         self._len: dict[str, int] = {}
+        self._text: dict[str, str] = {}
         df: Counter[str] = Counter()
         for a in articles:
             aid = str(a["id"])
@@ -143,6 +144,9 @@ class Index:
             self.articles[aid] = a
             self._tf[aid] = Counter(toks)
             self._len[aid] = len(toks)
+            self._text[aid] = " ".join(
+                [a.get("title") or "", *(a.get("questions") or []), a.get("body") or ""]
+            ).lower()
             df.update(set(toks))
         n = len(self.articles)
         self._avg = (sum(self._len.values()) / n) if n else 1.0
@@ -152,6 +156,30 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.articles)
+
+    def terms(self, aid: str) -> KeysView[str]:
+        """The search tokens an article is indexed by (title, sample questions, intents, body)."""
+        return self._tf[aid].keys()
+
+    def known(self, term: str) -> bool:
+        """Whether any article is indexed by `term`."""
+        return term in self._idf
+
+    def text(self, aid: str) -> str:
+        """The article's indexed text, lower-cased (title, sample questions, body)."""
+        return self._text[aid]
+
+    def siblings(self, aid: str, channel: str | None = None) -> list[str]:
+        """The other articles sharing an intent with `aid` (for `channel`): the ones a
+        question must tell it apart from ("定投" set-up vs change)."""
+        mine = set(self.articles[aid].get("intents") or [])
+        return [
+            o
+            for o, a in self.articles.items()
+            if o != aid
+            and mine & set(a.get("intents") or [])
+            and not (channel and a.get("channels") and channel not in a["channels"])
+        ]
 
     def search(
         self,

@@ -1,16 +1,19 @@
 """Every Redis key of omnirouter, in one place, with the structure behind it.
 
-All keys start with ``or:v1:``; a change of layout bumps the version segment so old and new
-code never read each other's data by mistake. Lua scripts build the same names from the
-prefix they are passed (see session/lua and router/lua), so this single-node layout is the
-contract; for Redis Cluster the conversation and agent keys would need hash tags.
+All keys start with ``{or:v1}:``; a change of layout bumps the version segment so old and new
+code never read each other's data by mistake. The braces make ``or:v1`` a Redis Cluster hash
+tag: every key of one deployment hashes to the same slot, so a Lua script may touch a key it
+could only discover inside (a conversation named by an offer, an agent's offers) without a
+CROSSSLOT error. Scripts get every key their caller can name in KEYS (built here); the few
+they derive inside are listed, with the reason, in tests/unit/test_lua_keys.py. The cost: one
+deployment lives on one Cluster master (Cluster-safe, not sharded; docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-PREFIX: Final = "or:v1"
+PREFIX: Final = "{or:v1}"
 
 
 def dedupe(channel: str, channel_message_id: str) -> str:

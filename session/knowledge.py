@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from schemas.envelope import now_ms
 from session import keys
 from session.kbsearch import Hit, Index
+from session.reads import Reads, Slot
 
 _NEVER = object()
 
@@ -53,7 +54,15 @@ class KnowledgeBase:
 
     async def index(self) -> Index:
         """The index of the current articles (rebuilt only when they changed)."""
-        rev = await self.redis.get(keys.kb_revision())
+        return await self.index_at(await self.redis.get(keys.kb_revision()))
+
+    def revision_into(self, reads: Reads) -> Slot[Any]:
+        """The current revision, queued on a shared pipeline; then `index_at` it."""
+        reads.pipe.get(keys.kb_revision())
+        return reads.slot(1, lambda raw: raw[0])
+
+    async def index_at(self, rev: Any) -> Index:
+        """The index of revision `rev`, read just now (loaded only when it changed)."""
         if rev != self._rev:  # None (no article ever written) is a revision too
             raw = await self.redis.hgetall(keys.kb_articles())
             self._index = Index(orjson.loads(v) for v in raw.values())

@@ -23,9 +23,11 @@ HELD_TTL_S = 3 * 86400  # a notice nobody released in three days is dropped with
 # Returns [id, reply JSON, …] for notices due now; their scores move to now + lease.
 _TAKE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+-- Each notice's key is named by the held zset (derived: ARGV[4] is the key prefix).
+local function notice_key(id) return ARGV[4] .. id end
 local out = {}
 for _, id in ipairs(due) do
-  local raw = redis.call('GET', ARGV[4] .. id)
+  local raw = redis.call('GET', notice_key(id))
   if raw then
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id)
     table.insert(out, id)

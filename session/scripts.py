@@ -20,23 +20,25 @@ from redis.exceptions import NoScriptError
 async def run_many(
     redis: aioredis.Redis,
     script: AsyncScript,
-    arglists: Sequence[Sequence[Any]],
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
     then: Callable[[Any], None] | None = None,
 ) -> list[Any]:
-    """`script(args=a)` for each a in `arglists`, in order, in one round trip (two when
-    the server did not know the script). Raises the first error a call raised.
+    """`script(keys=k, args=a)` for each (k, a) in `calls`, in order, in one round trip (two
+    when the server did not know the script). Raises the first error a call raised. Every
+    key a script touches that the caller can name goes in `k` (docs/architecture.md).
 
     `then(pipeline)` queues more commands to run after the scripts in the same round trip
     (their results are not returned): work that must follow the scripts, such as settling
     what they applied, without a round trip of its own."""
-    if not arglists:
+    if not calls:
         return []
-    results: list[Any] = [None] * len(arglists)
-    todo = list(range(len(arglists)))
+    results: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
     for attempt in range(2):
         pipe = redis.pipeline(transaction=False)
         for i in todo:
-            pipe.evalsha(script.sha, 0, *arglists[i])
+            ks, args = calls[i]
+            pipe.evalsha(script.sha, len(ks), *ks, *args)
         if then is not None and attempt == 0:
             then(pipe)
         raw = (await pipe.execute(raise_on_error=False))[: len(todo)]

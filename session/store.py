@@ -24,6 +24,7 @@ from session.identity import (
     merge_candidates,
     normalize,
 )
+from session.reads import Reads, Slot
 from session.scripts import run_many
 from session.settings import SessionSettings
 
@@ -179,12 +180,18 @@ class SessionStore:
             for value in profile["verified"].get(field, [])
         ]
         flat = [x for kv in record.items() for x in kv]
-        head = [keys.PREFIX, profile["id"], record["updated_at"], source, len(record)]
-        await self._put_customer(args=[*head, *flat, *dict.fromkeys(links)])
+        cid = profile["id"]
+        await self._put_customer(
+            keys=[keys.customer(cid), keys.customer_identities(cid), *dict.fromkeys(links)],
+            args=[cid, record["updated_at"], source, len(record), *flat],
+        )
 
     async def drop_directory_record(self, customer_id: str) -> None:
         """The CRM deleted the record (a tombstone): unlink its contacts, keep the history."""
-        await self._put_customer(args=[keys.PREFIX, customer_id, now_ms(), "crm", 0])
+        await self._put_customer(
+            keys=[keys.customer(customer_id), keys.customer_identities(customer_id)],
+            args=[customer_id, now_ms(), "crm", 0],
+        )
 
     async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.customer(customer_id))
@@ -246,7 +253,7 @@ class SessionStore:
             for res, (sender, channel) in zip(raw, senders, strict=True)
         ]
 
-    def _identify_args(self, sender: dict[str, Any], channel: str) -> list[Any]:
+    def _identify_args(self, sender: dict[str, Any], channel: str) -> tuple[list[str], list[Any]]:
         evidence = evidence_of(channel, sender)
         # A visitor id is a chat cookie: evidence of the chat visitor and nothing else. Named
         # on another channel it must not link (an email with a customer's address and an
@@ -264,10 +271,13 @@ class SessionStore:
             anonymous_id("visitor_id", visitor, False) if visitor else "",
             len(evidence),
         ]
+        ks = [keys.identity(e.kind, e.value) for e in evidence]
+        ks.append(keys.identity("visitor_id", visitor))
         for e in evidence:
-            args += [e.kind, e.value, e.evidence]
-        args += merge_candidates(channel, sender)
-        return args
+            args += [e.kind, e.evidence]
+        candidates = merge_candidates(channel, sender)
+        ks += [keys.customer_current(anon) for anon in candidates]
+        return ks, [*args, *candidates]
 
     @staticmethod
     def _customer(res: Any, sender: dict[str, Any], channel: str) -> Customer:
@@ -340,9 +350,26 @@ class SessionStore:
         merge_from: list[str] | None = None,
         ref_keys: list[str] | None = None,
         anonymous: bool = False,
-    ) -> list[Any]:
+    ) -> tuple[list[str], list[Any]]:
         s = self.settings
-        return [
+        c, new = customer_id, new_conversation_id
+        ks = [
+            keys.customer_merged(c),
+            keys.customer_current(c),
+            keys.customer_conversations(c),
+            keys.customer_aliases(c),
+            keys.call(call_id or ""),
+            keys.thread(message_id or ""),
+            keys.conversation(new),
+            keys.seen(new),
+            keys.timeline(new),
+            keys.conversation_refs(new),
+            *(keys.thread(ref) for ref in thread_refs or []),
+        ]
+        for anon in merge_from or []:
+            ks += [keys.customer_current(anon), keys.customer_conversations(anon)]
+            ks.append(keys.customer_merged(anon))
+        return ks, [
             keys.PREFIX,
             customer_id,
             event_id,
@@ -384,21 +411,21 @@ class SessionStore:
         ``message_id``: the Message-ID of an outbound email, so the customer's reply to it
         finds this conversation.
         """
-        return int(
-            await self._append(
-                args=self._append_args(Append(conversation_id, event_id, entry, message_id))
-            )
-        )
+        ks, args = self._append_args(Append(conversation_id, event_id, entry, message_id))
+        return int(await self._append(keys=ks, args=args))
 
     async def append_many(self, items: list[Append]) -> list[int]:
         """`append` for a batch, in one pipeline, in the order given."""
         raw = await run_many(self.redis, self._append, [self._append_args(i) for i in items])
         return [int(x) for x in raw]
 
-    def _append_args(self, item: Append) -> list[Any]:
-        return [
-            keys.PREFIX,
-            item.conversation_id,
+    def _append_args(self, item: Append) -> tuple[list[str], list[Any]]:
+        c = item.conversation_id
+        ks = [keys.conversation(c), keys.seen(c), keys.timeline(c), keys.conversation_refs(c)]
+        if item.message_id:
+            ks.append(keys.thread(item.message_id))
+        return ks, [
+            c,
             item.event_id,
             orjson.dumps(item.entry),
             self.settings.history_cap,
@@ -414,12 +441,19 @@ class SessionStore:
         """Each conversation with its timeline (None where there is none), in one pipeline."""
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.conversations_into(reads, ids)
+        return slot.of(await reads.run())
+
+    def conversations_into(self, reads: Reads, ids: list[str]) -> Slot[list[dict[str, Any] | None]]:
+        """`get_conversations`, queued on a shared pipeline (session/reads.py)."""
         for conversation_id in ids:
-            pipe.hgetall(keys.conversation(conversation_id))
-            pipe.lrange(keys.timeline(conversation_id), 0, -1)
-        raw = await pipe.execute()
-        return [_conversation(raw[2 * i], raw[2 * i + 1]) for i in range(len(ids))]
+            reads.pipe.hgetall(keys.conversation(conversation_id))
+            reads.pipe.lrange(keys.timeline(conversation_id), 0, -1)
+        return reads.slot(
+            2 * len(ids),
+            lambda raw: [_conversation(raw[2 * i], raw[2 * i + 1]) for i in range(len(ids))],
+        )
 
     async def list_conversations(self, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The customer's conversations, newest first: ids, states, times, categories."""
@@ -432,13 +466,27 @@ class SessionStore:
         wanted = list(dict.fromkeys(customer_ids))
         if not wanted:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.conversation_ids_into(reads, wanted, limit)
+        return await self.listed(slot.of(await reads.run()))
+
+    def conversation_ids_into(
+        self, reads: Reads, customer_ids: list[str], limit: int = 50
+    ) -> Slot[dict[str, list[str]]]:
+        """The first half of `list_conversations_many`: each customer's conversation ids,
+        newest first, queued on a shared pipeline; `listed` reads the rows."""
+        wanted = list(dict.fromkeys(customer_ids))
         for customer_id in wanted:
-            pipe.zrevrange(keys.customer_conversations(customer_id), 0, limit - 1)
-        ids = {
-            c: [_s(x) or "" for x in raw]
-            for c, raw in zip(wanted, await pipe.execute(), strict=True)
-        }
+            reads.pipe.zrevrange(keys.customer_conversations(customer_id), 0, limit - 1)
+        return reads.slot(
+            len(wanted),
+            lambda raws: {
+                c: [_s(x) or "" for x in raw] for c, raw in zip(wanted, raws, strict=True)
+            },
+        )
+
+    async def listed(self, ids: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
+        """Per customer, the listed fields of the conversations `ids` names (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for cids in ids.values():
             for cid in cids:
@@ -466,7 +514,24 @@ class SessionStore:
         visitor ids (else the auditor would publish them again and bring the words back).
         """
         contacts = await self._contacts(customer_id)
-        n_convs, n_keys, convs, ids, visitors = await self._erase(args=[keys.PREFIX, customer_id])
+        n_convs, n_keys, convs, ids, visitors = await self._erase(
+            keys=[
+                keys.customer_aliases(customer_id),
+                keys.customer_identities(customer_id),
+                keys.customer(customer_id),
+                keys.visitors_gone(),
+                keys.visitors_left_at(),
+                keys.inbound_pending(),
+                keys.surveys_pending(),
+                keys.tasks_all(),
+                keys.tasks_due(),
+                keys.tasks_unassigned(),
+                keys.notices_held(),
+                keys.agents_load(),
+                keys.offers_by_expiry(),
+            ],
+            args=[keys.PREFIX, customer_id],
+        )
         needles = [x.encode() if isinstance(x, str) else x for x in (*convs, *ids)]
         redacted = await self._redact_frames(needles)
         owned = [*ids, *visitors, *contacts]

@@ -6,7 +6,8 @@
 | REDIS_URL | (embedded redis-server) | redis:// URL of the session and routing store |
 | OMNIROUTER_PARTITIONS | 8 | partitions per topic when we create topics |
 | OMNIROUTER_FETCH_MAX_WAIT_MS | 10 | how long a fetch may wait for data; faust's 1500 costs 0.75 s a hop |
-| OMNIROUTER_SESSION_TIMEOUT_S | 10 | consumer group session timeout |
+| OMNIROUTER_SESSION_TIMEOUT_S | 10 | consumer group session timeout (worker and delivery); heartbeats every tenth of it |
+| OMNIROUTER_STATIC_MEMBERSHIP | off | `1`: join the group as OMNIROUTER_WORKER_ID (static membership, for Apache Kafka; schemas/env.py) |
 | OMNIROUTER_WORKER_ID | hostname-pid | name of this worker in logs and readiness keys |
 | OMNIROUTER_DATA_DIR | .omnirouter | where `omnirouter dev` keeps Redis's append-only file |
 | OMNIROUTER_STATS_INTERVAL_S | 30 | how often each stage logs `stage.stats` (batches, mean batch, ms per batch) |
@@ -24,7 +25,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from schemas.env import number
+from schemas.env import group_heartbeat_s, group_instance_id, group_session_timeout_s, number
 
 
 def _env_int(name: str, default: int) -> int:
@@ -39,9 +40,7 @@ class Settings:
     fetch_max_wait_ms: int = field(
         default_factory=lambda: _env_int("OMNIROUTER_FETCH_MAX_WAIT_MS", 10)
     )
-    session_timeout_s: int = field(
-        default_factory=lambda: _env_int("OMNIROUTER_SESSION_TIMEOUT_S", 10)
-    )
+    session_timeout_s: float = field(default_factory=group_session_timeout_s)
     worker_id: str = field(
         default_factory=lambda: os.environ.get(
             "OMNIROUTER_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"
@@ -63,6 +62,14 @@ class Settings:
     quiet_hours: str = field(default_factory=lambda: os.environ.get("OMNIROUTER_QUIET_HOURS", ""))
     log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return group_heartbeat_s(self.session_timeout_s)
+
+    @property
+    def group_instance_id(self) -> str | None:
+        return group_instance_id(self.worker_id)
 
     def require_bootstrap(self) -> str:
         if not self.kafka_bootstrap:

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from channels.settings import frames_ttl_s
 from session import keys
+from session.scripts import run_many
 
 FRAMES_KEPT = 500  # per visitor, as channels/chat/socket.py keeps
 
@@ -84,7 +85,7 @@ class VisitorNews:
         """Push each waiting visitor's place when it changed; returns how many were pushed."""
         if not items:
             return 0
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         for w in items:
             frame = {
                 "type": "queue",
@@ -93,25 +94,29 @@ class VisitorNews:
                 "estimated_wait_s": w.estimated_wait_s,
                 "at": now_ms,
             }
-            await self._queue(
-                keys=[keys.conversation(w.conversation_id), keys.visitor_frames(w.visitor_id)],
-                args=[
-                    w.position,
-                    orjson.dumps(frame),
-                    now_ms,
-                    min_interval_ms,
-                    FRAMES_KEPT,
-                    _ttl_ms(),
-                ],
-                client=pipe,
+            calls.append(
+                (
+                    [keys.conversation(w.conversation_id), keys.visitor_frames(w.visitor_id)],
+                    [
+                        w.position,
+                        orjson.dumps(frame),
+                        now_ms,
+                        min_interval_ms,
+                        FRAMES_KEPT,
+                        _ttl_ms(),
+                    ],
+                )
             )
-        return sum(int(x) for x in await pipe.execute())
+        # run_many, not `script(client=pipeline)`: redis-py loads a script for a pipeline
+        # only on its single-node Pipeline (a SCRIPT EXISTS round trip first); on a cluster
+        # pipeline the EVALSHA of a script the node does not know yet fails.
+        return sum(int(x) for x in await run_many(self.redis, self._queue, calls))
 
     async def agents_joined(self, items: list[Joined], now_ms: int) -> int:
         """Tell each visitor who joined (once per offer); returns how many were pushed."""
         if not items:
             return 0
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         for j in items:
             frame = {
                 "type": "agent_joined",
@@ -119,9 +124,10 @@ class VisitorNews:
                 "agent": {"display_name": j.display_name or AGENT_FALLBACK_NAME},
                 "at": now_ms,
             }
-            await self._joined(
-                keys=[keys.conversation(j.conversation_id), keys.visitor_frames(j.visitor_id)],
-                args=[j.offer_id, orjson.dumps(frame), FRAMES_KEPT, _ttl_ms()],
-                client=pipe,
+            calls.append(
+                (
+                    [keys.conversation(j.conversation_id), keys.visitor_frames(j.visitor_id)],
+                    [j.offer_id, orjson.dumps(frame), FRAMES_KEPT, _ttl_ms()],
+                )
             )
-        return sum(int(x) for x in await pipe.execute())
+        return sum(int(x) for x in await run_many(self.redis, self._joined, calls))

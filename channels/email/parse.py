@@ -35,7 +35,7 @@ from typing import Any
 
 from channels.email.authres import verified_sender
 from channels.settings import MailLimits
-from schemas.models import MAX_ATTACHMENTS, MAX_TEXT
+from schemas.api import MAX_ATTACHMENTS, MAX_TEXT
 
 
 class MalformedMail(ValueError):

@@ -20,7 +20,7 @@ from channels.access import principal_of
 from channels.auth import COOKIE, TICKET_TTL_S, Principal, Scope, bearer, unauthenticated
 from channels.gateway.core import Gateway
 from channels.gateway.errors import ApiError, ok, path_id
-from schemas import validate as v
+from schemas import api
 
 log = structlog.get_logger(__name__)
 
@@ -66,11 +66,8 @@ class Credentials:
         return ok({"agent_id": agent_id, "revoked": n})
 
     async def token(self, request: web.Request) -> web.Response:
-        d = v.obj(await self.gw.body(request), "")
-        v.no_unknown(d, ("scope", "name"))
-        scope = v.choice(d, "scope", (Scope.SUPERVISOR.value, Scope.OPS.value))
-        assert scope is not None
-        name = v.req_string(d, "name", max_len=64)
+        req = api.decode(api.TokenRequest, await self.gw.body(request))
+        scope, name = req.scope, req.name
         token, token_id = await self.gw.tokens.issue(Scope(scope), name)
         log.info("token.issued", scope=scope, subject=name, token_id=token_id)
         return ok({"token": token, "token_id": token_id, "scope": scope, "name": name}, status=201)
@@ -83,9 +80,8 @@ class Credentials:
         return ok(_who(principal_of(request)))
 
     async def login(self, request: web.Request) -> web.Response:
-        d = v.obj(await self.gw.body(request), "")
-        v.no_unknown(d, ("token",))
-        token = bearer(f"Bearer {v.req_string(d, 'token', max_len=512)}")
+        login = api.decode(api.Login, await self.gw.body(request))
+        token = bearer(f"Bearer {login.token}")
         principal = await self.gw.tokens.verify(token) if token else None
         if principal is None or principal.scope is Scope.SYSTEM:
             raise unauthenticated("unknown or revoked token")

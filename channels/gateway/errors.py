@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from channels.auth import AuthError
 from channels.edge import TooLarge, json_body, read_body
 from channels.limits import Limited
+from schemas import responses
 from schemas.errors import SchemaError
 
 log = structlog.get_logger(__name__)
@@ -48,11 +49,13 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(
-        {"error": body}, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
+    """An error answer: the body is schemas.responses.Error (docs/api.md "Errors")."""
+    return web.Response(
+        body=responses.error_body(code, message, field),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 

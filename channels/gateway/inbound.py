@@ -11,10 +11,10 @@ from prometheus_client import Counter, Histogram
 from channels.access import principal_of
 from channels.auth import Scope
 from channels.broker import BrokerUnavailable
+from channels.edge import accepted_response
 from channels.gateway.core import Gateway
 from channels.gateway.errors import (
     ApiError,
-    ok,
 )
 from channels.ingress import InProgress
 from schemas import models
@@ -82,7 +82,7 @@ class Inbound:
             ) from None
         if accepted.duplicate:
             INBOUND_TOTAL.labels(channel, "duplicate").inc()
-            return ok({"event_id": accepted.event_id, "duplicate": True}, status=202)
+            return accepted_response(accepted)
         INBOUND_TOTAL.labels(channel, "accepted").inc()
         INBOUND_LATENCY.observe(time.perf_counter() - started)
-        return ok({"event_id": accepted.event_id}, status=202)
+        return accepted_response(accepted)

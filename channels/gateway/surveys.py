@@ -25,6 +25,7 @@ from channels.app import webhook
 from channels.gateway.core import Gateway
 from channels.gateway.errors import ApiError, ok, path_id
 from channels.phone.adapter import TELEPHONY_APP_ID
+from schemas import api
 from schemas.envelope import now_ms
 from schemas.errors import SchemaError
 from session.surveys import SurveyRefused
@@ -88,14 +89,14 @@ class SurveysResource:
             raise ApiError(400, exc.code, exc.message, exc.field) from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_body", "body must be a JSON object")
+        m = api.decode(api.SurveyAnswer, body)
         party = ""
-        if isinstance(body.get("app_user_id"), str) and app_id != TELEPHONY_APP_ID:
-            party = f"app_user_id:{body['app_user_id']}"  # the app vouches for this user
+        if m.app_user_id is not None and app_id != TELEPHONY_APP_ID:
+            party = f"app_user_id:{m.app_user_id}"  # the app vouches for this user
         via = "phone" if app_id == TELEPHONY_APP_ID else "app"
+        score = int(m.score) if isinstance(m.score, float) else m.score
         try:
-            got = await self.gw.answers.answer(
-                survey_id, body.get("score"), body.get("comment"), via=via, party=party
-            )
+            got = await self.gw.answers.answer(survey_id, score, m.comment, via=via, party=party)
         except SchemaError as exc:
             raise ApiError(422, exc.code, exc.message, exc.field) from None
         except SurveyRefused as exc:

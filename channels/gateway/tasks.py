@@ -17,7 +17,7 @@ resolved conversation leaves it resolved.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -26,33 +26,29 @@ from channels.access import acting_agent, principal_of
 from channels.auth import Scope
 from channels.gateway.core import SOURCE, Gateway
 from channels.gateway.errors import ApiError, ok, path_id
-from router.tasks import KINDS, OUTCOMES, STATES, TaskRefused
-from schemas import topics
+from router.tasks import KINDS, STATES, TaskRefused
+from schemas import api, topics
 from schemas.envelope import new_id, now_ms
 from schemas.payloads import Payload, TaskCreated, TaskUpdated, TaskView, envelope_of
 
-MAX_DUE_H = 24 * 14
+MAX_DUE_H = api.MAX_DUE_H
+
+M = TypeVar("M", bound=msgspec.Struct)
 
 
-def _agent(request: web.Request, body: dict[str, Any]) -> str:
-    """The acting agent is always the credential's; a body `agent_id` must name it."""
-    agent = body.get("agent_id")
-    return acting_agent(request, agent if isinstance(agent, str) else None)
+async def _read(gw: Gateway, request: web.Request, model: type[M]) -> M:
+    """The body as its model (schemas/api.py); a body that is not a JSON object is 400
+    invalid_body on every task route, as it always was here."""
+    body = await gw.body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "body must be a JSON object")
+    return api.decode(model, body)
 
 
 def _agent_scope(request: web.Request) -> str | None:
     """The calling agent's id, or None for staff who see every task."""
     p = principal_of(request)
     return p.subject if p.scope is Scope.AGENT else None
-
-
-def _hours(body: dict[str, Any], name: str, default: float | None) -> float | None:
-    v = body.get(name, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_DUE_H:
-        raise ApiError(422, "invalid_value", f"{name} must be 0-{MAX_DUE_H} hours", field=name)
-    return float(v)
 
 
 class TasksResource:
@@ -103,30 +99,23 @@ class TasksResource:
         return ok(data_of_task(task))
 
     async def create(self, request: web.Request) -> web.Response:
-        body = await self.gw.body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_body", "body must be a JSON object")
-        agent = _agent(request, body)
-        conv_id = body.get("conversation_id")
-        if not isinstance(conv_id, str) or not conv_id:
-            raise ApiError(422, "missing_field", "conversation_id is required", "conversation_id")
+        m = await _read(self.gw, request, api.FollowUp)
+        # The acting agent is always the credential's; a body `agent_id` must name it.
+        agent = acting_agent(request, m.agent_id)
+        conv_id = m.conversation_id
         (customer_id,) = await self.gw.session.conversation_fields(conv_id, "customer_id")
         if customer_id is None:
             raise ApiError(404, "conversation_not_found", "no such conversation", "conversation_id")
-        reason = body.get("reason") or "follow-up"
-        if not isinstance(reason, str) or len(reason) > 500:
-            raise ApiError(422, "invalid_value", "reason must be text up to 500", field="reason")
+        reason = m.reason or "follow-up"
         now = now_ms()
-        if body.get("due_at") is not None:
-            due = body["due_at"]
-            if not isinstance(due, int) or not now < due <= now + MAX_DUE_H * 3_600_000:
+        if m.due_at is not None:
+            due = int(m.due_at)
+            if not now < due <= now + MAX_DUE_H * 3_600_000:
                 raise ApiError(
                     422, "invalid_value", "due_at must be ms in the next 14 days", field="due_at"
                 )
         else:
-            hours = _hours(body, "due_in_h", 24)
-            assert hours is not None
-            due = now + int(hours * 3_600_000)
+            due = now + int((m.due_in_h or 24) * 3_600_000)
         task = await self._follow_up(agent, conv_id, customer_id, reason, due, now)
         return ok(data_of_task(task), status=201)
 
@@ -152,8 +141,7 @@ class TasksResource:
 
     async def accept(self, request: web.Request) -> web.Response:
         task_id = path_id(request, "task_id")
-        body = await self.gw.body(request)
-        agent = _agent(request, body if isinstance(body, dict) else {})
+        agent = acting_agent(request, (await _read(self.gw, request, api.TaskAccept)).agent_id)
         try:
             task = await self.gw.tasks.accept(task_id, agent)
         except TaskRefused as exc:
@@ -163,20 +151,11 @@ class TasksResource:
 
     async def outcome(self, request: web.Request) -> web.Response:
         task_id = path_id(request, "task_id")
-        body = await self.gw.body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_body", "body must be a JSON object")
-        agent = _agent(request, body)
-        outcome, note = body.get("outcome"), body.get("note") or ""
-        if outcome not in OUTCOMES:
-            raise ApiError(
-                422, "invalid_value", f"outcome must be one of {OUTCOMES}", field="outcome"
-            )
-        if not isinstance(note, str) or len(note) > 2000:
-            raise ApiError(422, "invalid_value", "note must be text up to 2000", field="note")
-        follow_h = _hours(body, "follow_up_in_h", None)
+        m = await _read(self.gw, request, api.Outcome)
+        agent = acting_agent(request, m.agent_id)
+        outcome, note, follow_h = m.outcome, m.note or "", m.follow_up_in_h
         try:
-            task = await self.gw.tasks.finish(task_id, agent, str(outcome), note)
+            task = await self.gw.tasks.finish(task_id, agent, outcome, note)
         except TaskRefused as exc:
             raise ApiError(exc.status, exc.code, exc.message, "task_id") from None
         await self._publish(task, TaskUpdated(task=task, change="done"), "done")

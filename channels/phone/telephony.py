@@ -28,8 +28,9 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 import redis.asyncio as aioredis
 
+from schemas import api
 from schemas.errors import SchemaError
-from schemas.vocabulary import CALL_EVENTS, CATEGORIES
+from schemas.vocabulary import CATEGORIES
 from session import keys
 
 CALL_TTL_S = 86_400
@@ -61,22 +62,20 @@ def twilio_valid(auth_token: str, url: str, params: list[tuple[str, str]], signa
 
 
 def twilio_event(form: dict[str, str], ivr_menu: dict[str, str]) -> dict[str, Any] | None:
-    """The normalized call event of a Twilio webhook, or None for a partial transcript."""
-    sid = form.get("CallSid", "")
-    if not sid:
-        raise SchemaError("CallSid is required", field="CallSid", code="missing_field")
-    status = (form.get("CallStatus") or "").lower()
-    caller = form.get("From") or form.get("Caller") or ""
-    verified = (
-        caller.lower() not in _ANONYMOUS and "failed" not in (form.get("StirVerstat") or "").lower()
-    )
-    speech = (form.get("SpeechResult") or "").strip()
-    digits = (form.get("Digits") or "").strip()
-    base = {"call_id": sid, "caller": caller, "callee": form.get("To"), "verified": verified}
+    """The normalized call event of a Twilio webhook (the fields of schemas.api.TwilioVoice;
+    the rest of Twilio's form is ignored), or None for a partial transcript."""
+    f = api.decode(api.TwilioVoice, form)
+    sid = f.CallSid
+    status = (f.CallStatus or "").lower()
+    caller = f.From or f.Caller or ""
+    verified = caller.lower() not in _ANONYMOUS and "failed" not in (f.StirVerstat or "").lower()
+    speech = (f.SpeechResult or "").strip()
+    digits = (f.Digits or "").strip()
+    base = {"call_id": sid, "caller": caller, "callee": f.To, "verified": verified}
     if speech:
         digest = hashlib.sha256(speech.encode()).hexdigest()[:16]
         return {**base, "event": "transcript", "text": speech, "cmid": f"{sid}:speech:{digest}"}
-    if "UnstableSpeechResult" in form or "StableSpeechResult" in form:
+    if f.UnstableSpeechResult is not None or f.StableSpeechResult is not None:
         return None  # a partial recognition result: not a message
     if digits:
         return {
@@ -92,54 +91,33 @@ def twilio_event(form: dict[str, str], ivr_menu: dict[str, str]) -> dict[str, An
 
 
 def generic_event(body: Any, ivr_menu: dict[str, str]) -> dict[str, Any] | None:
-    """The normalized call event of the generic JSON webhook, or None for a partial segment."""
+    """The normalized call event of the generic JSON webhook (schemas.api.TelephonyEvent, then
+    the rules its type cannot say: api.RULES["TelephonyEvent"]), or None for a partial
+    segment."""
     if not isinstance(body, dict):
         raise SchemaError("body must be a JSON object", code="invalid_type")
-    allowed = (
-        "call_id",
-        "event",
-        "from",
-        "to",
-        "digits",
-        "text",
-        "final",
-        "seq",
-        "caller_verified",
-    )
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise SchemaError(f"unknown field {extra[0]}", field=extra[0], code="unknown_field")
-    call_id = body.get("call_id")
-    if not isinstance(call_id, str) or not call_id.strip() or len(call_id) > 128:
-        raise SchemaError(
-            "call_id must be a non-empty string", field="call_id", code="missing_field"
-        )
-    event = body.get("event")
-    if event not in CALL_EVENTS:
-        raise SchemaError(
-            f"event must be one of {', '.join(CALL_EVENTS)}",
-            field="event",
-            code="invalid_value",
-        )
+    m = api.decode(api.TelephonyEvent, body)
+    call_id, event = m.call_id, m.event
     base = {
         "call_id": call_id,
-        "caller": body.get("from") if isinstance(body.get("from"), str) else "",
-        "callee": body.get("to") if isinstance(body.get("to"), str) else None,
-        "verified": body.get("caller_verified", True) is not False,
+        "caller": m.from_ or "",
+        "callee": m.to,
+        "verified": m.caller_verified is not False,
         "event": event,
     }
     if event == "transcript":
-        if body.get("final", True) is False:
+        if m.final is False:
             return None
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
+        text = m.text
+        if text is None or not text.strip():
             raise SchemaError("a transcript needs text", field="text", code="missing_field")
-        seq = body.get("seq")
-        tag = str(seq) if isinstance(seq, int) else hashlib.sha256(text.encode()).hexdigest()[:16]
+        tag = (
+            str(int(m.seq)) if m.seq is not None else hashlib.sha256(text.encode()).hexdigest()[:16]
+        )
         return {**base, "text": text, "cmid": f"{call_id}:transcript:{tag}"}
     if event == "ivr":
-        digits = body.get("digits")
-        if not isinstance(digits, str) or not digits.strip():
+        digits = m.digits
+        if digits is None or not digits.strip():
             raise SchemaError("an ivr event needs digits", field="digits", code="missing_field")
         return {
             **base,

@@ -18,6 +18,7 @@ from router.registry.base import (
 from schemas.envelope import now_ms
 from schemas.vocabulary import CHANNELS
 from session import keys
+from session.reads import Reads, Slot
 
 
 class TooManyAgents(Exception):
@@ -106,7 +107,19 @@ class Agents(RegistryBase):
         queues (give_back="offers": only the pending offers). None if there is no such agent."""
         give = give_back or ("1" if status == "offline" else "0")
         raw = [
-            _s(x) for x in await self._offline(args=[keys.PREFIX, agent_id, status, now_ms(), give])
+            _s(x)
+            for x in await self._offline(
+                keys=[
+                    keys.agent(agent_id),
+                    keys.agent_offers(agent_id),
+                    keys.agent_conversations(agent_id),
+                    keys.agents_available(),
+                    keys.offers_by_expiry(),
+                    keys.agents_load(),
+                    keys.queues(),
+                ],
+                args=[keys.PREFIX, agent_id, status, now_ms(), give],
+            )
         ]
         if raw[0] == "agent_not_found":
             return None
@@ -124,10 +137,18 @@ class Agents(RegistryBase):
         told; never the id)."""
         if not agent_ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
+        reads = Reads(self.redis)
+        slot = self.agent_names_into(reads, agent_ids)
+        return slot.of(await reads.run())
+
+    def agent_names_into(self, reads: Reads, agent_ids: list[str]) -> Slot[dict[str, str]]:
+        """`agent_names`, queued on a shared pipeline (session/reads.py)."""
         for a in agent_ids:
-            pipe.hget(keys.agent(a), "name")
-        return {a: _s(n) for a, n in zip(agent_ids, await pipe.execute(), strict=True) if n}
+            reads.pipe.hget(keys.agent(a), "name")
+        return reads.slot(
+            len(agent_ids),
+            lambda raw: {a: _s(n) for a, n in zip(agent_ids, raw, strict=True) if n},
+        )
 
     async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
@@ -220,7 +241,12 @@ class Agents(RegistryBase):
 
     async def release_wrapups(self, now: int, limit: int = 500) -> list[str]:
         """Free the slots whose wrap-up ended; the agents that got a slot back."""
-        return [_s(x) for x in await self._wrapup(args=[keys.PREFIX, now, limit])]
+        return [
+            _s(x)
+            for x in await self._wrapup(
+                keys=[keys.wrapups(), keys.agents_load()], args=[now, limit]
+            )
+        ]
 
     # -- presence: the agent's open desks --------------------------------------------------------
 

@@ -28,11 +28,8 @@ class Offers(RegistryBase):
         queue: str,
         head_start_ms: int,
     ) -> ScriptResult:
-        return ScriptResult.of(
-            await self._offer(
-                args=self._offer_args(job, agent_id, offer_id, expires_at, queue, head_start_ms)
-            )
-        )
+        ks, args = self._offer_args(job, agent_id, offer_id, expires_at, queue, head_start_ms)
+        return ScriptResult.of(await self._offer(keys=ks, args=args))
 
     def _offer_args(
         self,
@@ -42,8 +39,22 @@ class Offers(RegistryBase):
         expires_at: int,
         queue: str,
         head_start_ms: int,
-    ) -> list[Any]:
-        return [
+    ) -> tuple[list[str], list[Any]]:
+        conv = job.conversation_id
+        ks = [
+            keys.conversation(conv),
+            keys.declined(conv),
+            keys.agent(agent_id),
+            keys.agent_capacity(agent_id),
+            keys.agent_offers(agent_id),
+            keys.offer(offer_id),
+            keys.agents_load(),
+            keys.agents_present(),
+            keys.agents_last_offer(),
+            keys.offers_by_expiry(),
+            keys.queue_served(queue),
+        ]
+        return ks, [
             keys.PREFIX,
             job.conversation_id,
             agent_id,
@@ -63,14 +74,24 @@ class Offers(RegistryBase):
         pipeline; each claim is still its own atomic script, run in the order given."""
         if not claims:
             return []
-        arglists = [
+        calls = [
             self._offer_args(job, agent_id, offer_id, expires_at, job.queue or "", head_start_ms)
             for job, agent_id, offer_id, expires_at, head_start_ms in claims
         ]
-        return [ScriptResult.of(r) for r in await run_many(self.redis, self._offer, arglists)]
+        return [ScriptResult.of(r) for r in await run_many(self.redis, self._offer, calls)]
 
     async def accept(self, offer_id: str, agent_id: str) -> ScriptResult:
-        return ScriptResult.of(await self._accept(args=[keys.PREFIX, offer_id, agent_id, now_ms()]))
+        return ScriptResult.of(
+            await self._accept(
+                keys=[
+                    keys.offer(offer_id),
+                    keys.offers_by_expiry(),
+                    keys.agent_offers(agent_id),
+                    keys.agent_conversations(agent_id),
+                ],
+                args=[keys.PREFIX, offer_id, agent_id, now_ms()],
+            )
+        )
 
     async def release(
         self,
@@ -82,6 +103,12 @@ class Offers(RegistryBase):
     ) -> ScriptResult:
         return ScriptResult.of(
             await self._release(
+                keys=[
+                    keys.offer(offer_id),
+                    keys.offers_by_expiry(),
+                    keys.agents_load(),
+                    keys.queues(),
+                ],
                 args=[
                     keys.PREFIX,
                     offer_id,
@@ -89,13 +116,22 @@ class Offers(RegistryBase):
                     "1" if only_if_expired else "0",
                     now_ms(),
                     decline_ms,
-                ]
+                ],
             )
         )
 
     async def resolve(self, conversation_id: str, agent_id: str) -> ScriptResult:
         return ScriptResult.of(
-            await self._resolve(args=[keys.PREFIX, conversation_id, agent_id, now_ms()])
+            await self._resolve(
+                keys=[
+                    keys.conversation(conversation_id),
+                    keys.agent(agent_id),
+                    keys.agent_conversations(agent_id),
+                    keys.wrapups(),
+                    keys.agents_load(),
+                ],
+                args=[conversation_id, agent_id, now_ms()],
+            )
         )
 
     async def due_offers(self, now: int, limit: int = 100) -> list[str]:
@@ -123,8 +159,16 @@ class Offers(RegistryBase):
     ) -> ScriptResult:
         return ScriptResult.of(
             await self._transfer(
+                keys=[
+                    keys.conversation(conversation_id),
+                    keys.declined(conversation_id),
+                    keys.agents_load(),
+                    keys.agent_conversations(from_agent),
+                    keys.queue(queue),
+                    keys.queues(),
+                    keys.agent(to_agent or ""),
+                ],
                 args=[
-                    keys.PREFIX,
                     conversation_id,
                     from_agent,
                     now_ms(),
@@ -133,6 +177,6 @@ class Offers(RegistryBase):
                     orjson.dumps(job.to_dict()),
                     decline_ms,
                     to_agent or "",
-                ]
+                ],
             )
         )

@@ -29,6 +29,7 @@ class Queues(RegistryBase):
     async def enqueue(self, job: Job, queue: str, head_start_ms: int) -> ScriptResult:
         return ScriptResult.of(
             await self._enqueue(
+                keys=[keys.conversation(job.conversation_id), keys.queue(queue), keys.queues()],
                 args=[
                     keys.PREFIX,
                     job.conversation_id,
@@ -36,7 +37,7 @@ class Queues(RegistryBase):
                     now_ms(),
                     head_start_ms,
                     orjson.dumps(job.to_dict()),
-                ]
+                ],
             )
         )
 
@@ -139,7 +140,15 @@ class Queues(RegistryBase):
         return out
 
     async def move(self, conversation_id: str, from_queue: str, to_queue: str) -> bool:
-        res = await self._move(args=[keys.PREFIX, conversation_id, from_queue, to_queue, now_ms()])
+        res = await self._move(
+            keys=[
+                keys.conversation(conversation_id),
+                keys.queue(from_queue),
+                keys.queue(to_queue),
+                keys.queues(),
+            ],
+            args=[conversation_id, from_queue, to_queue, now_ms()],
+        )
         return _s(res[0]) == "ok"
 
     async def service_rates(self, names: list[str], now: int) -> dict[str, float]:

@@ -1,28 +1,28 @@
 -- The bot's moves on a conversation (session/conversation.py): answer (open|bot -> bot) and
 -- hand off (bot -> open, for routing to place; or open stays open), each at most once per
 -- inbound event, and the hand-off at most once per conversation (`handoff_at`).
--- ARGV: prefix, conversation_id, action ('answer'|'handoff'), event_id, entry_json ('' for
+-- KEYS: conversation, its seen-set, timeline, bot replies hash
+-- ARGV: action ('answer'|'handoff'), event_id, entry_json ('' for
 --       none), reply_json ('' for none: kept so a redelivered event re-publishes it), now_ms,
 --       history_cap, ttl_s, memory_json (bot_unhelpful, bot_last_intent, bot_given),
 --       handoff_json (handoff only)
 -- Returns {1, state} when the move was made, {0, state or reason} when it was not.
-local p, conv, action, eid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local entry, reply, now = ARGV[5], ARGV[6], ARGV[7]
-local cap, ttl = tonumber(ARGV[8]), tonumber(ARGV[9])
-local memory = cjson.decode(ARGV[10])
-local ck = p .. ':conv:' .. conv
+local ck, seen_key, timeline_key, bk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local action, eid = ARGV[1], ARGV[2]
+local entry, reply, now = ARGV[3], ARGV[4], ARGV[5]
+local cap, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local memory = cjson.decode(ARGV[8])
 local st = redis.call('HGET', ck, 'state')
 if not st then return {0, 'missing'} end
 if redis.call('HEXISTS', ck, 'handoff_at') == 1 then return {0, 'handed_off'} end
 if st ~= 'open' and st ~= 'bot' then return {0, st} end
-local bk = ck .. ':bot'
 if redis.call('HEXISTS', bk, eid) == 1 then return {0, 'duplicate'} end
 
 local function add_entry()
   if entry == '' then return end
-  if redis.call('SADD', ck .. ':seen', eid .. '.bot') == 0 then return end
-  redis.call('RPUSH', ck .. ':timeline', entry)
-  redis.call('LTRIM', ck .. ':timeline', -cap, -1)
+  if redis.call('SADD', seen_key, eid .. '.bot') == 0 then return end
+  redis.call('RPUSH', timeline_key, entry)
+  redis.call('LTRIM', timeline_key, -cap, -1)
 end
 
 if action == 'answer' then
@@ -31,7 +31,7 @@ if action == 'answer' then
     'updated_at', now)
   redis.call('HINCRBY', ck, 'bot_turns', 1)
 else
-  redis.call('HSET', ck, 'state', 'open', 'handoff_at', now, 'handoff', ARGV[11], 'updated_at', now)
+  redis.call('HSET', ck, 'state', 'open', 'handoff_at', now, 'handoff', ARGV[9], 'updated_at', now)
 end
 add_entry()
 redis.call('HSET', bk, eid, reply)

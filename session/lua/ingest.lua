@@ -6,6 +6,12 @@
 -- channel switches; appends the entry; remembers the message's thread and call ids; refreshes
 -- TTLs. Two messages of one customer arriving at once from two channels can never create two
 -- open conversations, whichever workers run them: this is one script.
+-- KEYS: for the customer id given: cust:{id}:merged, :open, :convs, :aliases; call:{call_id}
+--       and thread:{message_id} (named even when there is none: then never touched); the
+--       new conversation's hash, seen-set, timeline and refs; thread:{ref} for each ref of
+--       refs_json in order; then :open, :convs and :merged of each anonymous id of merge_json.
+--       Derived inside (the prefix, ARGV[1]): conversations found by a call, a thread or
+--       the customer's current pointer, and the customer's keys when the id is redirected.
 -- ARGV: prefix, customer_id, event_id, new_conversation_id, now_ms, entry_json, channel,
 --       reopen_window_ms, history_cap, ttl_s, category, priority, reply_to_json,
 --       message_id ('' if none), call_id ('' if none), refs_json (thread message ids, most
@@ -21,8 +27,14 @@ local mid, callid = ARGV[14], ARGV[15]
 local refs, merges, refkeys = cjson.decode(ARGV[16]), cjson.decode(ARGV[17]), cjson.decode(ARGV[18])
 local mttl, anonymous = tonumber(ARGV[19]), ARGV[20] == '1'
 
+local merged_key, call_key, thread_key = KEYS[1], KEYS[5], KEYS[6]
+local first_ref, first_merge = 11, 11 + #refs
 local notes = {}
+-- Keys of what the script finds inside: a conversation (by call, thread, current pointer or
+-- fold), a customer the id is redirected to, a queue read from a conversation.
 local function ckey(c) return p .. ':conv:' .. c end
+local function cust_key(id, what) return p .. ':cust:' .. id .. ':' .. what end
+local function queue_key(q) return p .. ':queue:' .. q end
 
 local function note(conv, t)
   t.at = now
@@ -39,18 +51,20 @@ end
 
 -- An anonymous id that was folded into a customer earlier: its late events follow it.
 if anonymous then
-  local to = redis.call('GET', p .. ':cust:' .. cid .. ':merged')
+  local to = redis.call('GET', merged_key)
   if to then cid = to; anonymous = false end
 end
 -- A call segment sent before the caller was verified, processed after a verified segment
 -- of the same call: the platform's call id says it is that customer's call.
 if anonymous and callid ~= '' then
-  local m = redis.call('GET', p .. ':call:' .. callid)
-  local owner = m and redis.call('HGET', p .. ':conv:' .. m, 'customer_id')
+  local m = redis.call('GET', call_key)
+  local owner = m and redis.call('HGET', ckey(m), 'customer_id')
   if owner and owner ~= cid then cid = owner; anonymous = string.sub(owner, 1, 5) == 'anon-' end
 end
-local curkey = p .. ':cust:' .. cid .. ':open'
-local convskey = p .. ':cust:' .. cid .. ':convs'
+local curkey, convskey, aliases_key = KEYS[2], KEYS[3], KEYS[4]
+if cid ~= ARGV[2] then
+  curkey, convskey, aliases_key = cust_key(cid, 'open'), cust_key(cid, 'convs'), cust_key(cid, 'aliases')
+end
 
 -- Entries of `from` joined into `into`'s timeline in time order (entries kept verbatim).
 local function join_timelines(into, from)
@@ -73,14 +87,14 @@ local function fold(survivor, victim)
   local vk = ckey(victim)
   join_timelines(survivor, victim)
   redis.call('SUNIONSTORE', ckey(survivor) .. ':seen', ckey(survivor) .. ':seen', vk .. ':seen')
-  for _, k in ipairs(redis.call('SMEMBERS', vk .. ':refs')) do
-    if string.find(k, p .. ':thread:', 1, true) == 1 or string.find(k, p .. ':call:', 1, true) == 1 then
-      redis.call('SET', k, survivor, 'EX', ttl)
+  for _, ref_key in ipairs(redis.call('SMEMBERS', vk .. ':refs')) do
+    if string.find(ref_key, p .. ':thread:', 1, true) == 1 or string.find(ref_key, p .. ':call:', 1, true) == 1 then
+      redis.call('SET', ref_key, survivor, 'EX', ttl)
     end
-    redis.call('SADD', ckey(survivor) .. ':refs', k)
+    redis.call('SADD', ckey(survivor) .. ':refs', ref_key)
   end
   local v = redis.call('HMGET', vk, 'state', 'queue')
-  if v[1] == 'waiting' and v[2] then redis.call('ZREM', p .. ':queue:' .. v[2], victim) end
+  if v[1] == 'waiting' and v[2] then redis.call('ZREM', queue_key(v[2]), victim) end
   redis.call('DEL', vk .. ':seen', vk .. ':refs')
   redis.call('HSET', vk, 'state', 'merged', 'merged_into', survivor, 'merged_at', now)
   redis.call('HDEL', vk, 'job', 'queue', 'reply_to')
@@ -90,18 +104,17 @@ end
 local function busy(st) return st == 'offered' or st == 'assigned' end
 
 -- Move an anonymous id's conversations to the customer, folding its current one.
-local function absorb(anon)
+local function absorb(anon, anon_open, anon_convs, anon_merged)
   if anon == cid then return end
-  local ak = p .. ':cust:' .. anon
-  local a = redis.call('GET', ak .. ':open')
-  local listed = redis.call('ZRANGE', ak .. ':convs', 0, -1, 'WITHSCORES')
+  local a = redis.call('GET', anon_open)
+  local listed = redis.call('ZRANGE', anon_convs, 0, -1, 'WITHSCORES')
   for i = 1, #listed, 2 do
     redis.call('ZADD', convskey, listed[i + 1], listed[i])
     redis.call('HSET', ckey(listed[i]), 'customer_id', cid)
   end
-  redis.call('DEL', ak .. ':open', ak .. ':convs')
-  redis.call('SET', ak .. ':merged', cid, 'EX', mttl)
-  redis.call('SADD', p .. ':cust:' .. cid .. ':aliases', anon)
+  redis.call('DEL', anon_open, anon_convs)
+  redis.call('SET', anon_merged, cid, 'EX', mttl)
+  redis.call('SADD', aliases_key, anon)
   if not a then return end
   local ast = redis.call('HMGET', ckey(a), 'state', 'resolved_at')
   if not reopenable(ast[1], ast[2]) then return end
@@ -121,7 +134,10 @@ local function absorb(anon)
   end
 end
 
-for _, anon in ipairs(merges) do absorb(anon) end
+for i, anon in ipairs(merges) do
+  local at = first_merge + 3 * (i - 1)
+  absorb(anon, KEYS[at], KEYS[at + 1], KEYS[at + 2])
+end
 
 -- Which conversation does the message continue? A call or thread of the customer's own is
 -- taken only when it does not open a second conversation beside the current one.
@@ -137,14 +153,14 @@ local function own_ok(m)
   return not c or c == m
 end
 if callid ~= '' then
-  local m = redis.call('GET', p .. ':call:' .. callid)
+  local m = redis.call('GET', call_key)
   if m then
     local owner = redis.call('HGET', ckey(m), 'customer_id')
     -- The call id comes from the telephony platform: segments before and after the caller
     -- was verified are the same caller.
     if owner and owner ~= cid and string.sub(owner, 1, 5) == 'anon-' then
-      absorb(owner)
-      m = redis.call('GET', p .. ':call:' .. callid)
+      absorb(owner, cust_key(owner, 'open'), cust_key(owner, 'convs'), cust_key(owner, 'merged'))
+      m = redis.call('GET', call_key)
       owner = redis.call('HGET', ckey(m), 'customer_id')
     end
     local st = redis.call('HMGET', ckey(m), 'state', 'resolved_at')
@@ -152,8 +168,8 @@ if callid ~= '' then
   end
 end
 if not conv then
-  for _, ref in ipairs(refs) do
-    local m = redis.call('GET', p .. ':thread:' .. ref)
+  for i = 1, #refs do
+    local m = redis.call('GET', KEYS[first_ref + i - 1])
     if m then
       local st = redis.call('HMGET', ckey(m), 'state', 'resolved_at', 'customer_id')
       if reopenable(st[1], st[2]) and (st[3] ~= cid or own_ok(m)) then
@@ -169,31 +185,32 @@ if not conv then conv = current end
 
 local outcome = 'joined'
 if conv then
-  local ck = ckey(conv)
-  if redis.call('SISMEMBER', ck .. ':seen', eid) == 1 then
-    local s = redis.call('HMGET', ck, 'state', 'agent_id', 'offer_id', 'last_agent', 'customer_id')
+  local found_key = ckey(conv)
+  if redis.call('SISMEMBER', found_key .. ':seen', eid) == 1 then
+    local s = redis.call('HMGET', found_key, 'state', 'agent_id', 'offer_id', 'last_agent', 'customer_id')
     return {conv, 'duplicate', s[1] or '', s[2] or '', s[3] or '', s[4] or '', s[5] or cid, {}}
   end
-  local st = redis.call('HMGET', ck, 'state', 'resolved_at')
+  local st = redis.call('HMGET', found_key, 'state', 'resolved_at')
   if not st[1] or st[1] == 'closed' or st[1] == 'merged' then
     conv = false
   elseif st[1] == 'resolved' then
     if now - tonumber(st[2] or '0') <= window then
-      redis.call('HSET', ck, 'state', 'open', 'reopened_at', now)
-      redis.call('HDEL', ck, 'agent_id', 'queue', 'enqueued_at')
+      redis.call('HSET', found_key, 'state', 'open', 'reopened_at', now)
+      redis.call('HDEL', found_key, 'agent_id', 'queue', 'enqueued_at')
       outcome = 'reopened'
       if not other_sender then redis.call('SET', curkey, conv) end
     else
-      redis.call('HSET', ck, 'state', 'closed', 'closed_at', now)
+      redis.call('HSET', found_key, 'state', 'closed', 'closed_at', now)
       conv = false
     end
   end
 end
 
-local ck
+-- The new conversation's keys are declared; one found inside is derived.
+local ck, seen_key, timeline_key, refs_key
 if not conv then
   conv = newid
-  ck = ckey(conv)
+  ck, seen_key, timeline_key, refs_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
   redis.call('HSET', ck, 'id', conv, 'customer_id', cid, 'state', 'open', 'channel', channel,
     'created_at', now, 'category', category, 'priority', priority)
   redis.call('SET', curkey, conv)
@@ -201,6 +218,7 @@ if not conv then
   outcome = 'created'
 else
   ck = ckey(conv)
+  seen_key, timeline_key, refs_key = ckey(conv) .. ':seen', ckey(conv) .. ':timeline', ckey(conv) .. ':refs'
   local last = redis.call('HGET', ck, 'channel')
   if last and last ~= channel then
     note(conv, {kind = 'channel_switch', from = last, to = channel})
@@ -215,26 +233,27 @@ else
   end
 end
 
-redis.call('SADD', ck .. ':seen', eid)
+redis.call('SADD', seen_key, eid)
 if other_sender then
   note(conv, {kind = 'note', text = 'message in this thread from a sender not linked to the customer'})
 end
-redis.call('RPUSH', ck .. ':timeline', entry)
-redis.call('LTRIM', ck .. ':timeline', -cap, -1)
+redis.call('RPUSH', timeline_key, entry)
+redis.call('LTRIM', timeline_key, -cap, -1)
 redis.call('HSET', ck, 'updated_at', now)
 -- Replies go to whoever the conversation's customer last wrote from, never to a stranger
 -- who joined the thread.
 if not other_sender then redis.call('HSET', ck, 'reply_to', reply_to) end
-local owned = {}
-if mid ~= '' then owned[#owned + 1] = p .. ':thread:' .. mid end
-if callid ~= '' then owned[#owned + 1] = p .. ':call:' .. callid end
-for _, k in ipairs(owned) do
-  redis.call('SET', k, conv, 'EX', ttl)
-  redis.call('SADD', ck .. ':refs', k)
+if mid ~= '' then
+  redis.call('SET', thread_key, conv, 'EX', ttl)
+  redis.call('SADD', refs_key, thread_key)
 end
-for _, k in ipairs(refkeys) do redis.call('SADD', ck .. ':refs', k) end
-for _, k in ipairs({ck, ck .. ':seen', ck .. ':timeline', ck .. ':refs', curkey, convskey}) do
-  redis.call('EXPIRE', k, ttl)
+if callid ~= '' then
+  redis.call('SET', call_key, conv, 'EX', ttl)
+  redis.call('SADD', refs_key, call_key)
+end
+for _, listed in ipairs(refkeys) do redis.call('SADD', refs_key, listed) end
+for _, key in ipairs({ck, seen_key, timeline_key, refs_key, curkey, convskey}) do
+  redis.call('EXPIRE', key, ttl)
 end
 local s = redis.call('HMGET', ck, 'state', 'agent_id', 'offer_id', 'last_agent', 'customer_id')
 return {conv, outcome, s[1] or '', s[2] or '', s[3] or '', s[4] or '', s[5] or cid, notes}

@@ -7,8 +7,9 @@ cs.outbound.v1 like an agent's reply (author "bot", with its sources); a hand-of
 the offer. A conversation that was handed off, or that a person holds, never hears the bot
 again. Redelivered events re-publish what the bot said for them (same ids), nothing more.
 
-One pipeline reads what the bot knows of the batch's conversations, one reads the fund records
-the batch names, one pipeline of scripts applies the moves.
+One pipeline reads what the bot knows of the batch's conversations, the fund records they name,
+the knowledge revision and the words a hand-off's summary needs (session/reads.py); one
+pipeline of scripts applies the moves.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from schemas.envelope import now_ms
 from schemas.payloads import RecommendationMade, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
 from session import keys
-from session.botstate import BotState, Move
+from session.botstate import BotState, Move, words
 from session.funds import FundStore
 from session.knowledge import KnowledgeBase
 from session.orders import OrderStore
+from session.reads import Reads
 from session.store import IngestResult
 from streams.bot import policy
 from streams.bot.policy import Answer, Handoff, Memory
@@ -163,9 +165,22 @@ class Bot:
         ]
         if not todo:
             return outcomes
-        views = await self.state.views(
-            [(results[i].conversation_id, items[i]["data"]["event_id"]) for i in todo]
+        # What the bot knows of these conversations, the funds they name, the knowledge
+        # revision and the customer's words so far (a hand-off's summary): one round trip.
+        named = sorted({c for i in todo for c in policy.fund_codes(items[i]["data"]["analysis"])})
+        reads = Reads(self.state.redis)
+        views_slot = self.state.views_into(
+            reads, [(results[i].conversation_id, items[i]["data"]["event_id"]) for i in todo]
         )
+        funds_slot = self.funds.get_many_into(reads, named)
+        revision_slot = self.knowledge.revision_into(reads)
+        timelines_slot = self.state.timelines_into(
+            reads, sorted({results[i].conversation_id for i in todo})
+        )
+        raw = await reads.run()
+        views, funds = views_slot.of(raw), funds_slot.of(raw)
+        timelines = timelines_slot.of(raw)
+        index = await self.knowledge.index_at(revision_slot.of(raw))
         # A verified customer asking about their own order: their orders, newest first.
         asking = sorted(
             {
@@ -176,12 +191,11 @@ class Bot:
             }
         )
         orders = await self.orders.of_customers(asking)
-        codes = sorted(
-            {c for i in todo for c in policy.fund_codes(items[i]["data"]["analysis"])}
-            | {o["fund_code"] for listed in orders.values() for o in listed}
+        ordered = sorted(
+            {o["fund_code"] for listed in orders.values() for o in listed} - set(named)
         )
-        funds = await self.funds.get_many(codes)
-        index = await self.knowledge.index()
+        if ordered:
+            funds.update(await self.funds.get_many(ordered))
         # Every fund record, only when some message may ask for a recommendation.
         catalogue = (
             await self.funds.all()
@@ -265,12 +279,11 @@ class Bot:
                 moves.append((i, self._handoff_move(it, res, decision, memory), None))
         if not moves:
             return outcomes
-        # The agent's summary needs the customer's words so far: one read for the hand-offs.
+        # The agent's summary: the customer's words so far, read with the views above.
         if handoff_convs:
-            texts = await self._texts(handoff_convs)
             for n, (i, move, _) in enumerate(moves):
                 if move.action == "handoff" and move.handoff is not None:
-                    asked, said = texts.get(move.conversation_id, ([], []))
+                    asked, said = words(timelines.get(move.conversation_id, []))
                     move.handoff["summary"] = policy.summary(
                         asked, said, move.handoff["reason"], move.handoff["intent"]
                     )
@@ -358,18 +371,6 @@ class Bot:
         return Move(
             res.conversation_id, "handoff", d["event_id"], entry, reply, {}, handoff=handoff
         )
-
-    async def _texts(self, convs: list[str]) -> dict[str, tuple[list[str], list[str]]]:
-        pipe = self.state.redis.pipeline(transaction=False)
-        for c in convs:
-            pipe.lrange(keys.timeline(c), -20, -1)
-        out: dict[str, tuple[list[str], list[str]]] = {}
-        for c, raw in zip(convs, await pipe.execute(), strict=True):
-            entries = [orjson.loads(x) for x in raw]
-            asked = [e.get("text", "") for e in entries if e.get("direction") == "in"]
-            said = [e.get("text", "") for e in entries if e.get("author") == "bot"]
-            out[c] = (asked, said)
-        return out
 
     async def _handoff_of(self, conv: str) -> dict[str, Any] | None:
         raw = await self.state.redis.hget(keys.conversation(conv), "handoff")

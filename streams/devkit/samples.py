@@ -44,4 +44,6 @@ def sample_funds(at_ms: int | None = None) -> list[dict[str, Any]]:
                 "sample": True,
             }
         )
+        if f.manager:
+            out[-1]["manager"] = f.manager
     return out

@@ -26,6 +26,7 @@ class Fund:
     nav_date: str
     redemption_arrival: str
     fees: dict[str, str] = field(default_factory=dict)
+    manager: str = ""  # the fund company that manages it (融通基金, 易方达基金…)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,6 +47,7 @@ _KNOWN = {
     "nav_date",
     "redemption_arrival",
     "fees",
+    "manager",
 }
 
 
@@ -92,6 +94,7 @@ def _fund(d: dict[str, Any]) -> Fund:
         nav_date=d.get("nav_date", ""),
         redemption_arrival=d.get("redemption_arrival", ""),
         fees=dict(d.get("fees", {})),
+        manager=d.get("manager", ""),
         extra={k: v for k, v in d.items() if k not in _KNOWN},
     )
 

@@ -54,6 +54,12 @@ def _letter(m: re.Match[str]) -> str:
 
 def _classes(text_low: str, start: int, end: int, family: list[Fund]) -> list[str]:
     """Every share class written with this name match, in order ("领先成长A和C" -> A, C)."""
+    return _mention(text_low, start, end, family)[0]
+
+
+def _mention(text_low: str, start: int, end: int, family: list[Fund]) -> tuple[list[str], int]:
+    """The share classes written with this name match, and where the mention ends (after the
+    rest of the name and the last class letter)."""
     out: list[str] = []
     # A class letter inside the matched alias ("领先成长a", "融通债c") was part of the match.
     last = text_low[end - 1 : end]
@@ -68,14 +74,38 @@ def _classes(text_low: str, start: int, end: int, family: list[Fund]) -> list[st
             pos += 1
         m = _CLASS_AFTER.match(text_low, pos)
         if not m:
-            return out
+            # No class letter: the mention goes on only as far as it still spells one of
+            # the fund's names ("融通蓝筹" + "成长" in "融通蓝筹成长最新净值", "融通巨潮" + "100").
+            names = [n.lower() for f in family for n in (f.name, f.full_name)]
+            pos = min(len(text_low), end + _NAME_REST_MAX)
+            while pos > end and not any(text_low[start:pos] in n for n in names):
+                pos -= 1
+            return out, pos
         out.append(_letter(m))
-        end = m.end(1) if m.group(1) else m.end(2)
+        end = m.end()
     m = _CLASS_MORE.match(text_low, end)
     while m:
         out.append(_letter(m))
-        m = _CLASS_MORE.match(text_low, m.end())
-    return list(dict.fromkeys(out))
+        end = m.end()
+        m = _CLASS_MORE.match(text_low, end)
+    return list(dict.fromkeys(out)), end
+
+
+def fund_spans(text: str, catalogue: Catalogue | None = None) -> list[tuple[int, int]]:
+    """Where the message names a fund: each name or alias with the rest of the fund's name
+    and the class letters after it ("新能源汽车C", "领先成长A和C类"), as (start, end) in
+    `to_simplified(text).lower()` (which has the same length as `text`)."""
+    cat = catalogue or load_catalogue()
+    low = to_simplified(text).lower()
+    spans = []
+    for a, b, cands in cat.match_names(low):
+        family = _family(cands, cat)
+        # and back as far as the text before it still spells a name ("融通" + "稳健添瑞A")
+        names = [n.lower() for f in family for n in (f.name, f.full_name)]
+        while a > 0 and any(low[a - 1 : b] in n for n in names):
+            a -= 1
+        spans.append((a, _mention(low, a, b, family)[1]))
+    return spans
 
 
 def _family(cands: list[Fund], cat: Catalogue) -> list[Fund]:

@@ -4,8 +4,8 @@ The same :func:`analyze` runs when the model is trained (inside scikit-learn's v
 when it is served (with numpy only), so the two can never drift apart.
 
 Normalisation makes the features robust to what real customers type:
-- full-width ASCII to half-width, lower case, traditional characters to simplified (a small
-  table of the characters customer-service text actually uses, written for this project);
+- full-width ASCII to half-width, lower case, traditional characters to simplified (OpenCC's
+  character table, with a small hand-written table of this domain's pairs on top);
 - every fund name or abbreviation in the catalogue becomes one placeholder, so the model learns
   "<fund> 净值多少" rather than memorising fund names; six-digit codes, long digit runs (cards,
   orders, phones) and other numbers get their own placeholders;
@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 from streams.nlu.sentiment import cue_tokens
 
@@ -53,10 +54,41 @@ for _i in range(0, len(_PAIRS), 2):
 _S2T: dict[str, str] = {s: t for t, s in _T2S.items()}
 # Variants that are not traditional/simplified pairs but mean the same thing here.
 _T2S.update({"臺": "台", "賬": "账", "裏": "里", "妳": "你", "囉": "啰", "鋒": "锋"})
+# Every traditional form of the characters in our fund names, article titles and questions,
+# search and rule words (streams/nlu/data/t2s.txt, generated once by training/nlu/t2s_table.py
+# from OpenCC's dictionaries): a fund name with one character the hand table lacks (鋒, 車, 藍,
+# 籌) finds no fund. Read only, never inverted: to_traditional (the training augmentation)
+# keeps the hand table, so the model's training data do not change with it.
+for _line in (Path(__file__).parent / "data" / "t2s.txt").read_text(encoding="utf-8").splitlines():
+    if _line and not _line.startswith("#"):
+        _t, _s = _line.split()
+        _T2S.setdefault(_t, _s)
 
 _FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20
-_TRANS = str.maketrans({**{chr(k): chr(v) for k, v in _FULLWIDTH.items()}, **_T2S})
+
+
+def _opencc_t2s() -> dict[str, str]:
+    """OpenCC's character table, traditional -> simplified (``TSCharacters.txt`` as shipped in
+    the ``opencc-python-reimplemented`` wheel, Apache-2.0): about 4,000 characters, the first
+    simplified form of each. Only the table is read, once; the per-message cost stays one
+    ``str.translate``. Phrase-level conversion (OpenCC's ``convert``, ~60 µs a message) is not
+    used: mapping traditional to simplified is almost always one character to one."""
+    from importlib.resources import files
+
+    table: dict[str, str] = {}
+    text = (files("opencc") / "dictionary" / "TSCharacters.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        src, _, dst = line.partition("\t")
+        dst = dst.split(" ")[0]
+        if len(src) == 1 and len(dst) == 1 and src != dst:
+            table[src] = dst
+    return table
+
+
+# OpenCC's table first, then the hand-written pairs and variants above on top (they decide where
+# the two differ, so the augmentation's `to_traditional` round-trips), then full-width ASCII.
+_TRANS = str.maketrans({**_opencc_t2s(), **_T2S, **{chr(k): chr(v) for k, v in _FULLWIDTH.items()}})
 
 _QUESTION = re.compile(r"[?？]+")
 _EXCLAIM = re.compile(r"[!！]+")

@@ -21,6 +21,7 @@ from schemas.errors import UndeliverableReply, UnknownEventType
 from schemas.payloads import AssignmentCreated, ReplyCreated, envelope_of
 from schemas.vocabulary import Channel
 from session import bounds
+from session.reads import Reads
 from session.store import Append, SessionStore
 from streams.consume import Outbox
 from streams.stages.placements import SOURCE, Placements, to_agents
@@ -103,6 +104,9 @@ class AgentEvents:
         self.registry = registry
         self.placements = placements
         self.visitors = VisitorNews(session.redis)
+        self.bounds = bounds.Trimmer(
+            session.redis, session.settings.seen_cap, session.settings.refs_cap
+        )
 
     async def handle(self, items: list[Envelope], out: Outbox) -> None:
         """Runs of simple acts go through together (a few round trips for the run, not four
@@ -159,18 +163,33 @@ class AgentEvents:
             )
         )
         if appends:  # replies grow the seen-set too (session/bounds.py)
-            await bounds.trim(
-                self.session.redis,
-                [a.conversation_id for a in appends],
-                self.session.settings.seen_cap,
-                self.session.settings.refs_cap,
-            )
-        accepted = [e.data["conversation_id"] for e in run if e.type == events.AGENT_ACCEPTED]
-        convs = dict(zip(accepted, await self.session.get_conversations(accepted), strict=True))
-        earlier = await self.session.list_conversations_many(
-            [c["customer_id"] for c in convs.values() if c and c.get("customer_id")]
+            await self.bounds.after_batch([a.conversation_id for a in appends])
+        # What assignments need, in one round trip: the conversations, their customers'
+        # other conversations (the accept names its customer) and the agents' names (what a
+        # web visitor is told); then the rows of those other conversations.
+        taken = [e.data for e in run if e.type == events.AGENT_ACCEPTED]
+        accepted = [d["conversation_id"] for d in taken]
+        reads = Reads(self.session.redis)
+        convs_slot = self.session.conversations_into(reads, accepted)
+        ids_slot = self.session.conversation_ids_into(
+            reads, [d["customer_id"] for d in taken if d.get("customer_id")]
         )
-        await self._tell_visitors(run, convs)
+        names_slot = self.registry.agent_names_into(reads, sorted({d["agent_id"] for d in taken}))
+        raw = await reads.run()
+        convs = dict(zip(accepted, convs_slot.of(raw), strict=True))
+        ids = ids_slot.of(raw)
+        # An accept that named no customer, or another one than the conversation's now.
+        unread = [
+            c["customer_id"]
+            for c in convs.values()
+            if c and c.get("customer_id") and c["customer_id"] not in ids
+        ]
+        if unread:
+            more = Reads(self.session.redis)
+            more_slot = self.session.conversation_ids_into(more, unread)
+            ids.update(more_slot.of(await more.run()))
+        earlier = await self.session.listed(ids)
+        await self._tell_visitors(run, convs, names_slot.of(raw))
         for env in run:
             d = env.data
             conv_id = d.get("conversation_id", "")  # a status change names none
@@ -199,7 +218,10 @@ class AgentEvents:
         return drain
 
     async def _tell_visitors(
-        self, run: list[Envelope], convs: dict[str, dict[str, Any] | None]
+        self,
+        run: list[Envelope],
+        convs: dict[str, dict[str, Any] | None],
+        names: dict[str, str],
     ) -> None:
         """A web visitor whose conversation an agent accepted learns who joined: the agent's
         name, never its id (channels/chat/waiting.py; once per offer)."""
@@ -213,7 +235,6 @@ class AgentEvents:
                 joined.append((env.data, visitor))
         if not joined:
             return
-        names = await self.registry.agent_names(sorted({d["agent_id"] for d, _ in joined}))
         await self.visitors.agents_joined(
             [
                 Joined(d["conversation_id"], visitor, d["offer_id"], names.get(d["agent_id"]))

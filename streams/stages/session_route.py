@@ -130,6 +130,9 @@ class SessionRoute:
         self.router = router
         self.ledger = ledger
         self.placements = placements
+        self.bounds = bounds.Trimmer(
+            session.redis, session.settings.seen_cap, session.settings.refs_cap
+        )
 
     async def handle(self, items: list[Classified], out: Outbox) -> None:
         prepared = [prepare(it.data) for it in items]
@@ -139,14 +142,9 @@ class SessionRoute:
         results = await self.session.ingest_many(
             [p.ingest for p in prepared], then=lambda pipe: self.ledger.settle_in(pipe, settled)
         )
-        # Seen-sets and refs stay under their caps (session/bounds.py): one counting round
-        # trip per batch, a trim only past a cap.
-        await bounds.trim(
-            self.session.redis,
-            [res.conversation_id for res in results],
-            self.session.settings.seen_cap,
-            self.session.settings.refs_cap,
-        )
+        # Seen-sets and refs stay under their caps (session/bounds.py): counted once every
+        # few batches, trimmed only past a cap.
+        await self.bounds.after_batch([res.conversation_id for res in results])
         customers = [
             await owner_profile(self.session, p.data["customer"], res.customer_id)
             for p, res in zip(prepared, results, strict=True)

@@ -5,6 +5,7 @@ import base64
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -269,3 +270,71 @@ async def browser() -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
+
+
+@dataclass
+class RedisClusterRig:
+    """Three redis-server masters in one Redis Cluster (no replicas), on free ports."""
+
+    ports: list[int]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+
+def _redis_cli() -> str | None:
+    beside = Path(embedded.redis_binary()).with_name("redis-cli")
+    return str(beside) if beside.exists() else shutil.which("redis-cli")
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    import socket
+
+    while True:
+        port = embedded.free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterRig]:
+    """A real Redis Cluster, created the way ops would (`redis-cli --cluster create`)."""
+    cli = _redis_cli()
+    if cli is None:
+        pytest.skip("no redis-cli to create a cluster with")
+    workdir = tmp_path_factory.mktemp("cluster")
+    ports = [_cluster_port() for _ in range(3)]
+    children = []
+    try:
+        for port in ports:
+            node = workdir / str(port)
+            node.mkdir()
+            argv = [embedded.redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+            argv += ["--dir", str(node), "--save", "", "--appendonly", "no"]
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            argv += ["--cluster-node-timeout", "5000", "--protected-mode", "yes"]
+            children.append(embedded._spawn(f"redis-cluster-{port}", argv, node))
+            embedded._wait_redis_ping(port, 15.0)
+        nodes = [f"127.0.0.1:{p}" for p in ports]
+        create = [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"]
+
+        subprocess.run(create, check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        for port in ports:
+            r = redis.Redis(port=port)
+            while r.cluster("info").get("cluster_state") != "ok":
+                assert time.monotonic() < deadline, f"cluster not ok on {port}"
+                time.sleep(0.1)
+            r.close()
+        yield RedisClusterRig(ports)
+    finally:
+        for child in children:
+            child.stop()

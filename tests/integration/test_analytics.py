@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import envelope, events, topics
 from schemas.payloads import Analysis, CustomerView, MessageClassified, Sender, envelope_of
+from session import keys
 from tests.conftest import Services
 from tests.integration.helpers import Api, TopicReader, eventually, uid
 
@@ -173,7 +174,7 @@ async def test_live_figures_per_queue_and_channel_are_pushed_and_on_queues_and_m
     conv_id = offer["conversation_id"]
     code, _ = await api.call("POST", f"/v1/conversations/{conv_id}/resolve", {"agent_id": agent})
     assert code == 200
-    await eventually(lambda: _exists(fresh_redis, f"or:v1:survey:sv-{conv_id}"))
+    await eventually(lambda: _exists(fresh_redis, keys.survey(f"sv-{conv_id}")))
     from channels.app import webhook
     from tests.conftest import APP_ID, APP_SECRET
 
@@ -205,10 +206,10 @@ async def test_live_figures_per_queue_and_channel_are_pushed_and_on_queues_and_m
         await call(phone, call_id, "transcript", "我要查一下我的赎回进度")
 
         async def waiting(p: str = phone) -> Any:
-            for k in fresh_redis.scan_iter("or:v1:cust:*:open"):
+            for k in fresh_redis.scan_iter(keys.customer_current("*")):
                 cid = fresh_redis.get(k)
-                if cid and fresh_redis.hget(b"or:v1:conv:" + cid, "channel") == b"phone":
-                    c = fresh_redis.hgetall(b"or:v1:conv:" + cid)
+                if cid and fresh_redis.hget(keys.conversation(cid.decode()), "channel") == b"phone":
+                    c = fresh_redis.hgetall(keys.conversation(cid.decode()))
                     if c.get(b"state") in (b"waiting", b"open") and p.encode() in c.get(
                         b"reply_to", b""
                     ):
@@ -220,7 +221,9 @@ async def test_live_figures_per_queue_and_channel_are_pushed_and_on_queues_and_m
             import time as _t
 
             fresh_redis.hset(
-                b"or:v1:conv:" + cid, "enqueued_at", int(_t.time() * 1000) - waited_s * 1000
+                keys.conversation(cid.decode()),
+                "enqueued_at",
+                int(_t.time() * 1000) - waited_s * 1000,
             )
         await call(phone, call_id, "ended", "")
 

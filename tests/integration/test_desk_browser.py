@@ -15,6 +15,7 @@ import redis
 from playwright.async_api import Browser, expect
 
 from channels.app import webhook as app_webhook
+from session import keys
 from tests.conftest import APP_ID, APP_SECRET, OPS_TOKEN, Services
 from tests.integration.conftest import DeliveryRig
 from tests.integration.helpers import AgentStream, Api, eventually, uid
@@ -175,7 +176,7 @@ async def test_the_ops_console_charts_the_pushed_figures_and_the_heat_map(
     assert code == 200
 
     async def surveyed() -> bool:
-        return bool(fresh_redis.exists(f"or:v1:survey:sv-{conv_id}"))
+        return bool(fresh_redis.exists(keys.survey(f"sv-{conv_id}")))
 
     await eventually(surveyed)
     answer = b'{"score": 5}'

@@ -271,8 +271,9 @@ async def test_frame_streams_are_capped_and_expire(
         visitor, agent = uid("v"), uid("a")
         for i in range(FRAMES_KEPT + 300):
             await append_visitor_frame(r, visitor, {"type": "reply", "text": f"r{i}"})
+        # (An offer's own frame is written only while the offer is pending: a revoked one.)
         env = Envelope(
-            type=events.OFFER_CREATED, source="test", subject=agent, data={"offer_id": "o"}
+            type=events.OFFER_REVOKED, source="test", subject=agent, data={"offer_id": "o"}
         )
         await append_frames(r, [env])
     finally:

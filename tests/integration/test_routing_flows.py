@@ -4,13 +4,16 @@ position and estimated wait, overflow with an alert on cs.alerts.v1."""
 from __future__ import annotations
 
 import aiohttp
+import orjson
 import pytest
 import redis
 
-from schemas import events, topics
+from channels.agent_feed import append_frames
+from schemas import envelope, events, topics
 from schemas.envelope import now_ms
 from session import keys
 from session.identity import anonymous_id
+from session.store import connect
 from tests.conftest import Services
 from tests.integration.helpers import AgentStream, Api, TopicReader, eventually, uid
 
@@ -38,6 +41,47 @@ def _conversation_of(r: redis.Redis, visitor: str) -> str:
     conv = r.get(keys.customer_current(cid))
     assert conv is not None
     return conv.decode()
+
+
+async def test_an_offer_announced_again_after_its_accept_never_reaches_the_desk(
+    api: Api, http: aiohttp.ClientSession, services: Services
+) -> None:
+    """The worker announces a pending offer again when a redelivered or republished message
+    finds its conversation still offered (the first frame may have been lost in a crash).
+    If the agent accepts between that read and the worker's flush, the frame would reach the
+    desk after the accept: an offer of a conversation the agent already holds (`make chaos`
+    counted these as duplicated; the ledger's republish under load makes them). The same
+    offer event from cs.assignments.v1, flushed again as the worker flushes it: while the
+    offer is pending the desk gets it again; once accepted, never."""
+    a, text = uid("a"), "我想修改绑定的手机号，旧号码已经停用了"
+    await api.add_agent(a, skills={"account": 5})
+    desk = await AgentStream.open(http, services.ws_url, a)
+    await api.post_message("chat", text, {"visitor_id": uid("v")})
+    while True:  # what another test left waiting may be offered to a new agent first
+        offer = await desk.next("offer")
+        if text.startswith(offer["preview"].rstrip("…")):
+            break
+        await api.call("POST", f"/v1/offers/{offer['offer_id']}/reject", {"agent_id": a})
+    offer_id = offer["offer_id"]
+    async with TopicReader(services.bootstrap, topics.ASSIGNMENTS) as reader:
+        raw = await reader.find(
+            lambda e: e.get("type") == events.OFFER_CREATED and e["data"]["offer_id"] == offer_id
+        )
+    announced = envelope.decode(orjson.dumps(raw))
+    r = connect(services.redis_url)
+    try:
+        await append_frames(r, [announced])  # still pending: the desk hears it again
+        await desk.next("offer", lambda f: f["offer_id"] == offer_id)
+        code, body = await api.call("POST", f"/v1/offers/{offer_id}/accept", {"agent_id": a})
+        assert code == 200, body
+        await desk.next("assignment", lambda f: f["offer_id"] == offer_id)
+        await append_frames(r, [announced])  # the flush that raced the accept
+        await desk.drain(1.0)
+    finally:
+        await r.aclose()
+    assert desk.count("offer", lambda f: f["offer_id"] == offer_id) == 2, desk.frames
+    _, agent = await api.call("GET", f"/v1/agents/{a}")
+    assert agent["offers"] == [] and agent["load"]["chat"] == 1, agent
 
 
 async def test_transfer_to_named_agent_keeps_history_and_frees_the_first_agent(

@@ -314,21 +314,21 @@ async def test_scripts_run_in_order_in_one_round_trip_and_survive_a_flushed_scri
     server forgot its scripts (a restart, SCRIPT FLUSH) the calls that met NOSCRIPT run once
     more, after loading, and none runs twice; what `then` queues runs after them."""
     r = store.redis
-    script = r.register_script("return redis.call('RPUSH', ARGV[1], ARGV[2])")
+    script = r.register_script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
     await r.delete("rm:list", "rm:after")
     await r.script_flush()
     got = await run_many(
         r,
         script,
-        [["rm:list", "a"], ["rm:list", "b"], ["rm:list", "c"]],
+        [(["rm:list"], ["a"]), (["rm:list"], ["b"]), (["rm:list"], ["c"])],
         then=lambda pipe: pipe.set("rm:after", "1"),
     )
     assert got == [1, 2, 3]
     assert await r.lrange("rm:list", 0, -1) == [b"a", b"b", b"c"]
     assert await r.get("rm:after") == b"1"
     # Known now: one more batch goes through at once.
-    assert await run_many(r, script, [["rm:list", "d"]]) == [4]
-    bad = r.register_script("return redis.call('INCR', ARGV[1])")
+    assert await run_many(r, script, [(["rm:list"], ["d"])]) == [4]
+    bad = r.register_script("return redis.call('INCR', KEYS[1])")
     await r.set("rm:text", "x")
     with pytest.raises(ResponseError):
-        await run_many(r, bad, [["rm:text"]])
+        await run_many(r, bad, [(["rm:text"], [])])

@@ -6,7 +6,8 @@ its own gateway, workers and delivery processes, and asserts the guarantees, nev
   restarted: nothing accepted is lost, nothing is in two conversations or offered again after
   an accept, no conversation is held by two agents, every acknowledged reply has its outcome;
 - fuzz: schemathesis as every scope (fixed seed), poison records on every consumed topic and
-  a hostile mail corpus: no 5xx, no response outside the document, every poison record
+  a hostile mail corpus: no 5xx, no response outside the document (every declared body
+  checked), no schema-valid request refused, every poison record
   dead-lettered with a reason, the good message after them still offered, SMTP answered.
 """
 
@@ -58,8 +59,8 @@ def test_chaos_short_form_loses_nothing_across_a_worker_and_a_redis_kill() -> No
 @pytest.mark.timeout(900)
 def test_fuzz_short_form_finds_no_server_error_and_dead_letters_every_poison_record() -> None:
     """Schemathesis (fixed seed, a few examples per operation) as each of the five scopes,
-    30 poison records on each consumed topic and 26 hostile mails: no 5xx and no response
-    outside the document; every poison record dead-lettered with a reason and the good
+    30 poison records on each consumed topic and 26 hostile mails: no 5xx, no response
+    outside the document and no schema-valid request refused; every poison record dead-lettered with a reason and the good
     message after them offered; every mail answered by SMTP."""
     f = run_bench(
         "fuzz.py",
@@ -71,6 +72,7 @@ def test_fuzz_short_form_finds_no_server_error_and_dead_letters_every_poison_rec
         assert api["requests"] > 0, (scope, api)
         assert api["server_errors"] == 0, (scope, api)
         assert api["schema_violations"] == 0, (scope, api)
+        assert api["valid_refused"] == 0, (scope, api)  # a schema-valid request refused
     poison = f["poison"]
     assert poison["records"] > 200, poison  # 30 a topic, less the tombstones of compacted ones
     assert poison["not_dead_lettered"] == 0, poison

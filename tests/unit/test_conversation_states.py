@@ -28,7 +28,7 @@ def _written(source: str) -> set[str]:
     for line in source.splitlines():
         if "HSET" in line:
             states.update(_WRITE.findall(line))
-    if re.search(r"\brequeue\(p,", source):
+    if re.search(r"\brequeue\(", source):
         states.add(State.WAITING.value)  # session/lua/lib.lua: requeue writes waiting
     return states
 

@@ -82,3 +82,33 @@ def test_letters_that_are_not_share_classes():
     assert _classes("新蓝筹a股占比多少") == [("161601", "A")]
     assert _classes("融通AI指数净值") == [("161631", "A")]
     assert extract("领先成长净值多少")["unknown_share_classes"] == []
+
+
+def test_every_traditional_form_of_a_fund_name_finds_the_fund():
+    """車, 藍, 籌 were missing from the hand table as 鋒 was (bot_fresh6, bot_fresh7): the shipped
+    table (streams/nlu/data/t2s.txt) holds every traditional form of every character in the
+    catalogue's names and aliases, so each name written in traditional characters is found."""
+    from streams.nlu.features import to_simplified
+
+    assert to_simplified("融通新藍籌 新能源汽車 動力先鋒") == "融通新蓝筹 新能源汽车 动力先锋"
+    assert [f["code"] for f in extract("新能源汽車A淨值")["funds"]] == ["001152"]
+    assert [f["code"] for f in extract("融通新藍籌淨值")["funds"]] == ["161601"]
+    # the hand table's pairs still hold
+    assert to_simplified("開戶 帳號 裡面") == "开户 帐号 里面"
+
+
+def test_fund_spans_cover_the_whole_name_and_its_classes():
+    """What the bot's NAV whitelist takes out as the fund: the name with the rest of it, the
+    part before the alias that still spells it, and the class letters."""
+    from streams.nlu.entities import fund_spans
+
+    def rest(text):
+        for a, b in fund_spans(text):
+            text = text[:a] + " " * (b - a) + text[b:]
+        return text.strip()
+
+    assert rest("融通蓝筹成长最新净值") == "最新净值"
+    assert rest("融通稳健添瑞A的最新净值") == "的最新净值"
+    assert rest("融通巨潮100单位净值") == "单位净值"
+    assert rest("领先成长A和C类的净值") == "的净值"
+    assert rest("领先成长累计净值") == "累计净值"

@@ -118,3 +118,18 @@ def test_real_eval_sets_are_apart_from_training():
         assert not keys & train_keys
         assert not keys & seen
         seen |= keys
+
+
+def test_traditional_characters_beyond_the_hand_table():
+    """OpenCC's character table covers what the hand-written pairs miss (講, 註, 隻, 檔, 寶,
+    責), the hand-written pairs still decide where the two differ, and the features of a
+    message written in traditional characters are those of its simplified form. Conversion is
+    character by character: a phrase rule such as 回覆 -> 回复 is not applied (覆 is simplified
+    too)."""
+    from streams.nlu.features import _T2S, analyze, to_simplified
+
+    assert to_simplified("講兩句就掛電話，這隻基金註銷帳戶現金寶你們要負責") == (
+        "讲两句就挂电话,这只基金注销帐户现金宝你们要负责"
+    )
+    assert all(to_simplified(t) == s for t, s in _T2S.items())
+    assert analyze("這檔基金風險等級多少？講清楚") == analyze("这档基金风险等级多少?讲清楚")

@@ -9,6 +9,7 @@ import pytest
 from channels.email.authres import verified_sender
 from schemas.errors import SchemaError
 from schemas.models import parse_inbound
+from session import keys
 from session import settings as session_settings
 from session.continuity import continuity_args, message_id, thread_refs
 from session.identity import anonymous_id, anonymous_key, evidence_of, merge_candidates
@@ -147,4 +148,4 @@ def test_thread_refs_most_recent_first_without_brackets() -> None:
         }
     )
     assert args["message_id"] == "d@x" and args["thread_refs"] == ["c@x"]
-    assert args["anonymous"] is True and args["ref_keys"] == ["or:v1:dedupe:email:m1"]
+    assert args["anonymous"] is True and args["ref_keys"] == [keys.dedupe("email", "m1")]
