@@ -65,17 +65,23 @@ async def append_frames(redis: aioredis.Redis, envs: list[Envelope]) -> int:
     """`append_frame` for a batch in one pipeline, in order; returns the frames sent (an
     offer's frame is dropped in Redis when the offer is no longer pending: _OFFER_FRAME)."""
     pipe = redis.pipeline(transaction=False)
-    offer_frame = redis.register_script(_OFFER_FRAME)
     n = 0
     for env in envs:
         payload = frame(env)
         if payload is None or not env.subject:
             continue
         if env.type == events.OFFER_CREATED:
-            await offer_frame(
-                keys=[keys.agent_frames(env.subject), keys.offer(str(env.data["offer_id"]))],
-                args=[orjson.dumps(payload), FRAMES_KEPT, frames_ttl_s()],
-                client=pipe,
+            # EVAL, not a registered script: redis-py asks SCRIPT EXISTS before a pipeline
+            # holding one (a round trip per flush), and a NOSCRIPT retry could not keep the
+            # frames' order; the script is a few lines, and the server caches it by its SHA.
+            pipe.eval(
+                _OFFER_FRAME,
+                2,
+                keys.agent_frames(env.subject),
+                keys.offer(str(env.data["offer_id"])),
+                orjson.dumps(payload),
+                FRAMES_KEPT,
+                frames_ttl_s(),
             )
             n += 1
             continue

@@ -20,15 +20,17 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from channels.agent_feed import append_frames
 from channels.chat.presence import VisitorPresence
 from channels.chat.waiting import Joined, VisitorNews, Waiting
-from channels.limits import RateLimiter
+from channels.limits import RateLimiter, SocketCaps
 from channels.settings import LimitSettings
 from router.abandons import Abandons
 from router.policy import Job
 from router.registry import Registry
 from router.tasks import Tasks
-from schemas.envelope import now_ms
+from schemas import events
+from schemas.envelope import Envelope, now_ms
 from schemas.payloads import TaskView
 from session import keys
 from session.botstate import BotState, Move
@@ -249,6 +251,23 @@ async def test_every_script_runs_on_a_redis_cluster_through_the_cluster_client(
     await notices.hold([(now - 1, {"reply_id": "o-1.n1", "text": "到账"})])
     assert [n["reply_id"] for n in await notices.take(now_ms())] == ["o-1.n1"]
     await RateLimiter(rc, LimitSettings()).check("inbound", "203.0.113.9")
+    caps = SocketCaps(LimitSettings(), rc)
+    admitted = await caps.admit("visitor", "v-9")
+    assert admitted.refused is None and admitted.key, admitted
+    await caps.renew()
+    await caps.release(admitted)
+    assert await FundStore(rc).delete("161606") == 1
+
+    # An offer's frame reaches the agent's desk only while the offer is pending.
+    await rc.hset(keys.offer("of-frame"), mapping={"agent_id": "a1", "conversation_id": "c-f"})
+    offered = Envelope(
+        type=events.OFFER_CREATED,
+        source="test",
+        subject="a1",
+        data={"offer_id": "of-frame", "conversation_id": "c-f"},
+    )
+    assert await append_frames(rc, [offered]) == 1
+    assert await rc.xlen(keys.agent_frames("a1")) >= 1
 
     # Erasure, last: everything of the customer goes, in one script.
     erased = await store.erase_customer("C10086")
