@@ -75,23 +75,30 @@ def right(decision: policy.Decision, expect: str) -> bool:
     return f"{'fund' if src['kind'] == 'fund' else 'kb'}:{src['id']}" in expect.split("|")
 
 
+def first_turn(
+    r: dict[str, Any], th: Thresholds, index: Index, funds: dict[str, Any], now: int
+) -> policy.Decision:
+    """The bot's decision on a set's question, as the first turn of a web visitor's chat."""
+    return policy.decide(
+        r["analysis"],
+        r["text"],
+        Memory(),
+        index,
+        funds,
+        now,
+        "chat",
+        th,
+        customer=VISITOR,
+        catalogue=list(funds.values()),
+    )
+
+
 def score(
     rows: list[dict[str, Any]], th: Thresholds, index: Index, funds: dict[str, Any], now: int
 ) -> dict[str, float]:
     answered = correct = answerable = answerable_right = leaked = 0
     for r in rows:
-        d = policy.decide(
-            r["analysis"],
-            r["text"],
-            Memory(),
-            index,
-            funds,
-            now,
-            "chat",
-            th,
-            customer=VISITOR,
-            catalogue=list(funds.values()),
-        )
+        d = first_turn(r, th, index, funds, now)
         ok = right(d, r["expect"])
         if r["expect"] != "handoff":
             answerable += 1
@@ -119,18 +126,7 @@ def wrong_answers(
     """(text, expected, the answer's first source) of each answered message that is wrong."""
     out = []
     for r in rows:
-        d = policy.decide(
-            r["analysis"],
-            r["text"],
-            Memory(),
-            index,
-            funds,
-            now,
-            "chat",
-            th,
-            customer=VISITOR,
-            catalogue=list(funds.values()),
-        )
+        d = first_turn(r, th, index, funds, now)
         if isinstance(d, Answer) and not right(d, r["expect"]):
             src = d.sources[0]
             out.append((r["text"], r["expect"], f"{src['kind']}:{src['id']}"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import aiohttp
@@ -144,41 +143,32 @@ async def test_a_late_tombstone_never_removes_a_fund_written_after_it(
     code = "161698"
     status, body = await api.call("PUT", f"/v1/funds/{code}", _BOND)
     assert status == 200, body
-    producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
-    await producer.start()
-    marker = uid("late").encode()
-    try:
-        # A DELETE of a minute ago, read only now; then a poison record on the same key (so
-        # the same partition), whose dead letter says the worker is past the tombstone.
-        await producer.send_and_wait(
-            topics.FUNDS, None, key=code.encode(), timestamp_ms=now_ms() - 60_000
-        )
-        await producer.send_and_wait(topics.FUNDS, _poison(marker), key=code.encode())
-    finally:
-        await producer.stop()
-    async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
-        await dlq.find(lambda e: marker.decode() in orjson.dumps(e).decode())
+    # A DELETE of a minute ago, read only now.
+    await _applied_late(services, code, None)
     status, rec = await api.call("GET", f"/v1/funds/{code}")
     assert status == 200, rec
 
     # The other way round: deleted now, then a record written before the deletion arrives.
     status, _ = await api.call("DELETE", f"/v1/funds/{code}")
     assert status == 200
+    newer_nav = {**_BOND, "nav": {**_BOND["nav"], "date": "2026-02-02"}}  # type: ignore[dict-item]
+    await _applied_late(services, code, orjson.dumps(newer_nav))
+    status, rec = await api.call("GET", f"/v1/funds/{code}")
+    assert status == 404, rec
+
+
+async def _applied_late(services: Services, code: str, value: bytes | None) -> None:
+    """`value` (None: a tombstone) on cs.funds.v1 stamped a minute ago, then a poison record
+    on the same key (so the same partition): its dead letter says the worker is past it."""
     producer = AIOKafkaProducer(bootstrap_servers=services.bootstrap)
     await producer.start()
     marker = uid("late").encode()
     try:
-        newer_nav = {**_BOND, "nav": {**_BOND["nav"], "date": "2026-02-02"}}  # type: ignore[dict-item]
         await producer.send_and_wait(
-            topics.FUNDS,
-            orjson.dumps(newer_nav),
-            key=code.encode(),
-            timestamp_ms=int(time.time() * 1000) - 60_000,
+            topics.FUNDS, value, key=code.encode(), timestamp_ms=now_ms() - 60_000
         )
         await producer.send_and_wait(topics.FUNDS, _poison(marker), key=code.encode())
     finally:
         await producer.stop()
     async with TopicReader(services.bootstrap, topics.DLQ) as dlq:
         await dlq.find(lambda e: marker.decode() in orjson.dumps(e).decode())
-    status, rec = await api.call("GET", f"/v1/funds/{code}")
-    assert status == 404, rec
