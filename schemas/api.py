@@ -169,12 +169,18 @@ class Status(Body):
     status: AgentStatus
 
 
-_AGENT_ID = Meta(
-    min_length=1,
-    max_length=64,
-    pattern=_NOT_BLANK,
-    description="optional; the agent is the credential's, and this must match it",
-)
+def _acting_agent(max_length: int) -> Meta:
+    """A body's `agent_id`: optional, since the agent is the credential's (a body's must
+    agree with it); the limit is the one each route has always had."""
+    return Meta(
+        min_length=1,
+        max_length=max_length,
+        pattern=_NOT_BLANK,
+        description="optional; the agent is the credential's, and this must match it",
+    )
+
+
+_AGENT_ID = _acting_agent(64)
 
 
 class AgentAction(Body):
@@ -313,12 +319,7 @@ class Fund(Body):
 # -- tasks (channels/gateway/tasks.py) ---------------------------------------------------------
 
 Hours = Annotated[float, Meta(gt=0, le=MAX_DUE_H, description="hours from now, at most 14 days")]
-_TASK_AGENT = Meta(
-    min_length=1,
-    max_length=128,
-    pattern=_NOT_BLANK,
-    description="optional; the agent is the credential's, and this must match it",
-)
+_TASK_AGENT = _acting_agent(128)
 
 
 class FollowUp(Body):

@@ -65,23 +65,23 @@ def _limited_gateway(
     return base, proc
 
 
-@pytest.fixture(scope="module")
-def limited(services: Services, infra: embedded.Infra) -> Iterator[str]:
-    base, proc = _limited_gateway(services, infra, "limited")
+def _serving(services: Services, infra: embedded.Infra, name: str) -> Iterator[str]:
+    base, proc = _limited_gateway(services, infra, name)
     try:
         yield base
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def limited(services: Services, infra: embedded.Infra) -> Iterator[str]:
+    yield from _serving(services, infra, "limited")
 
 
 @pytest.fixture(scope="module")
 def limited_too(services: Services, infra: embedded.Infra) -> Iterator[str]:
     """A second replica with the same limits: caps must hold across the two."""
-    base, proc = _limited_gateway(services, infra, "limited-too")
-    try:
-        yield base
-    finally:
-        _stop(proc)
+    yield from _serving(services, infra, "limited-too")
 
 
 @pytest.fixture
