@@ -83,12 +83,6 @@ class BotState:
             with_lib(resources.files("session").joinpath("lua", "bot.lua").read_text())
         )
 
-    async def views(self, pairs: list[tuple[str, str]]) -> list[BotView]:
-        """(conversation_id, event_id) -> what the bot knows, in one pipeline."""
-        reads = Reads(self.redis)
-        slot = self.views_into(reads, pairs)
-        return slot.of(await reads.run())
-
     def views_into(self, reads: Reads, pairs: list[tuple[str, str]]) -> Slot[list[BotView]]:
         """`views`, queued on a shared pipeline (session/reads.py)."""
         for conv, eid in pairs:

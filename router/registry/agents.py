@@ -132,17 +132,9 @@ class Agents(RegistryBase):
             returned=[(convs[i], convs[i + 1]) for i in range(0, len(convs), 2)],
         )
 
-    async def agent_names(self, agent_ids: list[str]) -> dict[str, str]:
-        """The `name` of each agent that has one, in one round trip (what a customer may be
-        told; never the id)."""
-        if not agent_ids:
-            return {}
-        reads = Reads(self.redis)
-        slot = self.agent_names_into(reads, agent_ids)
-        return slot.of(await reads.run())
-
     def agent_names_into(self, reads: Reads, agent_ids: list[str]) -> Slot[dict[str, str]]:
-        """`agent_names`, queued on a shared pipeline (session/reads.py)."""
+        """The `name` of each agent that has one (what a customer may be told; never the
+        id), queued on a shared pipeline (session/reads.py)."""
         for a in agent_ids:
             reads.pipe.hget(keys.agent(a), "name")
         return reads.slot(
