@@ -84,7 +84,8 @@ class BotState:
         )
 
     def views_into(self, reads: Reads, pairs: list[tuple[str, str]]) -> Slot[list[BotView]]:
-        """`views`, queued on a shared pipeline (session/reads.py)."""
+        """(conversation_id, event_id) -> what the bot knows, queued on a shared pipeline
+        (session/reads.py)."""
         for conv, eid in pairs:
             reads.pipe.hmget(keys.conversation(conv), list(_FIELDS))
             reads.pipe.hget(keys.bot_replies(conv), eid)

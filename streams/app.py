@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -99,6 +100,20 @@ def faust_app(app_id: str, settings: Settings, partitions: int) -> faust.App:
         stream_wait_empty=False,
         loghandlers=[],
     )
+
+
+@contextlib.contextmanager
+def surviving(cycle: str) -> Iterator[None]:
+    """A periodic cycle's failure stays its own: an exception out of a faust timer crashes the
+    whole worker, every stage with it (a task erased between two reads of the feedback cycle
+    did, in a test run). A store or broker away is tried again at the next tick; anything else
+    is logged with its traceback and tried again at the next tick too."""
+    try:
+        yield
+    except RETRIABLE:
+        pass
+    except Exception:
+        log.exception("cycle.failed", cycle=cycle)
 
 
 def stage_topic(stage: str) -> str:
@@ -227,40 +242,41 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 log.info("stage.stats", stage=consume.stage, topic=topic, **consume.stats())
 
     async def routing(step: Any) -> None:
-        out = Outbox()
-        await step(out)
-        if out.records:
-            await flush(out)
+        """One step of a periodic cycle, and what it publishes; a step that fails is tried
+        again at the next tick and does not keep the cycle's other steps from running."""
+        with surviving(getattr(step, "__qualname__", "step")):
+            out = Outbox()
+            await step(out)
+            if out.records:
+                await flush(out)
 
     @app.timer(interval=1.0)
     async def routing_cycle() -> None:
         """Expire overdue offers, close what visitors who left abandoned, and offer waiting
         conversations to freed capacity."""
-        with contextlib.suppress(*RETRIABLE):
-            await routing(placements.expire_offers)
-            await routing(placements.abandons)
-            await routing(placements.maintain)
-            await routing(placements.drain)
+        await routing(placements.expire_offers)
+        await routing(placements.abandons)
+        await routing(placements.maintain)
+        await routing(placements.drain)
 
     @app.timer(interval=2.0)
     async def feedback_cycle() -> None:
         """Answers not yet applied, tasks without an agent, overdue callbacks."""
-        with contextlib.suppress(*RETRIABLE):
-            await routing(feedback.tick)
+        await routing(feedback.tick)
 
     waiting = WaitingVisitors(registry, session, VisitorNews(redis), settings.visitor_queue_every_s)
 
     @app.timer(interval=1.0)
     async def waiting_cycle() -> None:
         """Each waiting web visitor's place in the queue and estimated wait, when it moved."""
-        with contextlib.suppress(*RETRIABLE):
+        with surviving("waiting"):
             await waiting.tick()
 
     @app.timer(interval=5.0)
     async def notices_cycle() -> None:
         """Progress notices held by quiet hours whose window has ended (every worker runs
         it, whatever its own setting: what one worker held, any may send)."""
-        with contextlib.suppress(*RETRIABLE):
+        with surviving("notices"):
             out = Outbox()
             sent = await stage_6.release(out)
             if out.records:
@@ -270,8 +286,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(interval=10.0)
     async def analytics_cycle() -> None:
         """Fold finished hours into the surge baselines; prune history past 90 days."""
-        with contextlib.suppress(*RETRIABLE):
-            await routing(analytics.tick)
+        await routing(analytics.tick)
 
     inbound_t = out_topics[topics.INBOUND]
 
@@ -283,7 +298,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(interval=max(1.0, audit_after / 4000))
     async def audit_inbound() -> None:
         """Publish again any accepted inbound event not applied in time (see session.ledger)."""
-        with contextlib.suppress(*RETRIABLE):
+        with surviving("audit"):
             await ledger.audit(republish, audit_after)
 
     async def ready(partitions: int) -> None:

@@ -245,7 +245,8 @@ class Feedback:
         if status == "offered" and int(expires or 0) > now:
             return False
         task = await self.tasks.get(task_id)
-        assert task is not None
+        if task is None:
+            return False  # erased (or expired) between the two reads
         avoid_ids = [x for x in (avoid, rated) if x]
         skip = [x for x in (declined or "").split(",") if x]
         if status == "offered" and task.agent_id:
