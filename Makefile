@@ -84,6 +84,7 @@ model: $(STAMP)
 # The frozen real-text set first (issue 14: the figure that counts), then the authors' own sets.
 eval: $(STAMP)
 	$(BIN)/python -m training.nlu.cli eval training/nlu/data/real/atec_test_frozen.jsonl
+	$(BIN)/python -m training.nlu.cli eval training/nlu/data/real/web_test_frozen.jsonl
 	$(BIN)/python -m training.nlu.cli eval training/nlu/data/heldout.jsonl
 
 clean:

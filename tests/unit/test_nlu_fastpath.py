@@ -97,20 +97,23 @@ def test_segmenter_matches_jieba_on_every_corpus_message():
 def test_real_eval_sets_are_apart_from_training():
     """The real-text sets (training/nlu/data/real/) parse, cover the five categories, label
     `negative` everywhere, share no message with each other or with any training corpus, and
-    the frozen one still has the content it was committed with."""
+    each frozen one still has the content it was committed with."""
     import hashlib
 
     real = DATA_DIR / "real"
-    frozen = real / "atec_test_frozen.jsonl"
-    digest = hashlib.sha256(frozen.read_bytes()).hexdigest()
-    assert digest == "153d2f499839b115c45f5ef07922813c0adc9f21913f992e57f8b6f1260a6304"
+    pinned = {
+        "atec_test_frozen.jsonl": "153d2f499839b115c45f5ef07922813c0adc9f21913f992e57f8b6f1260a6304",
+        "web_test_frozen.jsonl": "5f4fdc92fb2fd9c571d734faa8194ab95f9387d9eae3b5c1e766a46ec45adf0b",
+    }
+    for name, sha in pinned.items():
+        assert hashlib.sha256((real / name).read_bytes()).hexdigest() == sha, name
     train_keys = set()
     for corpus in DATA_DIR.glob("corpus_*.jsonl"):
         for line in corpus.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 train_keys.add(split_key(json.loads(line)["text"]))
     seen: set[str] = set()
-    for path in (frozen, real / "atec_dev.jsonl"):
+    for path in sorted(real.glob("*.jsonl")):
         texts, gold, neg, skipped = load_eval(path)
         assert skipped == 0 and set(gold) == set(CATEGORIES)
         assert all(n is not None for n in neg)

@@ -1,0 +1,150 @@
+"""Measure a change to the training data before paying for `make model`.
+
+``python -m training.nlu.trial [--without corpus_x] [--with FILE ...] [--dev FILE ...]``
+trains only the category and negative heads the way `train.py` does (the same corpora, split,
+augmentation, features and C; no calibration) and prints, for each dev file, category
+macro-F1 and negative-class F1 at a grid of thresholds. Every round of issue 14 measured its
+variants this way; before this module each round rebuilt the harness by hand.
+
+Never pass a frozen set (``*_frozen.jsonl``) as ``--dev``: frozen sets choose nothing, and the
+harness refuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.nlu.evaluate import parse_category, parse_negative
+from training.nlu.train import (
+    DATA_DIR,
+    N_AUG,
+    SEED,
+    _expand,
+    _fit_all,
+    _heads_targets,
+    _logits,
+    is_heldout,
+    load_corpus,
+)
+
+CATEGORY_KEYS = ("product", "transaction", "account", "complaint", "technical")
+THRESHOLDS = (0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+DEFAULT_DEV = (
+    DATA_DIR / "real" / "atec_dev.jsonl",
+    DATA_DIR / "realistic_eval.jsonl",
+    DATA_DIR / "heldout.jsonl",
+)
+
+
+def read_set(path: Path) -> tuple[list[str], list[str | None], list[bool | None]]:
+    texts: list[str] = []
+    cats: list[str | None] = []
+    negs: list[bool | None] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        texts.append(str(r.get("text", "")))
+        cats.append(parse_category(r.get("category")))
+        negs.append(parse_negative(r.get("negative")))
+    return texts, cats, negs
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    scores = []
+    for c in CATEGORY_KEYS:
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
+        n_pred = sum(1 for p in pred if p == c)
+        n_gold = sum(1 for g in gold if g == c)
+        if n_gold:
+            scores.append(2 * tp / max(1, n_pred + n_gold))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def binary_f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    tp = float((gold & pred).sum())
+    return 2 * tp / max(1.0, float(gold.sum() + pred.sum()))
+
+
+def measure(rows: list[dict[str, Any]], devs: list[Path], C: float, n_aug: int) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from streams.nlu.features import analyze
+
+    tr = [r for r in rows if not is_heldout(r["text"])]
+    texts, src = _expand(tr, n_aug, SEED)
+    vec = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, min_df=2, dtype=np.float32)
+    X = vec.fit_transform(texts)
+    targets = _heads_targets(tr)
+    models = _fit_all(X, {k: targets[k][src] for k in ("category", "negative")}, C)
+    cat_clf, neg_clf = models["category"], models["negative"]
+    labels = [CATEGORY_KEYS_ALL[i] for i in cat_clf.classes_]
+    out: dict[str, Any] = {"n_train": len(tr), "features": len(vec.vocabulary_)}
+    for path in devs:
+        dev_texts, cats, negs = read_set(path)
+        Xd = vec.transform(dev_texts)
+        z = _logits(cat_clf, Xd)
+        real = [j for j, lab in enumerate(labels) if lab in CATEGORY_KEYS]
+        pred = [labels[real[int(k)]] for k in z[:, real].argmax(axis=1)]
+        scored = [(g, p) for g, p in zip(cats, pred, strict=True) if g in CATEGORY_KEYS]
+        gold_c = [g for g, _ in scored]
+        pred_c = [p for _, p in scored]
+        pn = 1.0 / (1.0 + np.exp(-_logits(neg_clf, Xd)[:, 0]))
+        keep = np.array([n is not None for n in negs])
+        yn = np.array([bool(n) for n in negs])[keep]
+        neg_f1 = {f"{t:g}": round(binary_f1(yn, pn[keep] >= t), 3) for t in THRESHOLDS}
+        out[path.name] = {
+            "n": len(scored),
+            "accuracy": round(float(np.mean([g == p for g, p in scored])), 3),
+            "macro_f1": round(macro_f1(gold_c, pred_c), 3),
+            "negative_f1": neg_f1,
+        }
+    return out
+
+
+CATEGORY_KEYS_ALL = ("product", "transaction", "account", "complaint", "technical", "unclear")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.nlu.trial", description=__doc__)
+    p.add_argument("--without", action="append", default=[], help="corpus file name to leave out")
+    p.add_argument("--with", dest="extra", action="append", default=[], type=Path,
+                   help="an extra corpus file (same format as corpus_*.jsonl)")
+    p.add_argument("--dev", action="append", type=Path, default=None, help="a dev set to report")
+    p.add_argument("--C", type=float, default=5.0)
+    p.add_argument("--aug", type=int, default=N_AUG)
+    a = p.parse_args(argv)
+    devs = a.dev or [d for d in DEFAULT_DEV if d.exists()]
+    frozen = [d for d in devs if "frozen" in d.name]
+    if frozen:
+        print(f"refused: {frozen[0]} is frozen and chooses nothing", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    rows, _ = load_corpus(DATA_DIR)
+    rows = [r for r in rows if r["source"] not in set(a.without)]
+    if a.extra:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in a.extra:
+                (Path(tmp) / f"corpus_{f.stem}.jsonl").write_bytes(f.read_bytes())
+            (Path(tmp) / "real").symlink_to(DATA_DIR / "real")
+            seen = {r["text"] for r in rows}
+            extra, _ = load_corpus(Path(tmp))
+            rows += [r for r in extra if r["text"] not in seen]
+    result = measure(rows, devs, a.C, a.aug)
+    result["seconds"] = round(time.time() - t0, 1)
+    result["corpora"] = sorted({r["source"] for r in rows})
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
