@@ -13,6 +13,7 @@ import numpy as np
 
 from schemas.vocabulary import CATEGORIES
 from streams.nlu import sentiment as senti
+from streams.nlu.boundaries import names_failure
 from streams.nlu.entities import extract
 from streams.nlu.features import to_simplified
 from streams.nlu.model import MODEL_DIR, LinearBundle
@@ -197,9 +198,14 @@ class Understanding:
         top = CATEGORIES[real.index(max(real))]
         confidence = max(pcl)
         raw_top = labels[pcl.index(confidence)]
+        low = to_simplified(text).lower()
+        # 交易失败 is 技术故障类 (the design document's list, streams/nlu/boundaries.py): a
+        # transaction question that names a failure is a fault, at the model's confidence.
+        failed_transaction = top == "transaction" and names_failure(low)
+        if failed_transaction:
+            top = raw_top = "technical"
         category = raw_top if confidence >= self.threshold else "unclear"
 
-        low = to_simplified(text).lower()
         wants_human = bool(_HUMAN.search(low))
 
         # Intent: the best intent compatible with the category (or the top real one).
@@ -211,6 +217,9 @@ class Understanding:
         intent_conf = float(pi[ii] / max(float(pim.sum()), 1e-9))
         if wants_human and category == "unclear":
             intent = "human_request"
+        if failed_transaction and "transaction_failure" in self._intent_labels:
+            intent = "transaction_failure"
+            intent_conf = float(pi[self._intent_labels.index(intent)] / max(float(pim.sum()), 1e-9))
 
         # Other categories the message is also about.
         also: list[str] = []

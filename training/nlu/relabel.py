@@ -19,17 +19,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams.nlu.boundaries import FAILED, HYPOTHETICAL
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 # A purchase, redemption, payment, debit, transfer, conversion or card binding that was
-# attempted and failed or errored: 交易失败, technical. "X不能Y" with a rule given ("提示超过限额")
-# is not here: it names a rule, not a failure, and stays a transaction question.
-_FAILED = re.compile(
-    r"失败|不成功|没成功|未成功|报错|出错|系统异常|交易异常|状态异常|通道异常"
-    r"|买不了|卖不了|赎不了|付不了|绑不上|交易不了|申购不了|赎回不了|购买不了|扣不了|转不出|转不进"
-)
-# A question about what would happen if a debit failed is a rule question, not a failure.
-_HYPOTHETICAL = re.compile(r"会怎么样|会不会|会自动|会被|如果|的话|是否会")
+# attempted and failed or errored: 交易失败, technical (the same patterns the model's output is
+# held to, streams/nlu/boundaries.py). "X不能Y" with a rule given ("提示超过限额") is not there: it
+# names a rule, not a failure, and stays a transaction question.
+_FAILED = FAILED
+_HYPOTHETICAL = HYPOTHETICAL
 # Binding, changing or unbinding the bank card used for trading: 账户绑定, transaction. Phone
 # numbers and e-mail addresses are 信息更新 (account); the card itself as a bank account (挂失,
 # 销卡, 激活, 开户行) stays account too.
