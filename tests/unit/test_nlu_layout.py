@@ -9,7 +9,16 @@ import tomllib
 
 from tests.unit.test_layout import ORDER, ROOT, _imports
 
-INFERENCE = {"__init__", "catalogue", "entities", "features", "model", "sentiment", "understand"}
+INFERENCE = {
+    "__init__",
+    "boundaries",
+    "catalogue",
+    "entities",
+    "features",
+    "model",
+    "sentiment",
+    "understand",
+}
 
 
 def test_no_package_imports_training() -> None:
