@@ -1,10 +1,13 @@
 """Measure a change to the training data before paying for `make model`.
 
-``python -m training.nlu.trial [--without corpus_x] [--with FILE ...] [--dev FILE ...]``
+``python -m training.nlu.trial [--without corpus_x] [--with FILE ... [--take N]] [--dev FILE ...]``
 trains only the category and negative heads the way `train.py` does (the same corpora, split,
 augmentation, features and C; no calibration) and prints, for each dev file, category
 macro-F1 and negative-class F1 at a grid of thresholds. Every round of issue 14 measured its
 variants this way; before this module each round rebuilt the harness by hand.
+
+``--with`` takes a corpus file or an eval-format one (training/nlu/data/pools/: real text that
+may be measured with but never shipped; docs/model-card.md's learning curve).
 
 Never pass a frozen set (``*_frozen.jsonl``) as ``--dev``: frozen sets choose nothing, and the
 harness refuses them.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -30,8 +34,10 @@ from training.nlu.train import (
     _fit_all,
     _heads_targets,
     _logits,
+    eval_keys,
     is_heldout,
     load_corpus,
+    split_key,
 )
 
 CATEGORY_KEYS = ("product", "transaction", "account", "complaint", "technical")
@@ -42,6 +48,43 @@ DEFAULT_DEV = (
     DATA_DIR / "realistic_eval.jsonl",
     DATA_DIR / "heldout.jsonl",
 )
+
+
+# An eval-format file (design-document category names, no intent) used as extra training text
+# gets one generic intent per category: the harness measures the category and negative heads only.
+_GENERIC_INTENT = {
+    "product": "product_info",
+    "transaction": "purchase",
+    "account": "account_open_close",
+    "complaint": "complaint_other",
+    "technical": "app_malfunction",
+}
+
+
+def as_corpus_rows(path: Path, take: int | None = None) -> list[dict[str, Any]]:
+    """Lines of a corpus- or eval-format file as training rows, shuffled with a fixed seed and
+    cut to ``take`` when given."""
+    rows: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        cat = parse_category(r.get("category"))
+        if cat not in _GENERIC_INTENT:
+            continue
+        rows.append(
+            {
+                "text": str(r["text"]),
+                "category": cat,
+                "intent": r.get("intent") or _GENERIC_INTENT[cat],
+                "negative": bool(parse_negative(r.get("negative"))),
+                "anger": bool(r.get("anger", False)),
+                "anxiety": bool(r.get("anxiety", False)),
+                "source": path.name,
+            }
+        )
+    random.Random(1).shuffle(rows)
+    return rows[:take] if take is not None else rows
 
 
 def read_set(path: Path) -> tuple[list[str], list[str | None], list[bool | None]]:
@@ -139,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="an extra corpus file (same format as corpus_*.jsonl)",
     )
+    p.add_argument(
+        "--take",
+        type=int,
+        default=None,
+        help="only the first N lines of each --with file after a seeded shuffle (a learning curve)",
+    )
     p.add_argument("--dev", action="append", type=Path, default=None, help="a dev set to report")
     p.add_argument("--C", type=float, default=5.0)
     p.add_argument("--aug", type=int, default=N_AUG)
@@ -152,15 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     rows, _ = load_corpus(DATA_DIR)
     rows = [r for r in rows if r["source"] not in set(a.without)]
     if a.extra:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            for f in a.extra:
-                (Path(tmp) / f"corpus_{f.stem}.jsonl").write_bytes(f.read_bytes())
-            (Path(tmp) / "real").symlink_to(DATA_DIR / "real")
-            seen = {r["text"] for r in rows}
-            extra, _ = load_corpus(Path(tmp))
-            rows += [r for r in extra if r["text"] not in seen]
+        seen = {split_key(r["text"]) for r in rows} | eval_keys(DATA_DIR)
+        for f in a.extra:
+            extra = as_corpus_rows(f, a.take)
+            rows += [r for r in extra if split_key(r["text"]) not in seen]
+            seen |= {split_key(r["text"]) for r in extra}
     result = measure(rows, devs, a.C, a.aug)
     result["seconds"] = round(time.time() - t0, 1)
     result["corpora"] = sorted({r["source"] for r in rows})
