@@ -56,3 +56,25 @@ def test_the_second_labelling_pairs_line_by_line_with_its_dev_set() -> None:
         assert [(r["id"], r["text"]) for r in a] == [(r["id"], r["text"]) for r in b]
         assert all(parse_category(r["category"]) for r in b)
         assert all(r["confidence"] in ("sure", "unsure") for r in b)
+
+
+def test_runs_over_several_seeds_average_with_their_spread() -> None:
+    from training.nlu.trial import averaged
+
+    def run(macro: float, neg: float) -> dict[str, object]:
+        return {
+            "n_train": 10,
+            "features": 5,
+            "web_dev.jsonl": {
+                "n": 4,
+                "accuracy": 0.5,
+                "macro_f1": macro,
+                "negative_f1": {"0.2": neg},
+            },
+        }
+
+    out = averaged([run(0.70, 0.5), run(0.80, 0.7)])
+    assert out["seeds"] == 2
+    assert out["web_dev.jsonl"]["macro_f1"] == 0.75
+    assert out["web_dev.jsonl"]["macro_f1_spread"] == [0.70, 0.80]
+    assert out["web_dev.jsonl"]["negative_f1"] == {"0.2": 0.6}

@@ -117,13 +117,15 @@ def binary_f1(gold: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / max(1.0, float(gold.sum() + pred.sum()))
 
 
-def measure(rows: list[dict[str, Any]], devs: list[Path], C: float, n_aug: int) -> dict[str, Any]:
+def measure(
+    rows: list[dict[str, Any]], devs: list[Path], C: float, n_aug: int, seed: int = SEED
+) -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from streams.nlu.features import analyze
 
     tr = [r for r in rows if not is_heldout(r["text"])]
-    texts, src = _expand(tr, n_aug, SEED)
+    texts, src = _expand(tr, n_aug, seed)
     vec = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, min_df=2, dtype=np.float32)
     X = vec.fit_transform(texts)
     targets = _heads_targets(tr)
@@ -171,6 +173,24 @@ def measure(rows: list[dict[str, Any]], devs: list[Path], C: float, n_aug: int) 
 CATEGORY_KEYS_ALL = ("product", "transaction", "account", "complaint", "technical", "unclear")
 
 
+def averaged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of several runs' figures, with each figure's min-max spread beside it."""
+    out: dict[str, Any] = {"n_train": runs[0]["n_train"], "seeds": len(runs)}
+    for name, first in runs[0].items():
+        if not isinstance(first, dict):
+            continue
+        per = [r[name] for r in runs]
+        macro = [p["macro_f1"] for p in per]
+        neg = {t: [p["negative_f1"][t] for p in per] for t in first["negative_f1"]}
+        out[name] = {
+            "n": first["n"],
+            "macro_f1": round(float(np.mean(macro)), 3),
+            "macro_f1_spread": [min(macro), max(macro)],
+            "negative_f1": {t: round(float(np.mean(v)), 3) for t, v in neg.items()},
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.nlu.trial", description=__doc__)
     p.add_argument("--without", action="append", default=[], help="corpus file name to leave out")
@@ -189,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         help="only the first N lines of each --with file after a seeded shuffle (a learning curve)",
     )
     p.add_argument("--dev", action="append", type=Path, default=None, help="a dev set to report")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="average over N augmentation seeds (the spread is"
+        " reported): one changed line reshuffles every later line's augmentation",
+    )
     p.add_argument("--C", type=float, default=5.0)
     p.add_argument("--aug", type=int, default=N_AUG)
     a = p.parse_args(argv)
@@ -206,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = as_corpus_rows(f, a.take)
             rows += [r for r in extra if split_key(r["text"]) not in seen]
             seen |= {split_key(r["text"]) for r in extra}
-    result = measure(rows, devs, a.C, a.aug)
+    runs = [measure(rows, devs, a.C, a.aug, SEED + k) for k in range(a.seeds)]
+    result = runs[0] if a.seeds == 1 else averaged(runs)
     result["seconds"] = round(time.time() - t0, 1)
     result["corpora"] = sorted({r["source"] for r in rows})
     print(json.dumps(result, ensure_ascii=False, indent=1))
