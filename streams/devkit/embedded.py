@@ -146,6 +146,9 @@ def _spawn(name: str, argv: list[str], workdir: Path) -> _Child:
         stdin=subprocess.DEVNULL,
         cwd=workdir,
         preexec_fn=_die_with_parent,
+        # Out of the terminal's process group: Ctrl-C must not stop the broker under the
+        # processes still draining into it; whoever started it stops it last.
+        start_new_session=True,
     )
     out.close()
     return _Child(name, proc, log_path, list(argv), workdir)

@@ -53,6 +53,9 @@ class Children:
             env={**os.environ, **self.env, **extra},
             stdin=subprocess.DEVNULL,
             preexec_fn=embedded._die_with_parent,
+            # A session of its own: Ctrl-C reaches only this supervisor, which stops the
+            # processes in order (apps, then the broker and Redis) instead of all at once.
+            start_new_session=True,
         )
 
     def check(self) -> None:
