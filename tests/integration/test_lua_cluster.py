@@ -75,6 +75,30 @@ def _shas() -> dict[str, set[str]]:
     return out
 
 
+async def _chat_in(
+    store: Any,
+    customer_id: str,
+    event_id: str,
+    conversation_id: str,
+    text: str,
+    visitor_id: str,
+    at: int,
+    **extra: Any,
+) -> Any:
+    """A product question arriving on chat from a web visitor."""
+    return await store.ingest(
+        customer_id=customer_id,
+        event_id=event_id,
+        new_conversation_id=conversation_id,
+        entry={"direction": "in", "text": text, "at": at},
+        channel="chat",
+        category="product",
+        priority=10,
+        reply_to={"channel": "chat", "from": {"visitor_id": visitor_id}},
+        **extra,
+    )
+
+
 def _job(conv: str, customer: str, queue: str = "product") -> Job:
     return Job(
         conversation_id=conv,
@@ -105,16 +129,8 @@ async def test_every_script_runs_on_a_redis_cluster_through_the_cluster_client(
     )
     anon = await store.identify({"visitor_id": "v-9"}, "chat")
     assert not anon.identified
-    first = await store.ingest(
-        customer_id=anon.id,
-        event_id="ev-a",
-        new_conversation_id="conv-anon",
-        entry={"direction": "in", "text": "定投怎么设置", "at": now},
-        channel="chat",
-        category="product",
-        priority=10,
-        reply_to={"channel": "chat", "from": {"visitor_id": "v-9"}},
-        anonymous=True,
+    first = await _chat_in(
+        store, anon.id, "ev-a", "conv-anon", "定投怎么设置", "v-9", now, anonymous=True
     )
     who = await store.identify({"phone": "+8613800000001", "verified": ["phone"]}, "phone")
     assert who.id == "C10086", who
@@ -183,16 +199,7 @@ async def test_every_script_runs_on_a_redis_cluster_through_the_cluster_client(
     await reg.release_wrapups(now_ms() + 10_000)
 
     # An agent going offline hands back an offer it holds.
-    other = await store.ingest(
-        customer_id="C20000",
-        event_id="ev-e",
-        new_conversation_id="conv-2",
-        entry={"direction": "in", "text": "赎回多久到账", "at": now},
-        channel="chat",
-        category="product",
-        priority=10,
-        reply_to={"channel": "chat", "from": {"visitor_id": "v-2"}},
-    )
+    other = await _chat_in(store, "C20000", "ev-e", "conv-2", "赎回多久到账", "v-2", now)
     job2 = _job(other.conversation_id, "C20000")
     assert (await reg.offer(job2, "a2", "of-4", now + 60_000, queue="product", head_start_ms=0)).ok
     gone = await reg.change_status("a2", "offline")

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from training.nlu.evaluate import parse_category, parse_negative
+from schemas.vocabulary import CATEGORIES
+from training.nlu.evaluate import metrics, parse_category, parse_negative
+from training.nlu.train import CATEGORIES as LABELS  # the five and `unclear`, the model's
 from training.nlu.train import (
     DATA_DIR,
     N_AUG,
@@ -40,7 +42,6 @@ from training.nlu.train import (
     split_key,
 )
 
-CATEGORY_KEYS = ("product", "transaction", "account", "complaint", "technical")
 THRESHOLDS = (0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 DEFAULT_DEV = (
     DATA_DIR / "real" / "atec_dev.jsonl",
@@ -102,14 +103,8 @@ def read_set(path: Path) -> tuple[list[str], list[str | None], list[bool | None]
 
 
 def macro_f1(gold: list[str], pred: list[str]) -> float:
-    scores = []
-    for c in CATEGORY_KEYS:
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
-        n_pred = sum(1 for p in pred if p == c)
-        n_gold = sum(1 for g in gold if g == c)
-        if n_gold:
-            scores.append(2 * tp / max(1, n_pred + n_gold))
-    return float(np.mean(scores)) if scores else 0.0
+    """The eval report's macro-F1 (training/nlu/evaluate.py), for the five categories."""
+    return float(metrics(gold, pred, [None] * len(gold), [False] * len(gold))["macro_f1"])
 
 
 def binary_f1(gold: np.ndarray, pred: np.ndarray) -> float:
@@ -131,16 +126,16 @@ def measure(
     targets = _heads_targets(tr)
     models = _fit_all(X, {k: targets[k][src] for k in ("category", "negative")}, C)
     cat_clf, neg_clf = models["category"], models["negative"]
-    labels = [CATEGORY_KEYS_ALL[i] for i in cat_clf.classes_]
+    labels = [LABELS[i] for i in cat_clf.classes_]
     out: dict[str, Any] = {"n_train": len(tr), "features": len(vec.vocabulary_)}
     pooled: dict[str, list[Any]] = {"gold": [], "pred": [], "yn": [], "pn": []}
     for path in devs:
         dev_texts, cats, negs = read_set(path)
         Xd = vec.transform(dev_texts)
         z = _logits(cat_clf, Xd)
-        real = [j for j, lab in enumerate(labels) if lab in CATEGORY_KEYS]
+        real = [j for j, lab in enumerate(labels) if lab in CATEGORIES]
         pred = [labels[real[int(k)]] for k in z[:, real].argmax(axis=1)]
-        scored = [(g, p) for g, p in zip(cats, pred, strict=True) if g in CATEGORY_KEYS]
+        scored = [(g, p) for g, p in zip(cats, pred, strict=True) if g in CATEGORIES]
         gold_c = [g for g, _ in scored]
         pred_c = [p for _, p in scored]
         pn = 1.0 / (1.0 + np.exp(-_logits(neg_clf, Xd)[:, 0]))
@@ -168,9 +163,6 @@ def measure(
             "negative_f1": {f"{t:g}": round(binary_f1(yn_all, pn_all >= t), 3) for t in THRESHOLDS},
         }
     return out
-
-
-CATEGORY_KEYS_ALL = ("product", "transaction", "account", "complaint", "technical", "unclear")
 
 
 def averaged(runs: list[dict[str, Any]]) -> dict[str, Any]:
